@@ -1,0 +1,1 @@
+"""The pure domain: model, ports, steps, checks, journal, report. No UI, LDAP or WinRM imports here."""

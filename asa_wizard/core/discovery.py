@@ -1,0 +1,127 @@
+"""Discovery: read the forest, the Exchange servers, the namespaces and every account that matters, through
+the ports, into one `Environment`. Servers are read in parallel (bounded); a server that cannot be read is
+kept with its error, never dropped."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import WizardError
+from .model import Environment, ExchangeServer, SegConfig, derive_namespaces
+from .ports import DirectoryPort, ExchangePort, ServerState
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class DiscoveryOptions:
+    asa_sam: str | None = None
+    seg: SegConfig | None = None
+    concurrency: int = 8
+    read_servers: bool = True  # False: directory only (no WinRM)
+
+
+def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: DiscoveryOptions | None = None,
+             progress: Progress | None = None, cancel: threading.Event | None = None) -> Environment:
+    options = options or DiscoveryOptions()
+    say = progress or (lambda what, done, total: None)
+
+    say("Reading the forest", 0, 1)
+    forest = directory.read_forest()
+    say("Reading the Exchange servers from the configuration partition", 0, 1)
+    servers = directory.exchange_servers()
+    vdirs = directory.virtual_directories()
+    scps = directory.autodiscover_scps()
+
+    iis_iusrs: dict[str, list[str]] = {}
+    if exchange is not None and options.read_servers and servers:
+        states: dict[str, ServerState | WizardError] = {}
+        done = 0
+        lock = threading.Lock()
+
+        def read(server: ExchangeServer) -> None:
+            nonlocal done
+            if cancel is not None and cancel.is_set():
+                return
+            try:
+                result: ServerState | WizardError = exchange.read_server(server.fqdn or server.name)
+            except WizardError as exc:
+                result = exc
+            with lock:
+                states[server.name] = result
+                done += 1
+                say(f"Read {server.name}", done, len(servers))
+
+        with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="discover") as pool:
+            list(pool.map(read, servers))
+
+        from_exchange = []
+        for server in servers:
+            st = states.get(server.name)
+            if isinstance(st, ServerState):
+                merge_server(server, st.server)
+                server.reachable = True
+                from_exchange.extend(st.vdirs)
+                iis_iusrs[server.name] = list(st.iis_iusrs)
+                if st.autodiscover_uri:
+                    scps.setdefault(server.name, st.autodiscover_uri)
+            elif isinstance(st, WizardError):
+                server.reachable = False
+                server.error = str(st)
+        if from_exchange:
+            # The cmdlets are authoritative for the servers that answered; keep the directory's view of the rest.
+            answered = {v.server.lower() for v in from_exchange}
+            vdirs = from_exchange + [v for v in vdirs if v.server.lower() not in answered]
+
+    namespaces = derive_namespaces(vdirs, scps)
+    say("Looking up the owners of the HTTP SPNs", 0, 1)
+    owners_by_host = directory.find_accounts_with_http_spns([n.host for n in namespaces])
+
+    accounts = {}
+    spn_owners: dict[str, list[str]] = {}
+    for host, owners in owners_by_host.items():
+        spn_owners[f"http/{host.lower()}"] = [a.dn for a in owners]
+        for a in owners:
+            accounts[a.dn.lower()] = a
+    for a in directory.find_asa_candidates():
+        accounts.setdefault(a.dn.lower(), a)
+    wanted = [options.asa_sam] if options.asa_sam else []
+    if options.seg:
+        wanted.append(options.seg.service_account)
+        wanted.extend(options.seg.test_users)
+    for sam in wanted:
+        a = directory.get_account(sam)
+        if a is not None:
+            accounts.setdefault(a.dn.lower(), a)
+    for server in servers:
+        a = directory.get_account(f"{server.name}$")
+        if a is not None:
+            accounts.setdefault(a.dn.lower(), a)
+    # every SPN the gathered accounts hold, so duplicates between them are visible too
+    for a in accounts.values():
+        for spn in a.spns:
+            lst = spn_owners.setdefault(spn.lower(), [])
+            if a.dn not in lst:
+                lst.append(a.dn)
+
+    protected = directory.protected_users() if options.seg else []
+    say("Discovery finished", 1, 1)
+    return Environment(forest=forest, servers=servers, vdirs=vdirs, namespaces=namespaces,
+                       accounts=sorted(accounts.values(), key=lambda a: a.dn.lower()), spn_owners=spn_owners,
+                       asa_sam=options.asa_sam, seg=options.seg, iis_iusrs=iis_iusrs, protected_users=protected,
+                       autodiscover_urls=scps)
+
+
+def merge_server(into: ExchangeServer, reported: ExchangeServer) -> None:
+    """Fill what the directory cannot know (ASA state, service host) from what the server reported."""
+    into.asa_latest = reported.asa_latest
+    into.asa_previous = reported.asa_previous
+    into.asa_state_known = True
+    into.service_host_running = reported.service_host_running
+    if reported.version and not into.version:
+        into.version = reported.version
+    if reported.site and not into.site:
+        into.site = reported.site

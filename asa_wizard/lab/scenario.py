@@ -1,0 +1,506 @@
+"""Training-lab scenarios: a TOML file that describes an organisation (see docs/scenarios.md).
+
+`load_scenario(path)` parses and validates; every problem is a ConfigError naming the file, the line and
+the field. The result is plain data; `asa_wizard.lab` builds the directory, the Exchange endpoint and the
+simulated Kerberos from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ConfigError
+from ..core.model import AccountKind, Service
+from ..core.tomlpos import TomlLocator
+from ..resources import scenario_dir
+
+FAULTS = {"none", "unreachable", "slow", "access-denied", "script-missing", "snapin-missing", "fail-roll"}
+VDIR_SECTIONS = {
+    "outlook_anywhere": Service.OUTLOOK_ANYWHERE,
+    "mapi": Service.MAPI,
+    "eas": Service.EAS,
+    "ews": Service.EWS,
+    "owa": Service.OWA,
+    "autodiscover": Service.AUTODISCOVER,
+}
+AUTH_METHODS = {"Basic", "Ntlm", "Negotiate", "OAuth", "Kerberos", "WindowsIntegrated", "Fba", "Digest", "Adfs"}
+PROVIDERS = {"Negotiate", "NTLM", "Negotiate:Kerberos"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+SAM_RE = re.compile(r"^[^\"/\\\[\]:;|=,+*?<>@]{1,20}$")
+
+
+@dataclass
+class LabCredential:
+    account: str  # DOMAIN\NAME$
+    when: datetime
+    key_version: int  # which password of the account the server holds
+
+
+@dataclass
+class LabVdir:
+    service: Service
+    internal_host: str | None = None
+    external_host: str | None = None
+    auth_methods: list[str] = field(default_factory=list)  # IISAuthenticationMethods (OA, MAPI, EWS, EAS)
+    internal_client_auth: str | None = None  # Outlook Anywhere
+    external_client_auth: str | None = None  # Outlook Anywhere
+    # IIS application settings (EAS, EWS)
+    basic: bool = False
+    windows: bool = True
+    providers: list[str] = field(default_factory=lambda: ["Negotiate", "NTLM"])
+    use_kernel_mode: bool = False
+    use_app_pool_credentials: bool = False
+
+
+@dataclass
+class LabServer:
+    name: str
+    fqdn: str
+    version: str
+    roles: list[str]
+    site: str
+    asa_latest: LabCredential | None = None
+    asa_previous: LabCredential | None = None
+    service_host_running: bool = True
+    iis_iusrs: list[str] = field(default_factory=list)
+    vdirs: dict[Service, LabVdir] = field(default_factory=dict)
+    fault: str = "none"
+    slow_seconds: float = 2.0
+    extra_spns: list[str] = field(default_factory=list)  # SPNs on the server's own computer account
+
+
+@dataclass
+class LabAccount:
+    sam: str
+    kind: AccountKind
+    ou: str  # DN relative to the domain ("CN=Computers") or absolute
+    enabled: bool = True
+    spns: list[str] = field(default_factory=list)
+    enctypes: int | None = None
+    pwd_last_set: datetime | None = None
+    key_version: int = 1
+    delegate_to: list[str] = field(default_factory=list)
+    trusted_to_auth: bool = False
+    trusted_for_delegation: bool = False
+    not_delegated: bool = False
+    protected_user: bool = False
+    dont_expire: bool = True
+    description: str = ""
+    upn: str | None = None
+    uac: int | None = None  # explicit value overrides the flags above
+
+
+@dataclass
+class LabSeg:
+    service_account: str
+    test_users: list[str] = field(default_factory=list)
+    ews_proxy: bool = False
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    description: str  # one line, for `lab list`
+    briefing: str
+    path: Path
+    domain: str
+    netbios: str
+    organization: str
+    sites: list[str]
+    servers: list[LabServer]
+    accounts: list[LabAccount]
+    admin_user: str
+    admin_password: str  # lab-only credential for the simulated WinRM endpoint and directory
+    now: datetime
+    asa: str | None = None  # the ASA the scenario intends (sAMAccountName), if any
+    seg: LabSeg | None = None
+    hybrid: bool = False
+    expected_findings: dict[str, str] = field(default_factory=dict)  # check id -> "fail" | "warn"
+    cname_namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def domain_dn(self) -> str:
+        return ",".join(f"DC={part}" for part in self.domain.split("."))
+
+    @property
+    def realm(self) -> str:
+        return self.domain.upper()
+
+    def server(self, name: str) -> LabServer | None:
+        for s in self.servers:
+            if s.name.lower() == name.lower() or s.fqdn.lower() == name.lower():
+                return s
+        return None
+
+    def copy(self) -> "Scenario":
+        return copy.deepcopy(self)
+
+
+# ----------------------------------------------------------------------------------------------------
+def list_scenarios() -> list[Scenario]:
+    """Every scenario shipped with the package, sorted by name."""
+    out = []
+    for p in sorted(scenario_dir().glob("*.toml")):
+        out.append(load_scenario(p))
+    return out
+
+
+def find_scenario(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        return p
+    candidate = scenario_dir() / f"{name_or_path}.toml"
+    if candidate.exists():
+        return candidate
+    names = ", ".join(sorted(x.stem for x in scenario_dir().glob("*.toml")))
+    raise ConfigError(
+        name_or_path,
+        "no such scenario",
+        f"Use one of: {names} (asa-wizard lab list), or the path of a .toml scenario file.",
+    )
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the file ({exc.strerror})", "Check the path.") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            str(path),
+            f"not valid TOML: {exc}",
+            "Fix the syntax at that line (strings in quotes, one key per line, tables in [brackets]).",
+            line=int(m.group(1)) if m else None,
+        ) from None
+    return _Parser(path, text, data).parse()
+
+
+# ----------------------------------------------------------------------------------------------------
+class _Parser:
+    def __init__(self, path: Path, text: str, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        self.loc = TomlLocator(text)
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def fail(self, fieldpath: tuple[Any, ...], problem: str, fix: str = "") -> ConfigError:
+        name = ".".join(f"[{p}]" if isinstance(p, int) else p for p in fieldpath).replace(".[", "[")
+        return ConfigError(str(self.path), problem, fix, line=self.loc.find(fieldpath), field=name)
+
+    def table(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], required: bool = True) -> dict[str, Any]:
+        v = obj.get(key)
+        if v is None:
+            if required:
+                raise self.fail(fp + (key,), "missing table", f"Add a [{'.'.join(map(str, fp + (key,)))}] table.")
+            return {}
+        if not isinstance(v, dict):
+            raise self.fail(fp + (key,), "must be a table", "Write it as a [table] or { inline = table }.")
+        return v
+
+    def string(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], required: bool = True,
+               default: str | None = None) -> str | None:
+        v = obj.get(key, None)
+        if v is None:
+            if required:
+                raise self.fail(fp + (key,), "missing", f'Add {key} = "..." here.')
+            return default
+        if not isinstance(v, str):
+            raise self.fail(fp + (key,), f"must be a string, not {type(v).__name__}", f'Write {key} = "...".')
+        return v
+
+    def boolean(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: bool) -> bool:
+        v = obj.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(fp + (key,), f"must be true or false, not {v!r}", f"Write {key} = true or false.")
+        return v
+
+    def integer(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: int | None) -> int | None:
+        v = obj.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(fp + (key,), f"must be a whole number, not {v!r}", f"Write {key} = 2 (a whole number, no quotes).")
+        if v < 0:
+            raise self.fail(fp + (key,), "must not be negative")
+        return v
+
+    def number(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: float) -> float:
+        v = obj.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise self.fail(fp + (key,), f"must be a positive number, not {v!r}")
+        return float(v)
+
+    def strings(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], allowed: set[str] | None = None) -> list[str]:
+        v = obj.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.fail(fp + (key,), "must be a list of strings", f'Write {key} = ["a", "b"].')
+        if allowed is not None:
+            for x in v:
+                if x not in allowed:
+                    raise self.fail(fp + (key,), f"unknown value {x!r}", "Use one of: " + ", ".join(sorted(allowed)))
+        return list(v)
+
+    def when(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], required: bool = False) -> datetime | None:
+        v = obj.get(key)
+        if v is None:
+            if required:
+                raise self.fail(fp + (key,), "missing", f"Add {key} = 2024-01-31T10:00:00Z.")
+            return None
+        if isinstance(v, datetime):
+            return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+        if isinstance(v, str):
+            try:
+                d = datetime.fromisoformat(v.replace("Z", "+00:00"))
+                return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+            except ValueError:
+                pass
+        raise self.fail(fp + (key,), f"must be a date and time, not {v!r}", "Write it as 2024-01-31T10:00:00Z.")
+
+    def unknown(self, obj: dict[str, Any], allowed: set[str], fp: tuple[Any, ...]) -> None:
+        for k in obj:
+            if k not in allowed:
+                raise self.fail(fp + (k,), "unknown field", "Known fields here: " + ", ".join(sorted(allowed)))
+
+    # --- sections ---------------------------------------------------------------------------------
+    def parse(self) -> Scenario:
+        d = self.data
+        self.unknown(d, {"scenario", "forest", "lab", "defaults", "servers", "accounts", "seg"}, ())
+        sc = self.table(d, "scenario", ())
+        self.unknown(sc, {"name", "title", "description", "briefing", "asa", "hybrid", "expected", "cname_namespaces"},
+                     ("scenario",))
+        name = self.string(sc, "name", ("scenario",))
+        assert name is not None
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+            raise self.fail(("scenario", "name"), f"{name!r} is not a valid name",
+                            "Use lower-case letters, digits and dashes (it is typed on the command line).")
+        expected_raw = self.table(sc, "expected", ("scenario",), required=False)
+        expected: dict[str, str] = {}
+        for k, v in expected_raw.items():
+            if v not in ("fail", "warn"):
+                raise self.fail(("scenario", "expected", k), f"must be \"fail\" or \"warn\", not {v!r}")
+            expected[k] = v
+
+        fo = self.table(d, "forest", ())
+        self.unknown(fo, {"domain", "netbios", "organization", "sites"}, ("forest",))
+        domain = (self.string(fo, "domain", ("forest",)) or "").lower()
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+            raise self.fail(("forest", "domain"), f"{domain!r} is not a DNS domain name", 'Write domain = "contoso.com".')
+        netbios = self.string(fo, "netbios", ("forest",)) or ""
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,15}", netbios):
+            raise self.fail(("forest", "netbios"), f"{netbios!r} is not a NetBIOS domain name",
+                            "Use up to 15 letters, digits or dashes.")
+        sites = self.strings(fo, "sites", ("forest",)) or ["Default-First-Site-Name"]
+
+        lab = self.table(d, "lab", (), required=False)
+        self.unknown(lab, {"admin_user", "admin_password", "now"}, ("lab",))
+        now = self.when(lab, "now", ("lab",)) or datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc)
+
+        defaults = self.table(d, "defaults", (), required=False)
+        self.unknown(defaults, set(VDIR_SECTIONS), ("defaults",))
+
+        raw_servers = d.get("servers", [])
+        if not isinstance(raw_servers, list) or not raw_servers:
+            raise self.fail(("servers",), "at least one [[servers]] entry is needed",
+                            'Add [[servers]] with name, fqdn and version.')
+        servers = [self.server(s, i, defaults, domain, sites) for i, s in enumerate(raw_servers)]
+        seen: set[str] = set()
+        for i, s in enumerate(servers):
+            if s.name.lower() in seen:
+                raise self.fail(("servers", i, "name"), f"server {s.name} is listed twice", "Give each server its own name.")
+            seen.add(s.name.lower())
+
+        raw_accounts = d.get("accounts", [])
+        if not isinstance(raw_accounts, list):
+            raise self.fail(("accounts",), "must be an array of tables", "Write each account as [[accounts]].")
+        accounts = [self.account(a, i) for i, a in enumerate(raw_accounts)]
+
+        seg = None
+        if "seg" in d:
+            sg = self.table(d, "seg", ())
+            self.unknown(sg, {"service_account", "test_users", "ews_proxy"}, ("seg",))
+            seg = LabSeg(
+                service_account=self.string(sg, "service_account", ("seg",)) or "",
+                test_users=self.strings(sg, "test_users", ("seg",)),
+                ews_proxy=self.boolean(sg, "ews_proxy", ("seg",), False),
+            )
+            if not any(a.sam.lower() == seg.service_account.lower() for a in accounts):
+                raise self.fail(("seg", "service_account"), f"no [[accounts]] entry has sam = {seg.service_account!r}",
+                                "Add the service account under [[accounts]] (kind = \"user\").")
+
+        asa = self.string(sc, "asa", ("scenario",), required=False)
+        for i, s in enumerate(servers):
+            for which, cred in (("latest", s.asa_latest), ("previous", s.asa_previous)):
+                if cred is None:
+                    continue
+                acct_name = cred.account.split("\\")[-1]
+                if not any(a.sam.lower() == acct_name.lower() for a in accounts):
+                    raise self.fail(("servers", i, "asa", which, "account"),
+                                    f"{cred.account} is not one of the scenario's [[accounts]]",
+                                    "Add the ASA under [[accounts]] or fix the name (DOMAIN\\NAME$).")
+
+        return Scenario(
+            name=name,
+            title=self.string(sc, "title", ("scenario",)) or name,
+            description=self.string(sc, "description", ("scenario",)) or "",
+            briefing=self.string(sc, "briefing", ("scenario",), required=False, default="") or "",
+            path=self.path,
+            domain=domain,
+            netbios=netbios.upper(),
+            organization=self.string(fo, "organization", ("forest",), required=False, default=netbios) or netbios,
+            sites=sites,
+            servers=servers,
+            accounts=accounts,
+            admin_user=self.string(lab, "admin_user", ("lab",), required=False,
+                                   default=f"{netbios.upper()}\\Administrator") or "",
+            admin_password=self.string(lab, "admin_password", ("lab",), required=False, default="LabAdm1n!Only") or "",
+            now=now,
+            asa=asa,
+            seg=seg,
+            hybrid=self.boolean(sc, "hybrid", ("scenario",), False),
+            expected_findings=expected,
+            cname_namespaces=[h.lower() for h in self.strings(sc, "cname_namespaces", ("scenario",))],
+        )
+
+    def credential(self, obj: dict[str, Any], fp: tuple[Any, ...]) -> LabCredential:
+        self.unknown(obj, {"account", "when", "key_version"}, fp)
+        account = self.string(obj, "account", fp) or ""
+        if "\\" not in account:
+            raise self.fail(fp + ("account",), f"{account!r} is not DOMAIN\\NAME", 'Write account = "CONTOSO\\\\EXASA$".')
+        return LabCredential(account=account, when=self.when(obj, "when", fp, required=True),  # type: ignore[arg-type]
+                             key_version=self.integer(obj, "key_version", fp, 1) or 1)
+
+    def server(self, s: Any, i: int, defaults: dict[str, Any], domain: str, sites: list[str]) -> LabServer:
+        fp: tuple[Any, ...] = ("servers", i)
+        if not isinstance(s, dict):
+            raise self.fail(fp, "must be a table")
+        self.unknown(s, {"name", "fqdn", "version", "roles", "site", "asa", "service_host_running", "iis_iusrs",
+                         "fault", "slow_seconds", "extra_spns", *VDIR_SECTIONS}, fp)
+        name = self.string(s, "name", fp) or ""
+        if not NAME_RE.fullmatch(name):
+            raise self.fail(fp + ("name",), f"{name!r} is not a valid computer name", "Use letters, digits and dashes.")
+        fqdn = (self.string(s, "fqdn", fp, required=False) or f"{name}.{domain}").lower()
+        version = self.string(s, "version", fp) or ""
+        from ..core.model import parse_build
+
+        if not parse_build(version):
+            raise self.fail(fp + ("version",), f"{version!r} is not an Exchange version",
+                            'Write version = "Version 15.2 (Build 1544.4)".')
+        site = self.string(s, "site", fp, required=False, default=sites[0]) or sites[0]
+        if site not in sites:
+            raise self.fail(fp + ("site",), f"site {site!r} is not in [forest].sites", "Add it to sites or fix the name.")
+        fault = self.string(s, "fault", fp, required=False, default="none") or "none"
+        if fault not in FAULTS:
+            raise self.fail(fp + ("fault",), f"unknown fault {fault!r}", "Use one of: " + ", ".join(sorted(FAULTS)))
+        asa = self.table(s, "asa", fp, required=False)
+        self.unknown(asa, {"latest", "previous"}, fp + ("asa",))
+        latest = self.credential(asa["latest"], fp + ("asa", "latest")) if "latest" in asa else None
+        previous = self.credential(asa["previous"], fp + ("asa", "previous")) if "previous" in asa else None
+        vdirs: dict[Service, LabVdir] = {}
+        for key, service in VDIR_SECTIONS.items():
+            merged = dict(defaults.get(key, {}))
+            merged.update(s.get(key, {}) if isinstance(s.get(key, {}), dict) else {})
+            if key in s and not isinstance(s[key], dict):
+                raise self.fail(fp + (key,), "must be a table")
+            if not merged:
+                continue
+            vfp = fp + (key,) if key in s else ("defaults", key)
+            vdirs[service] = self.vdir(service, merged, vfp)
+        return LabServer(
+            name=name,
+            fqdn=fqdn,
+            version=version,
+            roles=self.strings(s, "roles", fp, {"Mailbox", "ClientAccess", "HubTransport", "Edge", "UnifiedMessaging"})
+            or ["Mailbox"],
+            site=site,
+            asa_latest=latest,
+            asa_previous=previous,
+            service_host_running=self.boolean(s, "service_host_running", fp, True),
+            iis_iusrs=self.strings(s, "iis_iusrs", fp),
+            vdirs=vdirs,
+            fault=fault,
+            slow_seconds=self.number(s, "slow_seconds", fp, 2.0),
+            extra_spns=self.strings(s, "extra_spns", fp),
+        )
+
+    def vdir(self, service: Service, v: dict[str, Any], fp: tuple[Any, ...]) -> LabVdir:
+        self.unknown(v, {"internal_host", "external_host", "auth", "internal_client_auth", "external_client_auth",
+                         "basic", "windows", "providers", "use_kernel_mode", "use_app_pool_credentials"}, fp)
+        for k in ("internal_host", "external_host"):
+            h = v.get(k)
+            if h is not None and (not isinstance(h, str) or not re.fullmatch(r"[A-Za-z0-9.-]+", h)):
+                raise self.fail(fp + (k,), f"{h!r} is not a host name", 'Write it as "mail.contoso.com" (no https://).')
+        for k in ("internal_client_auth", "external_client_auth"):
+            if k in v and v[k] not in ("Basic", "Ntlm", "Negotiate"):
+                raise self.fail(fp + (k,), f"unknown method {v[k]!r}", "Use Basic, Ntlm or Negotiate.")
+        return LabVdir(
+            service=service,
+            internal_host=(v.get("internal_host") or None),
+            external_host=(v.get("external_host") or None),
+            auth_methods=self.strings(v, "auth", fp, AUTH_METHODS),
+            internal_client_auth=v.get("internal_client_auth"),
+            external_client_auth=v.get("external_client_auth"),
+            basic=self.boolean(v, "basic", fp, False),
+            windows=self.boolean(v, "windows", fp, True),
+            providers=self.strings(v, "providers", fp, PROVIDERS) if "providers" in v else ["Negotiate", "NTLM"],
+            use_kernel_mode=self.boolean(v, "use_kernel_mode", fp, False),
+            use_app_pool_credentials=self.boolean(v, "use_app_pool_credentials", fp, False),
+        )
+
+    def account(self, a: Any, i: int) -> LabAccount:
+        fp: tuple[Any, ...] = ("accounts", i)
+        if not isinstance(a, dict):
+            raise self.fail(fp, "must be a table")
+        self.unknown(a, {"sam", "kind", "ou", "enabled", "spns", "enctypes", "pwd_last_set", "key_version",
+                         "delegate_to", "trusted_to_auth", "trusted_for_delegation", "not_delegated",
+                         "protected_user", "dont_expire", "description", "upn", "uac"}, fp)
+        sam = self.string(a, "sam", fp) or ""
+        if not SAM_RE.fullmatch(sam):
+            raise self.fail(fp + ("sam",), f"{sam!r} is not a valid sAMAccountName",
+                            "Up to 20 characters, none of \" / \\ [ ] : ; | = , + * ? < > @.")
+        kind_s = self.string(a, "kind", fp, required=False, default="computer" if sam.endswith("$") else "user")
+        try:
+            kind = AccountKind(kind_s)
+        except ValueError:
+            raise self.fail(fp + ("kind",), f"unknown kind {kind_s!r}", "Use computer, user or gmsa.") from None
+        if kind == AccountKind.COMPUTER and not sam.endswith("$"):
+            raise self.fail(fp + ("sam",), f"computer account {sam!r} must end in $", f'Write sam = "{sam}$".')
+        enctypes = self.integer(a, "enctypes", fp, None)
+        if enctypes is not None and enctypes > 0x3F:
+            raise self.fail(fp + ("enctypes",), f"{enctypes} is not an msDS-SupportedEncryptionTypes value",
+                            "Use 24 (AES only), 28 (AES and RC4) or 4 (RC4 only).")
+        for spn in self.strings(a, "spns", fp) + self.strings(a, "delegate_to", fp):
+            if "/" not in spn:
+                raise self.fail(fp + ("spns",), f"{spn!r} is not an SPN", 'Write it as "HTTP/mail.contoso.com".')
+        default_ou = "CN=Computers" if kind == AccountKind.COMPUTER else "CN=Users"
+        if kind == AccountKind.GMSA:
+            default_ou = "CN=Managed Service Accounts"
+        return LabAccount(
+            sam=sam,
+            kind=kind,
+            ou=self.string(a, "ou", fp, required=False, default=default_ou) or default_ou,
+            enabled=self.boolean(a, "enabled", fp, True),
+            spns=self.strings(a, "spns", fp),
+            enctypes=enctypes,
+            pwd_last_set=self.when(a, "pwd_last_set", fp),
+            key_version=self.integer(a, "key_version", fp, 1) or 1,
+            delegate_to=self.strings(a, "delegate_to", fp),
+            trusted_to_auth=self.boolean(a, "trusted_to_auth", fp, False),
+            trusted_for_delegation=self.boolean(a, "trusted_for_delegation", fp, False),
+            not_delegated=self.boolean(a, "not_delegated", fp, False),
+            protected_user=self.boolean(a, "protected_user", fp, False),
+            dont_expire=self.boolean(a, "dont_expire", fp, True),
+            description=self.string(a, "description", fp, required=False, default="") or "",
+            upn=self.string(a, "upn", fp, required=False),
+            uac=self.integer(a, "uac", fp, None),
+        )
