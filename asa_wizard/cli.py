@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--scenario", "-s", default=DEFAULT_SCENARIO,
                      help=f"scenario name or path to a scenario .toml (default: {DEFAULT_SCENARIO})")
     lab.add_argument("--dry-run", action="store_true", help="show previews, never apply a change")
+    from .headless_cli import add_headless_commands
+
+    add_headless_commands(sub)
     return p
 
 
@@ -68,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handlers = {"lab": cmd_lab}
+    from . import headless_cli
+
+    handlers = {"lab": cmd_lab, "check": headless_cli.cmd_check, "plan": headless_cli.cmd_plan,
+                "apply": headless_cli.cmd_apply, "resume": headless_cli.cmd_resume, "undo": headless_cli.cmd_undo,
+                "report": headless_cli.cmd_report}
     try:
         return handlers[args.command](args)
     except WizardError as exc:

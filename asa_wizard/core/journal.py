@@ -69,6 +69,7 @@ class JournalEvent:
     undo: dict[str, Any] | None = None
     message: str = ""
     v: int = JOURNAL_VERSION
+    data: dict[str, Any] | None = None  # run-start: the plan and target; notes: skipped / undo-failed changes
 
     @property
     def change_id(self) -> str | None:
@@ -101,14 +102,16 @@ class Journal:
         return j
 
     def write(self, event: str, change: Change | None = None, *, undo: dict[str, Any] | None = None,
-              message: str = "") -> JournalEvent:
+              message: str = "", data: dict[str, Any] | None = None) -> JournalEvent:
         payload_change = change.to_dict() if change else None
         _check_no_secret(payload_change)
         _check_no_secret(undo)
+        _check_no_secret(data)
         with self._lock:
             self._seq += 1
             ev = JournalEvent(run=self.run, seq=self._seq, ts=datetime.now(timezone.utc).isoformat(),
-                              event=event, actor=self.actor, change=payload_change, undo=undo, message=message)
+                              event=event, actor=self.actor, change=payload_change, undo=undo, message=message,
+                              data=data)
             line = json.dumps(ev.__dict__, default=_default, sort_keys=True, ensure_ascii=False)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as fh:

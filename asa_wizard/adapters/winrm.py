@@ -1,0 +1,435 @@
+"""Exchange over WinRM: the `ExchangePort` on pywinrm, one short PowerShell script per operation.
+
+Transport rules: HTTPS (5986) by default with the certificate validated (against `ca_file` or the system
+store); plain HTTP (5985) only with Kerberos/NTLM/CredSSP message encryption; Basic only over HTTPS. One
+pywinrm protocol object per server, used by one thread at a time (a lock per server), so parallel callers
+never share a connection. Every script runs under an overall deadline (pywinrm alone would wait forever
+for a command that never finishes). Every failure becomes a `WizardError` naming the server, the account
+and the transport, with a fix; nothing from the other side reaches a message before the password is
+redacted out of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from xml.etree import ElementTree as ET
+
+import requests
+from winrm.exceptions import (
+    InvalidCredentialsError,
+    WinRMError,
+    WinRMOperationTimeoutError,
+    WinRMTransportError,
+    WSManFaultError,
+)
+from winrm.protocol import Protocol
+
+from ..core.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    NotFound,
+    OperationTimeout,
+    PermissionDenied,
+    PolicyRefused,
+    ScriptFailed,
+    WizardError,
+)
+from ..core.model import ExchangeServer, IisAuth, Service, VirtualDirectory
+from ..core.ports import RollResult, ServerState
+from ..core.secrets import Secret, redact
+from . import powershell as ps
+
+TRANSPORTS = ("kerberos", "ntlm", "credssp", "basic")
+ENCRYPTING = ("kerberos", "ntlm", "credssp")
+UTF8_CODEPAGE = 65001
+
+
+@dataclass
+class WinRmSettings:
+    """How to reach the Exchange servers. Validation is on unless `validate_certificate=False` is chosen
+    explicitly (and then `describe()` says so)."""
+
+    transport: str = "kerberos"  # kerberos | ntlm | credssp | basic (Basic only over HTTPS: the lab)
+    user: str = ""  # DOMAIN\user or user@REALM (Kerberos may leave it empty: the ticket cache decides)
+    password: Secret | None = None
+    scheme: str = "https"
+    port: int | None = None  # 5986 for https, 5985 for http
+    ca_file: str | None = None  # PEM of the CA that issued the servers' WinRM certificates
+    validate_certificate: bool = True
+    message_encryption: str = "auto"  # http forces "always"
+    read_timeout_sec: int = 60  # one HTTP request (connect + read)
+    operation_timeout_sec: int = 20  # one WS-Management operation (Receive long-polls this long)
+    command_timeout_sec: int = 900  # one whole script (the roll script can take minutes)
+    proxy: str | None = None  # None: never use a proxy (not even from the environment)
+    url_override: Callable[[str], str] | None = field(default=None, repr=False)
+    label: str = ""
+
+    def check(self) -> None:
+        """Refuse settings that would expose credentials or traffic."""
+        if self.transport not in TRANSPORTS:
+            raise PolicyRefused(f"Unknown WinRM transport {self.transport!r}.", f"Use one of: {', '.join(TRANSPORTS)}.")
+        if self.scheme not in ("https", "http"):
+            raise PolicyRefused(f"Unknown scheme {self.scheme!r}.", "Use https (port 5986) or http (port 5985).")
+        if self.scheme == "http":
+            if self.transport not in ENCRYPTING:
+                raise PolicyRefused(
+                    f"WinRM over plain HTTP with {self.transport} would send credentials and data unencrypted.",
+                    "Use HTTPS (port 5986), or Kerberos/NTLM/CredSSP, which encrypt the messages on port 5985.")
+            if self.message_encryption == "never":
+                raise PolicyRefused("WinRM over plain HTTP without message encryption is refused.",
+                                    "Use HTTPS (port 5986) or leave message encryption on.")
+        if self.operation_timeout_sec < 1 or self.read_timeout_sec <= self.operation_timeout_sec:
+            raise PolicyRefused("The WinRM read timeout must be longer than the operation timeout.",
+                                f"For example read_timeout_sec={self.operation_timeout_sec + 10}.")
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (5986 if self.scheme == "https" else 5985)
+
+    def url_for(self, server: str) -> str:
+        if self.url_override is not None:
+            return self.url_override(server)
+        return f"{self.scheme}://{server}:{self.effective_port}/wsman"
+
+    @property
+    def insecure(self) -> bool:
+        return self.scheme == "https" and not self.validate_certificate
+
+    def pywinrm_kwargs(self) -> dict[str, Any]:
+        encryption = "always" if self.scheme == "http" else ("never" if self.transport == "basic" else
+                                                             self.message_encryption)
+        return {
+            "transport": self.transport,
+            "username": self.user or None,
+            "password": self.password.reveal() if self.password else None,
+            "server_cert_validation": "validate" if self.validate_certificate else "ignore",
+            "ca_trust_path": self.ca_file if self.ca_file else None,
+            "read_timeout_sec": self.read_timeout_sec,
+            "operation_timeout_sec": self.operation_timeout_sec,
+            "message_encryption": encryption,
+            "proxy": self.proxy,
+        }
+
+
+@dataclass
+class _Connection:
+    url: str
+    protocol: Protocol
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class WinRmExchange:
+    """`ExchangePort` over pywinrm. Thread-safe: calls for different servers run in parallel."""
+
+    def __init__(self, settings: WinRmSettings) -> None:
+        settings.check()
+        self.settings = settings
+        self._connections: dict[str, _Connection] = {}
+        self._lock = threading.Lock()
+
+    # --- the port -----------------------------------------------------------------------------------
+    def describe(self) -> str:
+        s = self.settings
+        where = s.label or f"{s.scheme.upper()} port {s.effective_port}"
+        tls = ""
+        if s.scheme == "https":
+            tls = ", certificate NOT validated (insecure opt-out)" if s.insecure else ", certificate validated"
+        who = f" as {s.user}" if s.user else ""
+        return f"WinRM ({s.transport}) {where}{who}{tls}"
+
+    def inventory(self, via_server: str) -> list[ExchangeServer]:
+        rows = _as_list(self._run(via_server, ps.inventory_script(), "inventory"))
+        return [ExchangeServer(name=r["name"], fqdn=r.get("fqdn", "").lower(), version=r.get("version", ""),
+                               roles=_strings(r.get("roles")), site=r.get("site", "")) for r in rows]
+
+    def read_server(self, server: str) -> ServerState:
+        d = self._run(server, ps.read_server_script(server), "read_server")
+        try:
+            return _server_state(d)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ScriptFailed(f"{server} answered the read with unexpected data ({type(exc).__name__}: {exc}).",
+                               "Check the server's PowerShell and Exchange versions.") from None
+
+    def roll_generate(self, server: str, account: str) -> RollResult:
+        d = self._run(server, ps.roll_generate_script(server, account), "roll")
+        return ps.parse_roll(server, d)
+
+    def roll_copy(self, server: str, source: str) -> RollResult:
+        d = self._run(server, ps.roll_copy_script(server, source), "roll")
+        return ps.parse_roll(server, d)
+
+    def remove_asa(self, server: str) -> None:
+        self._run(server, ps.remove_asa_script(server), "change")
+
+    def set_outlook_anywhere_client_auth(self, server: str, method: str) -> str | None:
+        d = self._run(server, ps.set_oa_client_auth_script(server, method), "change")
+        return d.get("previous") or None
+
+    def set_mapi_auth_methods(self, server: str, methods: list[str]) -> list[str]:
+        d = self._run(server, ps.set_mapi_auth_script(server, methods), "change")
+        return _strings(d.get("previous"))
+
+    def add_iis_iusrs(self, server: str, member: str) -> bool:
+        return bool(self._run(server, ps.iis_iusrs_script(member, add=True), "change").get("changed"))
+
+    def remove_iis_iusrs(self, server: str, member: str) -> bool:
+        return bool(self._run(server, ps.iis_iusrs_script(member, add=False), "change").get("changed"))
+
+    def set_iis_auth(self, server: str, application: str, auth: IisAuth) -> IisAuth:
+        script = ps.set_iis_auth_script(application, auth.basic, auth.windows, list(auth.providers),
+                                        auth.use_kernel_mode, auth.use_app_pool_credentials)
+        return _iis(self._run(server, script, "change").get("previous") or {})
+
+    def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
+        text = str(self._run(server, ps.fetch_log_script(kind, max_lines), "log").get("text") or "")
+        return "\n".join(text.splitlines()[-max_lines:])
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._connections = list(self._connections.values()), {}
+        for c in conns:
+            c.protocol.transport.close_session()
+
+    # --- running a script ---------------------------------------------------------------------------
+    def _connection(self, server: str) -> _Connection:
+        key = server.lower()
+        with self._lock:
+            conn = self._connections.get(key)
+            if conn is None:
+                url = self.settings.url_for(server)
+                try:
+                    protocol = Protocol(url, **self.settings.pywinrm_kwargs())
+                except WinRMError as exc:
+                    raise PolicyRefused(f"WinRM {self.settings.transport} cannot be used here: {exc}.",
+                                        "For Kerberos install pywinrm[kerberos] (needs libkrb5-dev) and kinit; "
+                                        "for CredSSP install pywinrm[credssp].") from None
+                conn = self._connections[key] = _Connection(url, protocol)
+            return conn
+
+    def _run(self, server: str, script: str, purpose: str) -> Any:
+        """Run `script` on `server`; return its JSON. `purpose` chooses the advice for Access Denied."""
+        conn = self._connection(server)
+        with conn.lock:
+            try:
+                stdout, stderr, rc = self._run_ps(conn, script)
+            except WizardError:
+                raise
+            except Exception as exc:  # every library failure becomes a message a person can act on
+                raise self._translate(server, conn.url, exc) from None
+        if rc != 0:
+            raise self._script_error(server, clean_stderr(stderr), rc, purpose)
+        text = stdout.decode("utf-8", errors="replace").strip()
+        try:
+            return json.loads(_last_json(text))
+        except ValueError:
+            raise ScriptFailed(f"{server} answered with something that is not the expected JSON.",
+                               "Check that nothing on the server (a profile, a banner) writes to the output.",
+                               detail=self._clean(text[:500])) from None
+
+    def _run_ps(self, conn: _Connection, script: str) -> tuple[bytes, bytes, int]:
+        encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+        protocol = conn.protocol
+        deadline = time.monotonic() + self.settings.command_timeout_sec
+        shell_id = protocol.open_shell(codepage=UTF8_CODEPAGE, noprofile=True)
+        command_id = None
+        try:
+            command_id = protocol.run_command(shell_id, f"powershell -NoProfile -NonInteractive -encodedcommand {encoded}")
+            out, err = [], []
+            while True:
+                if time.monotonic() > deadline:
+                    raise OperationTimeout(
+                        f"The script on {conn.url} did not finish within {self.settings.command_timeout_sec} s.",
+                        "The server may be overloaded or the script waiting for input; check it, then retry "
+                        "(raise command_timeout_sec for slow servers).")
+                try:
+                    o, e, rc, done = protocol.get_command_output_raw(shell_id, command_id)
+                except WinRMOperationTimeoutError:
+                    continue
+                out.append(o)
+                err.append(e)
+                if done:
+                    return b"".join(out), b"".join(err), rc
+        finally:
+            try:
+                if command_id is not None:
+                    protocol.cleanup_command(shell_id, command_id)
+                protocol.close_shell(shell_id)
+            except Exception:  # closing is best effort: the answer (or the first error) is what matters
+                pass
+
+    # --- errors -------------------------------------------------------------------------------------
+    def _clean(self, text: str) -> str:
+        return redact(text, self.settings.password)
+
+    def _who(self) -> str:
+        s = self.settings
+        return f"{s.user or 'the current Kerberos ticket'} ({s.transport} over {s.scheme.upper()})"
+
+    def _translate(self, server: str, url: str, exc: Exception) -> WizardError:
+        detail = self._clean(f"{type(exc).__name__}: {exc}")
+        s = self.settings
+        if isinstance(exc, InvalidCredentialsError):
+            fixes = {
+                "kerberos": "Check `klist` for a ticket of that account (kinit), that the server name is its real "
+                            "FQDN (not an IP or a load-balanced name) and that WinRM allows Kerberos.",
+                "ntlm": "Check the account and password, and that NTLM is not blocked by policy for this server.",
+                "credssp": "Check the account and password, and that CredSSP is enabled on the WinRM service.",
+                "basic": "Check the account and password; Basic needs `winrm set winrm/config/service/auth "
+                         "@{Basic=\"true\"}` and a local account.",
+            }
+            return AuthenticationFailed(f"{server} refused the credentials of {self._who()} (HTTP 401).",
+                                        fixes[s.transport] + " The account must be a local administrator and an "
+                                        "Exchange administrator on the server.", detail=detail)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return ConnectionFailed(
+                f"The WinRM HTTPS certificate of {server} could not be validated.",
+                "Give the CA certificate that issued it (ca_file), or make sure the certificate names the FQDN you "
+                "connect to. Turning validation off is possible only as an explicit, visible opt-out.",
+                detail=detail)
+        if isinstance(exc, (requests.exceptions.ReadTimeout, WinRMOperationTimeoutError)):
+            return OperationTimeout(f"{server} did not answer within {s.read_timeout_sec} s ({url}).",
+                                    "The server may be overloaded; retry, or raise read_timeout_sec.", detail=detail)
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return ConnectionFailed(f"Cannot reach {server} at {url}: the connection timed out.",
+                                    f"Check the name, the network path and that the firewall allows TCP "
+                                    f"{s.effective_port} to the server.", detail=detail)
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            text = str(exc).lower()
+            if "refused" in text:
+                return ConnectionFailed(
+                    f"WinRM is not listening on {server} ({url}): the connection was refused.",
+                    "Enable WinRM over HTTPS on the server (`winrm quickconfig -transport:https` with a certificate "
+                    f"for its FQDN) and allow TCP {s.effective_port} in its firewall; or use HTTP 5985 with "
+                    "Kerberos message encryption.", detail=detail)
+            if "name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
+                return ConnectionFailed(f"The name {server} cannot be resolved.",
+                                        "Use the server's FQDN as DNS knows it.", detail=detail)
+            return ConnectionFailed(f"Cannot reach {server} at {url}.",
+                                    f"Check that the server is up and TCP {s.effective_port} is open.", detail=detail)
+        if isinstance(exc, WSManFaultError):
+            return ConnectionFailed(f"WinRM on {server} refused the request: {self._clean(str(exc.reason or exc))}",
+                                    "Check the WinRM configuration on the server (winrm get winrm/config).",
+                                    detail=detail)
+        if isinstance(exc, WinRMTransportError):
+            if exc.code == 404:
+                return ConnectionFailed(f"There is no WS-Management endpoint at {url}.",
+                                        "Check the port and the path (/wsman).", detail=detail)
+            return ConnectionFailed(f"WinRM on {server} answered HTTP {exc.code}.",
+                                    "Check the WinRM service and its listener on the server.", detail=detail)
+        return ConnectionFailed(f"Talking to {server} over WinRM failed ({type(exc).__name__}).",
+                                "Check the server, the network and the WinRM settings.", detail=detail)
+
+    def _script_error(self, server: str, stderr: str, rc: int, purpose: str) -> WizardError:
+        text = self._clean(stderr)
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), f"exit code {rc}")
+        if ps.SNAPIN in text or ("is not recognized" in text and "-Exchange" in text) or "ExchangeInstallPath" in text:
+            return NotFound(f"{server} does not look like an Exchange server: the Exchange Management Shell "
+                            "snap-in is not installed there.",
+                            "Connect to an Exchange 2013/2016/2019/SE server with the Mailbox role (the Exchange "
+                            "management tools must be installed).", detail=text)
+        if ps.ROLL_SCRIPT in text and "is not recognized" in text:
+            return NotFound(f"Microsoft's {ps.ROLL_SCRIPT} is missing from $exscripts on {server}.",
+                            "It ships with Exchange in <install path>\\V15\\Scripts: repair the Exchange "
+                            "installation or run the roll from another server of the same version.", detail=text)
+        known = ps.recognise(text)
+        if known and "Organization Configuration" in known[0]:
+            return PermissionDenied(known[0], known[1], detail=text)
+        if re.search(r"management scope|RBAC|not allowed to", text, re.I):
+            return PermissionDenied(f"{self._who()} lacks the Exchange permission for this on {server}: {first}",
+                                    "It needs the Organization Configuration role (Organization Management).",
+                                    detail=text)
+        if re.search(r"access (is )?denied|E_ACCESSDENIED|0x80070005", text, re.I):
+            fix = ("Grant the running account the Reset Password right on the ASA object, or run as a Domain Admin."
+                   if purpose == "roll" else
+                   "The account must be a local administrator on the server (IIS and local groups) and an "
+                   "Exchange administrator.")
+            return PermissionDenied(f"Access Denied on {server}: {first}", fix, detail=text)
+        if "couldn't be found" in text or "could not be found" in text:
+            return NotFound(f"{server}: {first}", "Check the server name: use a name Get-ExchangeServer lists.",
+                            detail=text)
+        if "is not recognized" in text:
+            return ScriptFailed(f"{server} does not know a command the wizard used: {first}",
+                                "Check the Exchange and Windows versions of the server.", detail=text, exit_code=rc)
+        return ScriptFailed(f"PowerShell on {server} failed (exit code {rc}): {first}",
+                            "Read the detail; fix the cause on the server and retry.", detail=text, exit_code=rc)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading answers
+# ----------------------------------------------------------------------------------------------------
+_XML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def clean_stderr(raw: bytes) -> str:
+    """PowerShell's stderr without the CLIXML wrapping: the error texts, progress records dropped."""
+    text = raw.decode("utf-8", errors="replace")
+    if not text.startswith("#< CLIXML"):
+        return text.strip()
+    lines: list[str] = []
+    for chunk in re.findall(r"<Objs.*?</Objs>", text, re.S):
+        chunk = re.sub(r'\sxmlns="[^"]*"', "", chunk, count=1)
+        try:
+            root = ET.fromstring(chunk)
+        except ET.ParseError:
+            continue
+        for s in root.iter("S"):
+            if s.get("S") == "Error" and s.text:
+                lines.append(_XML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), s.text))
+    return "".join(lines).replace("\r\n", "\n").strip()
+
+
+def _last_json(text: str) -> str:
+    """The JSON document: the whole output, or its last line when something else was printed before it."""
+    if text.startswith(("{", "[")):
+        return text
+    lines = [ln for ln in text.splitlines() if ln.strip().startswith(("{", "["))]
+    return lines[-1] if lines else text
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _strings(v: Any) -> list[str]:
+    """A PowerShell function returns nothing, one item or an array: always a list here."""
+    return [str(x) for x in _as_list(v) if x not in (None, "")]
+
+
+def _iis(d: dict[str, Any]) -> IisAuth:
+    return IisAuth(basic=bool(d.get("basic")), windows=bool(d.get("windows")), providers=_strings(d.get("providers")),
+                   use_kernel_mode=bool(d.get("kernel")), use_app_pool_credentials=bool(d.get("apppool")))
+
+
+def _server_state(d: dict[str, Any]) -> ServerState:
+    latest, previous = ps.credentials_from(d.get("asa"))
+    name = d["name"]
+    server = ExchangeServer(name=name, fqdn=str(d.get("fqdn") or "").lower(), version=d.get("version", ""),
+                            roles=_strings(d.get("roles")), site=d.get("site", ""), asa_latest=latest,
+                            asa_previous=previous, asa_state_known=True,
+                            service_host_running=bool(d.get("svchost")), reachable=True)
+    iis = d.get("iis") or {}
+    vdirs: list[VirtualDirectory] = []
+    oa = d.get("oa")
+    if oa:
+        vdirs.append(VirtualDirectory(server=name, service=Service.OUTLOOK_ANYWHERE,
+                                      internal_host=oa.get("int") or None, external_host=oa.get("ext") or None,
+                                      auth_methods=_strings(oa.get("auth")),
+                                      internal_client_auth=oa.get("ica") or None,
+                                      external_client_auth=oa.get("eca") or None))
+    for key, service in (("mapi", Service.MAPI), ("eas", Service.EAS), ("ews", Service.EWS), ("owa", Service.OWA)):
+        v = d.get(key)
+        if not v:
+            continue
+        vdirs.append(VirtualDirectory(server=name, service=service, internal_host=v.get("int") or None,
+                                      external_host=v.get("ext") or None, auth_methods=_strings(v.get("auth")),
+                                      iis=_iis(iis[key]) if key in ("eas", "ews") and iis.get(key) else None))
+    return ServerState(server=server, vdirs=vdirs, iis_iusrs=_strings(d.get("iusrs")),
+                       autodiscover_uri=d.get("autod") or None)

@@ -1,0 +1,410 @@
+"""The answers file: every choice the wizard asks for, written down so a plan can be reviewed, put through
+change control and applied without the UI (see docs/answers.md).
+
+`load_answers(path)` validates and raises `ConfigError` naming the file, the line and the field;
+`dumps_answers(answers)` / `save_answers(answers, path)` write one from a wizard session. Passwords never
+appear here: they come from the keyring, ASA_WIZARD_LDAP_PASSWORD / ASA_WIZARD_WINRM_PASSWORD, or a prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .model import ENC_AES_AND_RC4, ENC_AES_ONLY, AccountKind
+from .tomlpos import TomlLocator
+
+ANSWERS_VERSION = 1
+LDAP_PASSWORD_ENV = "ASA_WIZARD_LDAP_PASSWORD"
+WINRM_PASSWORD_ENV = "ASA_WIZARD_WINRM_PASSWORD"
+
+LDAP_MODES = ("ldaps", "starttls")
+BIND_METHODS = ("simple", "kerberos", "ntlm")
+WINRM_TRANSPORTS = ("kerberos", "ntlm", "credssp")
+WINRM_SCHEMES = ("https", "http")
+ASA_MODES = ("create", "reuse")
+ENCTYPE_CHOICES = (ENC_AES_ONLY, ENC_AES_AND_RC4)
+
+SAM_RE = re.compile(r"^[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f]{1,20}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+SPN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*/[A-Za-z0-9_.$-]+(:\d+)?$")
+QUALIFIED_RE = re.compile(r"^([A-Za-z0-9-]{1,15}\\)?[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f]{1,20}$")
+DN_RE = re.compile(r"^(?:[A-Za-z]+=[^,=]+)(?:,[A-Za-z]+=[^,=]+)*$")
+SECRET_KEYS = {"password", "passwd", "secret", "ldap_password", "winrm_password", "pass"}
+
+
+@dataclass
+class WinRmAnswers:
+    transport: str = "kerberos"
+    scheme: str = "https"
+    port: int = 5986
+    ca_file: str | None = None
+    user: str | None = None  # None: the directory user
+    insecure_skip_tls_verify: bool = False
+
+
+@dataclass
+class TargetAnswers:
+    lab: str | None = None  # scenario name or path: the embedded lab
+    dc: str | None = None  # a real domain controller (host name)
+    ldap: str = "ldaps"
+    bind: str = "simple"
+    user: str | None = None
+    ca_file: str | None = None
+    insecure_skip_tls_verify: bool = False
+    winrm: WinRmAnswers = field(default_factory=WinRmAnswers)
+
+    @property
+    def is_lab(self) -> bool:
+        return self.lab is not None
+
+
+@dataclass
+class AsaAnswers:
+    mode: str = "reuse"  # create | reuse
+    name: str | None = None  # sAMAccountName (computer accounts end in $); None with reuse: the discovered ASA
+    kind: AccountKind = AccountKind.COMPUTER
+    ou: str | None = None  # create: the OU DN (relative to the domain or absolute)
+    enctypes: int | None = ENC_AES_ONLY  # None with reuse: leave as it is
+
+
+@dataclass
+class RolloutAnswers:
+    first_server: str | None = None  # None: the first server by name
+    concurrency: int = 4
+    servers: list[str] = field(default_factory=list)  # empty: every Exchange server
+    new_password: bool = False  # generate a new password even when every server holds the current one
+
+
+@dataclass
+class SpnAnswers:
+    namespaces: list[str] = field(default_factory=list)  # empty: every discovered namespace
+    move_from: list[str] = field(default_factory=list)  # owners (DOMAIN\name) the user named: SPNs may move
+
+
+@dataclass
+class ClientAuthAnswers:
+    outlook_anywhere: bool = True
+    mapi: bool = True
+
+
+@dataclass
+class SegAnswers:
+    enabled: bool = False
+    service_account: str | None = None
+    spn: str | None = None  # None: HTTP/<service account>
+    delegate_to: str | None = None  # namespace host; None: the ActiveSync namespace
+    test_users: list[str] = field(default_factory=list)
+    ews_proxy: bool = False
+
+
+@dataclass
+class IisAuthAnswers:
+    enabled: bool = False  # ActiveSync; EWS as well when seg.ews_proxy
+
+
+@dataclass
+class Answers:
+    target: TargetAnswers = field(default_factory=TargetAnswers)
+    asa: AsaAnswers = field(default_factory=AsaAnswers)
+    rollout: RolloutAnswers = field(default_factory=RolloutAnswers)
+    spns: SpnAnswers = field(default_factory=SpnAnswers)
+    client_auth: ClientAuthAnswers = field(default_factory=ClientAuthAnswers)
+    seg: SegAnswers = field(default_factory=SegAnswers)
+    iis_auth: IisAuthAnswers = field(default_factory=IisAuthAnswers)
+    dry_run: bool = False
+    path: str | None = None  # where it was loaded from, for messages
+
+
+# ----------------------------------------------------------------------------------------------------
+def load_answers(path: str | Path) -> Answers:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the answers file ({exc.strerror})", "Check the path.") from None
+    return parse_answers(text, str(path))
+
+
+def parse_answers(text: str, path: str = "<answers>") -> Answers:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(path, f"not valid TOML: {exc}",
+                          "Fix the syntax at that line (strings in quotes, one key per line, tables in [brackets]).",
+                          line=int(m.group(1)) if m else None) from None
+    answers = _Reader(path, text).read(data)
+    answers.path = path
+    return answers
+
+
+class _Reader:
+    """Reads the parsed TOML into `Answers`, one section at a time, failing with file, line and field."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.loc = TomlLocator(text)
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def fail(self, fp: tuple[Any, ...], problem: str, fix: str = "") -> ConfigError:
+        return ConfigError(self.path, problem, fix, line=self.loc.find(fp), field=".".join(map(str, fp)))
+
+    def known(self, obj: dict[str, Any], allowed: set[str], fp: tuple[str, ...]) -> None:
+        for k in obj:
+            if k.lower() in SECRET_KEYS:
+                raise self.fail(fp + (k,), "passwords do not belong in an answers file",
+                                f"Remove it. The password comes from the keyring, the environment variable "
+                                f"{LDAP_PASSWORD_ENV} / {WINRM_PASSWORD_ENV}, or a prompt.")
+            if k not in allowed:
+                raise self.fail(fp + (k,), "unknown field", "Known fields here: " + ", ".join(sorted(allowed)))
+
+    def table(self, obj: dict[str, Any], key: str, fp: tuple[str, ...]) -> dict[str, Any]:
+        v = obj.get(key, {})
+        if not isinstance(v, dict):
+            raise self.fail(fp + (key,), "must be a table", f"Write it as [{'.'.join(fp + (key,))}].")
+        return v
+
+    def string(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], default: str | None = None,
+               pattern: re.Pattern[str] | None = None, example: str = "...") -> str | None:
+        v = obj.get(key)
+        if v is None:
+            return default
+        if not isinstance(v, str):
+            raise self.fail(fp + (key,), f"must be a string, not {_tname(v)}", f'Write {key} = "{example}".')
+        v = v.strip()
+        if v == "":
+            return default
+        if pattern is not None and not pattern.fullmatch(v):
+            raise self.fail(fp + (key,), f"{v!r} is not valid here", f'Write it like {key} = "{example}".')
+        return v
+
+    def choice(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], choices: tuple[str, ...],
+               default: str) -> str:
+        v = self.string(obj, key, fp, default)
+        assert v is not None
+        if v not in choices:
+            raise self.fail(fp + (key,), f"{v!r} is not one of the choices", "Use one of: " + ", ".join(choices))
+        return v
+
+    def boolean(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], default: bool) -> bool:
+        v = obj.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(fp + (key,), f"must be true or false, not {v!r}", f"Write {key} = true or {key} = false.")
+        return v
+
+    def integer(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], default: int | None,
+                lo: int, hi: int) -> int | None:
+        v = obj.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(fp + (key,), f"must be a whole number, not {v!r}", f"Write {key} = {lo} (no quotes).")
+        if not lo <= v <= hi:
+            raise self.fail(fp + (key,), f"{v} is out of range", f"Use a number from {lo} to {hi}.")
+        return v
+
+    def strings(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], pattern: re.Pattern[str] | None = None,
+                example: str = "a") -> list[str]:
+        v = obj.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.fail(fp + (key,), "must be a list of strings", f'Write {key} = ["{example}"].')
+        out = [x.strip() for x in v]
+        for x in out:
+            if pattern is not None and not pattern.fullmatch(x):
+                raise self.fail(fp + (key,), f"{x!r} is not valid here", f'Write it like {key} = ["{example}"].')
+        return out
+
+    # --- sections ---------------------------------------------------------------------------------
+    def read(self, d: dict[str, Any]) -> Answers:
+        self.known(d, {"version", "dry_run", "target", "asa", "rollout", "spns", "client_auth", "seg", "iis_auth"}, ())
+        version = self.integer(d, "version", (), ANSWERS_VERSION, 1, ANSWERS_VERSION)
+        assert version == ANSWERS_VERSION
+        return Answers(
+            target=self.target(self.table(d, "target", ())),
+            asa=self.asa(self.table(d, "asa", ())),
+            rollout=self.rollout(self.table(d, "rollout", ())),
+            spns=self.spns(self.table(d, "spns", ())),
+            client_auth=self.client_auth(self.table(d, "client_auth", ())),
+            seg=self.seg(self.table(d, "seg", ())),
+            iis_auth=self.iis_auth(self.table(d, "iis_auth", ())),
+            dry_run=self.boolean(d, "dry_run", (), False),
+        )
+
+    def target(self, t: dict[str, Any]) -> TargetAnswers:
+        fp = ("target",)
+        self.known(t, {"lab", "dc", "ldap", "bind", "user", "ca_file", "insecure_skip_tls_verify", "winrm"}, fp)
+        lab = self.string(t, "lab", fp, pattern=re.compile(r"[^\x00-\x1f]+"), example="fresh")
+        dc = self.string(t, "dc", fp, pattern=HOST_RE, example="dc1.contoso.com")
+        if lab and dc:
+            raise self.fail(fp + ("dc",), "a target is either the lab or a domain controller, not both",
+                            "Remove lab = ... for a real domain, or dc = ... for the lab.")
+        if not lab and not dc:
+            raise self.fail(fp, "no target", 'Add lab = "fresh" (the embedded lab) or dc = "dc1.contoso.com".')
+        user = self.string(t, "user", fp, pattern=re.compile(r"[^\x00-\x1f]{1,256}"), example="CONTOSO\\\\admin")
+        bind = self.choice(t, "bind", fp, BIND_METHODS, "simple")
+        if dc and bind != "kerberos" and not user:
+            raise self.fail(fp + ("user",), f"bind = \"{bind}\" needs a user",
+                            'Add user = "CONTOSO\\\\admin" (or use bind = "kerberos" with a ticket cache).')
+        w = self.table(t, "winrm", fp)
+        wfp = fp + ("winrm",)
+        self.known(w, {"transport", "scheme", "port", "ca_file", "user", "insecure_skip_tls_verify"}, wfp)
+        scheme = self.choice(w, "scheme", wfp, WINRM_SCHEMES, "https")
+        winrm = WinRmAnswers(
+            transport=self.choice(w, "transport", wfp, WINRM_TRANSPORTS, "kerberos"),
+            scheme=scheme,
+            port=self.integer(w, "port", wfp, 5986 if scheme == "https" else 5985, 1, 65535) or 5986,
+            ca_file=self.string(w, "ca_file", wfp),
+            user=self.string(w, "user", wfp, pattern=re.compile(r"[^\x00-\x1f]{1,256}")),
+            insecure_skip_tls_verify=self.boolean(w, "insecure_skip_tls_verify", wfp, False),
+        )
+        return TargetAnswers(
+            lab=lab, dc=dc, ldap=self.choice(t, "ldap", fp, LDAP_MODES, "ldaps"), bind=bind, user=user,
+            ca_file=self.string(t, "ca_file", fp),
+            insecure_skip_tls_verify=self.boolean(t, "insecure_skip_tls_verify", fp, False), winrm=winrm,
+        )
+
+    def asa(self, a: dict[str, Any]) -> AsaAnswers:
+        fp = ("asa",)
+        self.known(a, {"mode", "name", "kind", "ou", "enctypes"}, fp)
+        mode = self.choice(a, "mode", fp, ASA_MODES, "reuse")
+        kind = AccountKind(self.choice(a, "kind", fp, ("computer", "user"), "computer"))
+        name = self.string(a, "name", fp, pattern=SAM_RE, example="EXASA$")
+        if mode == "create" and not name:
+            raise self.fail(fp + ("name",), "mode = \"create\" needs the new account's name", 'Add name = "EXASA$".')
+        if name and mode == "create" and kind == AccountKind.COMPUTER and not name.endswith("$"):
+            raise self.fail(fp + ("name",), f"a computer account's name ends in $: {name!r}", f'Write name = "{name}$".')
+        if name and mode == "create" and kind == AccountKind.USER and name.endswith("$"):
+            raise self.fail(fp + ("name",), f"a user account's name does not end in $: {name!r}",
+                            'Remove the $ or use kind = "computer".')
+        if "ou" in a and mode != "create":
+            raise self.fail(fp + ("ou",), "ou is only used when the ASA is created", "Remove it, or set mode = \"create\".")
+        ou = self.string(a, "ou", fp, pattern=DN_RE, example="OU=Service Accounts,DC=contoso,DC=com")
+        default_enc = ENC_AES_ONLY if mode == "create" else None
+        enctypes = self.integer(a, "enctypes", fp, default_enc, 0, 0x3F)
+        if enctypes is not None and enctypes not in ENCTYPE_CHOICES:
+            raise self.fail(fp + ("enctypes",), f"{enctypes} is not offered",
+                            "Use 24 (AES only, recommended) or 28 (AES and RC4, for old clients).")
+        return AsaAnswers(mode=mode, name=name, kind=kind, ou=ou, enctypes=enctypes)
+
+    def rollout(self, r: dict[str, Any]) -> RolloutAnswers:
+        fp = ("rollout",)
+        self.known(r, {"first_server", "concurrency", "servers", "new_password"}, fp)
+        name_re = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,253}")
+        return RolloutAnswers(
+            first_server=self.string(r, "first_server", fp, pattern=name_re, example="EX01"),
+            concurrency=self.integer(r, "concurrency", fp, 4, 1, 64) or 4,
+            servers=self.strings(r, "servers", fp, pattern=name_re, example="EX01"),
+            new_password=self.boolean(r, "new_password", fp, False),
+        )
+
+    def spns(self, s: dict[str, Any]) -> SpnAnswers:
+        fp = ("spns",)
+        self.known(s, {"namespaces", "move_from"}, fp)
+        return SpnAnswers(
+            namespaces=[h.lower() for h in self.strings(s, "namespaces", fp, HOST_RE, "mail.contoso.com")],
+            move_from=self.strings(s, "move_from", fp, QUALIFIED_RE, "CONTOSO\\\\OLDASA$"),
+        )
+
+    def client_auth(self, c: dict[str, Any]) -> ClientAuthAnswers:
+        fp = ("client_auth",)
+        self.known(c, {"outlook_anywhere", "mapi"}, fp)
+        return ClientAuthAnswers(outlook_anywhere=self.boolean(c, "outlook_anywhere", fp, True),
+                                 mapi=self.boolean(c, "mapi", fp, True))
+
+    def seg(self, s: dict[str, Any]) -> SegAnswers:
+        fp = ("seg",)
+        self.known(s, {"enabled", "service_account", "spn", "delegate_to", "test_users", "ews_proxy"}, fp)
+        enabled = self.boolean(s, "enabled", fp, bool(s))
+        account = self.string(s, "service_account", fp, pattern=SAM_RE, example="svc_awseg")
+        if enabled and not account:
+            raise self.fail(fp + ("service_account",), "the SEG step needs its service account",
+                            'Add service_account = "svc_awseg", or enabled = false to skip the SEG step.')
+        return SegAnswers(
+            enabled=enabled, service_account=account,
+            spn=self.string(s, "spn", fp, pattern=SPN_RE, example="HTTP/svc_awseg"),
+            delegate_to=(self.string(s, "delegate_to", fp, pattern=HOST_RE, example="mail.contoso.com") or "").lower()
+            or None,
+            test_users=self.strings(s, "test_users", fp, SAM_RE, "alice"),
+            ews_proxy=self.boolean(s, "ews_proxy", fp, False),
+        )
+
+    def iis_auth(self, i: dict[str, Any]) -> IisAuthAnswers:
+        fp = ("iis_auth",)
+        self.known(i, {"enabled"}, fp)
+        return IisAuthAnswers(enabled=self.boolean(i, "enabled", fp, bool(i)))
+
+
+def _tname(v: Any) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "a table"}.get(
+        type(v), type(v).__name__)
+
+
+# ----------------------------------------------------------------------------------------------------
+def _q(value: str) -> str:
+    """A TOML basic string."""
+    out = value.replace("\\", "\\\\").replace('"', '\\"')
+    out = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", out)
+    return f'"{out}"'
+
+
+def _v(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_v(x) for x in value) + "]"
+    return _q(str(value))
+
+
+def dumps_answers(a: Answers) -> str:
+    """The answers as a commented TOML file that `load_answers` reads back to the same `Answers`."""
+    lines = ["# asa-wizard answers file (docs/answers.md). No passwords: they come from the keyring,",
+             f"# {LDAP_PASSWORD_ENV} / {WINRM_PASSWORD_ENV}, or a prompt.",
+             f"version = {ANSWERS_VERSION}", f"dry_run = {_v(a.dry_run)}", ""]
+
+    def section(name: str, items: list[tuple[str, Any]]) -> None:
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {_v(v)}" for k, v in items if v is not None)
+        lines.append("")
+
+    t = a.target
+    if t.is_lab:
+        section("target", [("lab", t.lab)])
+    else:
+        section("target", [("dc", t.dc), ("ldap", t.ldap), ("bind", t.bind), ("user", t.user),
+                           ("ca_file", t.ca_file), ("insecure_skip_tls_verify", t.insecure_skip_tls_verify)])
+        w = t.winrm
+        section("target.winrm", [("transport", w.transport), ("scheme", w.scheme), ("port", w.port),
+                                 ("ca_file", w.ca_file), ("user", w.user),
+                                 ("insecure_skip_tls_verify", w.insecure_skip_tls_verify)])
+    asa_items: list[tuple[str, Any]] = [("mode", a.asa.mode), ("name", a.asa.name)]
+    if a.asa.mode == "create":
+        asa_items += [("kind", a.asa.kind.value), ("ou", a.asa.ou)]
+    asa_items.append(("enctypes", a.asa.enctypes))
+    section("asa", asa_items)
+    r = a.rollout
+    section("rollout", [("first_server", r.first_server), ("concurrency", r.concurrency), ("servers", r.servers),
+                        ("new_password", r.new_password)])
+    section("spns", [("namespaces", a.spns.namespaces), ("move_from", a.spns.move_from)])
+    section("client_auth", [("outlook_anywhere", a.client_auth.outlook_anywhere), ("mapi", a.client_auth.mapi)])
+    s = a.seg
+    if s.enabled:
+        section("seg", [("enabled", True), ("service_account", s.service_account), ("spn", s.spn),
+                        ("delegate_to", s.delegate_to), ("test_users", s.test_users), ("ews_proxy", s.ews_proxy)])
+    else:
+        section("seg", [("enabled", False)])
+    section("iis_auth", [("enabled", a.iis_auth.enabled)])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def save_answers(a: Answers, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dumps_answers(a), encoding="utf-8")
+    return path

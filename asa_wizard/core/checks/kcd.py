@@ -1,0 +1,276 @@
+"""Kerberos constrained delegation for a Secure Email Gateway: the service account impersonates users
+(S4U2Self) and asks for tickets to the Exchange HTTP SPN on their behalf (S4U2Proxy)."""
+
+from __future__ import annotations
+
+from asa_wizard.core.model import (
+    UAC_NOT_DELEGATED,
+    UAC_TRUSTED_FOR_DELEGATION,
+    UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
+    Account,
+    IisAuth,
+    Service,
+    normalize_account,
+)
+from .base import CHECKS, Check, Context, Finding, Status, check, join, ps_quote
+
+NO_SEG = "No Secure Email Gateway is configured (wizard step seg names its service account)."
+
+
+def _seg_account(ctx: Context, c: Check) -> tuple[Account | None, list[Finding] | None]:
+    """The SEG service account, or the finding that says why the check cannot run."""
+    seg = ctx.env.seg
+    if seg is None:
+        return None, [c.skipped(NO_SEG)]
+    account = ctx.env.account_by_sam(seg.service_account)
+    if account is None:
+        return None, [c.finding(Status.FAIL, subject=seg.service_account,
+                                evidence=f"The SEG service account {seg.service_account} was not found in the directory.",
+                                reason="The gateway cannot impersonate anyone without its service account.",
+                                fix="Check the name (sAMAccountName) in wizard step seg, or create the account.")]
+    return account, None
+
+
+def _set_cmd(a: Account) -> str:
+    return "Set-ADComputer" if a.is_computer else "Set-ADUser"
+
+
+def target_spns(ctx: Context) -> list[str]:
+    """The SPNs the gateway must be allowed to delegate to: HTTP/<ActiveSync namespace> (and EWS if proxied)."""
+    services = [Service.EAS] + ([Service.EWS] if ctx.env.seg and ctx.env.seg.ews_proxy else [])
+    return [ns.spn for ns in ctx.namespaces_for(*services)]
+
+
+@check("kcd.service-account-spn", "The SEG service account has an SPN", "seg",
+       "The gateway's service account holds at least one SPN (AD only offers delegation for accounts with one).")
+def kcd_service_account_spn(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.service-account-spn"]
+    a, skip = _seg_account(ctx, c)
+    if a is None:
+        return skip or []
+    if a.spns:
+        return [c.finding(Status.PASS, subject=a.sam, evidence=f"{a.sam} holds {join(a.spns)}.")]
+    base = a.sam.rstrip("$")
+    return [c.finding(Status.FAIL, subject=a.sam, evidence=f"{a.sam} has no servicePrincipalName.",
+                      reason="Delegation cannot be set for an account until it has an SPN (the Delegation tab does not "
+                      "appear), and S4U needs the gateway to be a service principal.",
+                      fix=f"setspn -S HTTP/{base} {ctx.qualified(a)}\n(wizard step seg)")]
+
+
+@check("kcd.protocol-transition", "The SEG account may use any authentication protocol", "seg",
+       "TRUSTED_TO_AUTH_FOR_DELEGATION (0x1000000) is set on the gateway's service account (protocol transition).")
+def kcd_protocol_transition(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.protocol-transition"]
+    a, skip = _seg_account(ctx, c)
+    if a is None:
+        return skip or []
+    evidence = f"userAccountControl = 0x{a.uac:x}"
+    if a.has_flag(UAC_TRUSTED_TO_AUTH_FOR_DELEGATION):
+        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence + " (TRUSTED_TO_AUTH_FOR_DELEGATION set)")]
+    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence + " (TRUSTED_TO_AUTH_FOR_DELEGATION not set)",
+                      reason="The gateway receives certificates or passwords, not Kerberos tickets, from devices: it "
+                      "needs protocol transition (S4U2Self with a forwardable ticket), else the KDC answers "
+                      "S4U2Proxy with KDC_ERR_BADOPTION.",
+                      fix=f"Set-ADAccountControl -Identity {ps_quote(a.sam)} -TrustedToAuthForDelegation $true\n"
+                      "(ADUC: Delegation tab, 'Use any authentication protocol'; wizard step seg)")]
+
+
+@check("kcd.no-unconstrained", "The SEG account is not trusted for unconstrained delegation", "seg",
+       "TRUSTED_FOR_DELEGATION (0x80000) is not set on the gateway's service account.")
+def kcd_no_unconstrained(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.no-unconstrained"]
+    a, skip = _seg_account(ctx, c)
+    if a is None:
+        return skip or []
+    evidence = f"userAccountControl = 0x{a.uac:x}"
+    if not a.has_flag(UAC_TRUSTED_FOR_DELEGATION):
+        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence + " (TRUSTED_FOR_DELEGATION not set)")]
+    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence + " (TRUSTED_FOR_DELEGATION set)",
+                      reason="Unconstrained delegation lets the gateway act as any user to any service in the forest; "
+                      "and with it set, the constrained delegation list is not what the KDC uses.",
+                      fix=f"Set-ADAccountControl -Identity {ps_quote(a.sam)} -TrustedForDelegation $false\n"
+                      "(wizard step seg)")]
+
+
+@check("kcd.target", "The SEG may delegate to the ActiveSync SPN on the ASA", "seg",
+       "msDS-AllowedToDelegateTo of the gateway's account holds HTTP/<ActiveSync namespace>, registered on the ASA.")
+def kcd_target(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.target"]
+    a, skip = _seg_account(ctx, c)
+    if a is None:
+        return skip or []
+    wanted = target_spns(ctx)
+    if not wanted:
+        return [c.skipped("No ActiveSync namespace was found.", subject=a.sam)]
+    allowed = {s.lower() for s in a.delegate_to}
+    asa = ctx.asa
+    on_asa = [s for s in wanted if s.lower() in allowed and asa is not None and asa.has_spn(s)]
+    evidence = f"msDS-AllowedToDelegateTo = {join(a.delegate_to)}; ActiveSync SPN(s): {join(wanted)}"
+    if asa is not None:
+        evidence += f"; on the ASA {ctx.qualified(asa)}: {join([s for s in wanted if asa.has_spn(s)])}"
+    if on_asa:
+        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence)]
+    fix = [f"{_set_cmd(a)} -Identity {ps_quote(a.sam)} -Add @{{'msDS-AllowedToDelegateTo'={ps_quote(s)}}}"
+           for s in wanted if s.lower() not in allowed]
+    if asa is None:
+        fix.insert(0, "Create the ASA and register the ActiveSync SPN on it first (wizard steps asa, rollout, spns).")
+    else:
+        fix += [f"setspn -S {s} {ctx.qualified(asa)}" for s in wanted if not asa.has_spn(s)]
+    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence,
+                      reason="The KDC issues the gateway a ticket on the user's behalf only for SPNs in this list; the "
+                      "SPN must be the one on the ASA so that every Exchange server can decrypt it. Otherwise "
+                      "S4U2Proxy fails with KDC_ERR_BADOPTION.",
+                      fix="\n".join(fix) + "\n(wizard step seg)")]
+
+
+@check("kcd.same-domain", "Gateway, users and ASA are in one domain", "seg",
+       "Classic constrained delegation needs the service account, the users and the target in the same domain.")
+def kcd_same_domain(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.same-domain"]
+    a, skip = _seg_account(ctx, c)
+    if a is None:
+        return skip or []
+    seg = ctx.env.seg
+    assert seg is not None
+    parties = [("service account", a), ("ASA", ctx.asa)] + [
+        (f"test user {u}", ctx.env.account_by_sam(u)) for u in seg.test_users]
+    domains = {}
+    for label, acct in parties:
+        if acct is None:
+            continue
+        d = ctx.env.forest.domain_of_dn(acct.dn)
+        domains[label] = d.dns_name if d else "unknown"
+    evidence = "; ".join(f"{label}: {d}" for label, d in domains.items())
+    if len(set(domains.values())) <= 1:
+        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence)]
+    asa_name = ctx.asa.sam if ctx.asa else "<ASA>$"
+    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence,
+                      reason="Classic KCD (msDS-AllowedToDelegateTo) only works inside one domain.",
+                      fix="Use resource-based constrained delegation on the ASA instead:\n"
+                      f"Set-ADComputer -Identity {ps_quote(asa_name)} -PrincipalsAllowedToDelegateToAccount "
+                      f"(Get-ADUser -Identity {ps_quote(a.sam)} -Server <gateway's domain>)")]
+
+
+def _eas_servers(ctx: Context, service: Service):
+    return [(s, v) for s in ctx.client_servers() for v in ctx.env.vdirs_for(s.name, service)]
+
+
+@check("kcd.iis-iusrs", "The SEG account is in IIS_IUSRS on each server", "seg",
+       "The gateway's service account is a member of the local IIS_IUSRS group on every ActiveSync server.")
+def kcd_iis_iusrs(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.iis-iusrs"]
+    a, skip = _seg_account(ctx, c)
+    if a is None:
+        return skip or []
+    member = ctx.qualified(a)
+    out = []
+    for s, _ in _eas_servers(ctx, Service.EAS):
+        members = ctx.env.iis_iusrs.get(s.name)
+        if members is None:
+            out.append(c.skipped("IIS_IUSRS members were not read.", subject=s.name))
+        elif normalize_account(member) in {normalize_account(m) for m in members}:
+            out.append(c.finding(Status.PASS, subject=s.name, evidence=f"IIS_IUSRS: {join(members)}"))
+        else:
+            out.append(c.finding(
+                Status.FAIL, subject=s.name, evidence=f"{member} is not in IIS_IUSRS (members: {join(members)}).",
+                reason="IIS needs the delegating account in IIS_IUSRS to accept the tickets the gateway obtained on "
+                       "users' behalf on this server.",
+                fix=f"Invoke-Command -ComputerName {s.fqdn or s.name} {{ Add-LocalGroupMember -Group 'IIS_IUSRS' "
+                    f"-Member {ps_quote(member)} }}\n(wizard step seg)"))
+    return out or [c.skipped("No ActiveSync virtual directory was found.")]
+
+
+def _iis_auth_findings(ctx: Context, c: Check, service: Service, app: str, cmdlet: str, basic_param: str,
+                       windows_param: str) -> list[Finding]:
+    out = []
+    for s, v in _eas_servers(ctx, service):
+        iis: IisAuth | None = v.iis
+        if iis is None:
+            out.append(c.skipped(f"The IIS settings of {app} were not read.", subject=s.name))
+            continue
+        evidence = (f"{app}: Basic {'on' if iis.basic else 'off'}, Windows {'on' if iis.windows else 'off'}, "
+                    f"providers {join(iis.providers)}, useKernelMode {str(iis.use_kernel_mode).lower()}, "
+                    f"useAppPoolCredentials {str(iis.use_app_pool_credentials).lower()}")
+        negotiate = any(p.lower().startswith("negotiate") for p in iis.providers)
+        errors = iis.basic or not iis.windows or not negotiate
+        soft = not (iis.use_kernel_mode and iis.use_app_pool_credentials)
+        identity = ps_quote(f"{s.name}\\{app} (Default Web Site)")
+        appcmd = (f"Invoke-Command -ComputerName {s.fqdn or s.name} {{ & \"$env:windir\\system32\\inetsrv\\appcmd.exe\" "
+                  f"set config 'Default Web Site/{app}' "
+                  f"-section:system.webServer/security/authentication/windowsAuthentication "
+                  + ("/+\"providers.[value='Negotiate']\" " if not negotiate else "")
+                  + "/useKernelMode:true /useAppPoolCredentials:true /commit:apphost }")
+        fix = (f"{cmdlet} -Identity {identity} {basic_param} $false {windows_param} $true\n{appcmd}\n"
+               "(wizard step iis-auth; Exchange cumulative updates can rewrite IIS settings made outside the "
+               "cmdlets: check again after each update)")
+        if errors:
+            out.append(c.finding(Status.FAIL, subject=s.name, evidence=evidence,
+                                 reason="The gateway presents Kerberos tickets: the application must use Windows "
+                                 "authentication with the Negotiate provider, and Basic must be off so devices cannot "
+                                 "bypass the gateway with passwords.", fix=fix))
+        elif soft:
+            out.append(c.finding(Status.WARN, subject=s.name, evidence=evidence,
+                                 reason="The gateway's documentation asks for useKernelMode and useAppPoolCredentials; "
+                                 "Exchange app pools run as LocalSystem, so this is advice, not a proven need.",
+                                 fix=fix))
+        else:
+            out.append(c.finding(Status.PASS, subject=s.name, evidence=evidence))
+    return out or [c.skipped(f"No {app} virtual directory was found.")]
+
+
+@check("kcd.eas-auth", "ActiveSync accepts the gateway's Kerberos tickets", "iis-auth",
+       "Microsoft-Server-ActiveSync on each server: Basic off, Windows authentication on with Negotiate.")
+def kcd_eas_auth(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.eas-auth"]
+    if ctx.env.seg is None:
+        return [c.skipped(NO_SEG)]
+    return _iis_auth_findings(ctx, c, Service.EAS, "Microsoft-Server-ActiveSync", "Set-ActiveSyncVirtualDirectory",
+                              "-BasicAuthEnabled", "-WindowsAuthEnabled")
+
+
+@check("kcd.ews-auth", "EWS accepts the gateway's Kerberos tickets", "iis-auth",
+       "When the gateway proxies EWS: EWS on each server has Basic off and Windows authentication with Negotiate.")
+def kcd_ews_auth(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.ews-auth"]
+    if ctx.env.seg is None:
+        return [c.skipped(NO_SEG)]
+    if not ctx.env.seg.ews_proxy:
+        return [c.skipped("The gateway does not proxy EWS.")]
+    return _iis_auth_findings(ctx, c, Service.EWS, "EWS", "Set-WebServicesVirtualDirectory", "-BasicAuthentication",
+                              "-WindowsAuthentication")
+
+
+@check("kcd.users-delegable", "The test users can be delegated", "seg",
+       "The chosen test users are not 'sensitive and cannot be delegated' (0x100000) nor in Protected Users.")
+def kcd_users_delegable(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.users-delegable"]
+    seg = ctx.env.seg
+    if seg is None:
+        return [c.skipped(NO_SEG)]
+    if not seg.test_users:
+        return [c.skipped("No test user was chosen (wizard step seg).")]
+    protected = {dn.lower() for dn in ctx.env.protected_users}
+    out = []
+    for name in seg.test_users:
+        u = ctx.env.account_by_sam(name)
+        if u is None:
+            out.append(c.finding(Status.FAIL, subject=name, evidence=f"{name} was not found in the directory.",
+                                 reason="The gateway cannot impersonate a user that does not exist.",
+                                 fix="Choose an existing test user in wizard step seg."))
+            continue
+        problems, fixes = [], []
+        if u.has_flag(UAC_NOT_DELEGATED):
+            problems.append("'Account is sensitive and cannot be delegated' is set (NOT_DELEGATED)")
+            fixes.append(f"Set-ADAccountControl -Identity {ps_quote(u.sam)} -AccountNotDelegated $false")
+        if u.dn.lower() in protected:
+            problems.append("the user is in Protected Users")
+            fixes.append(f"Remove-ADGroupMember -Identity 'Protected Users' -Members {ps_quote(u.sam)}")
+        if not problems:
+            out.append(c.finding(Status.PASS, subject=u.sam, evidence=f"{u.sam} can be delegated."))
+            continue
+        out.append(c.finding(Status.FAIL, subject=u.sam, evidence=f"{u.sam}: " + "; ".join(problems) + ".",
+                             reason="The KDC never issues delegated tickets for such users: S4U2Proxy fails with "
+                             "KDC_ERR_BADOPTION and the gateway cannot serve them.",
+                             fix="\n".join(fixes) + "\n(or choose another test user: privileged accounts are "
+                             "protected on purpose)"))
+    return out

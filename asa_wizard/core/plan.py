@@ -1,0 +1,734 @@
+"""The plan: from what discovery saw and what the user chose, the ordered list of changes in Microsoft's safety
+order, each with the exact manual commands, how to undo it, and the checks that prove it.
+
+Order: create the ASA (with encryption types) -> roll the credential out (generate on the first server, copy to
+the others; copy only when some servers already hold the current credential) -> SPNs, only once every server
+behind the namespace holds the credential -> client authentication -> SEG delegation -> IIS authentication.
+Nothing is planned that is already right: the plan for a healthy organisation is empty.
+
+Every value that goes into a generated command is quoted for PowerShell (`ps`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .answers import Answers
+from .changes import Change, System
+from .checks.base import ROLL_WINDOW, aware
+from .model import (
+    ENC_AES128,
+    ENC_AES256,
+    ENC_RC4,
+    UAC_NOT_DELEGATED,
+    UAC_TRUSTED_FOR_DELEGATION,
+    UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
+    Account,
+    AccountKind,
+    AsaCredential,
+    Environment,
+    ExchangeServer,
+    IisAuth,
+    SegConfig,
+    Service,
+    enctype_names,
+    normalize_account,
+)
+
+PLAN_VERSION = 1
+IIS_APPS = {Service.EAS: "Microsoft-Server-ActiveSync", Service.EWS: "EWS"}
+IIS_SITE = "Default Web Site"
+IIS_RESET_WARNING = ("Exchange cumulative updates may reset IIS settings made outside the Exchange cmdlets: "
+                     "run the check again after every update.")
+
+
+# ----------------------------------------------------------------------------------------------------
+def ps(value: Any) -> str:
+    """A PowerShell single-quoted literal: nothing inside is expanded. PowerShell also treats the typographic
+    single quotes as quotes, so those are doubled too."""
+    text = str(value)
+    for q in ("'", "\u2018", "\u2019", "\u201a", "\u201b"):
+        text = text.replace(q, q + q)
+    return f"'{text}'"
+
+
+def ps_list(values: list[str]) -> str:
+    return ",".join(ps(v) for v in values)
+
+
+def escape_dn_value(value: str) -> str:
+    """An RDN value escaped as RFC 4514 asks (for a CN built from a name the user typed)."""
+    out = []
+    for i, ch in enumerate(value):
+        if ch in ',+"\\<>;=' or (i == 0 and ch in "# ") or (i == len(value) - 1 and ch == " "):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20:
+            out.append(f"\\{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class Prerequisite:
+    """Something that must be true before the plan is applied. `status`: met | unmet | manual (the admin
+    confirms it). A blocking one stops `apply` until it is resolved."""
+
+    text: str
+    status: str = "manual"
+    blocking: bool = False
+    fix: str = ""
+
+
+@dataclass
+class Plan:
+    target: str  # a label for people: "Lab: fresh" / "contoso.com"
+    asa: str | None  # DOMAIN\NAME$ of the ASA the plan works with
+    changes: list[Change] = field(default_factory=list)
+    prerequisites: list[Prerequisite] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    concurrency: int = 4
+    version: int = PLAN_VERSION
+
+    @property
+    def blockers(self) -> list[Prerequisite]:
+        return [p for p in self.prerequisites if p.blocking]
+
+    def change(self, change_id: str) -> Change:
+        for c in self.changes:
+            if c.id == change_id:
+                return c
+        raise KeyError(change_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "target": self.target, "asa": self.asa, "dry_run": self.dry_run,
+                "concurrency": self.concurrency, "changes": [c.to_dict() for c in self.changes],
+                "prerequisites": [asdict(p) for p in self.prerequisites], "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        return cls(target=d["target"], asa=d.get("asa"), dry_run=bool(d.get("dry_run")),
+                   concurrency=int(d.get("concurrency", 4)),
+                   changes=[Change.from_dict(c) for c in d.get("changes", [])],
+                   prerequisites=[Prerequisite(**p) for p in d.get("prerequisites", [])],
+                   notes=list(d.get("notes", [])), version=int(d.get("version", PLAN_VERSION)))
+
+
+def discovery_seg(answers: Answers) -> SegConfig | None:
+    """The SEG account discovery must read (it is not found by the SPN searches)."""
+    if not answers.seg.enabled or not answers.seg.service_account:
+        return None
+    return SegConfig(answers.seg.service_account, list(answers.seg.test_users), answers.seg.ews_proxy)
+
+
+def credential_is_current(cred: AsaCredential | None, asa: Account, qualified: str) -> bool:
+    """Does a server's credential name this ASA and carry its current password? The server's WhenAdded may be a
+    little older than pwdLastSet (the script changes AD last), hence the window the checks use too."""
+    if cred is None or not _same_account(cred.account, qualified):
+        return False
+    if asa.pwd_last_set is None or cred.when_added is None:
+        return True
+    return aware(cred.when_added) >= aware(asa.pwd_last_set) - ROLL_WINDOW  # type: ignore[operator]
+
+
+def _same_account(reported: str, qualified: str) -> bool:
+    """`Tailspintoys\\E15ASA$` is `TAILSPINTOYS\\E15ASA$`; a bare name compares by sAMAccountName."""
+    a, b = normalize_account(reported), normalize_account(qualified)
+    if a == b:
+        return True
+    return a.split("\\")[-1] == b.split("\\")[-1] and ("\\" not in a or "\\" not in b)
+
+
+# ----------------------------------------------------------------------------------------------------
+def build_plan(env: Environment, answers: Answers, target: str = "") -> Plan:
+    return _Planner(env, answers, target).build()
+
+
+class _Planner:
+    def __init__(self, env: Environment, answers: Answers, target: str) -> None:
+        self.env = env
+        self.a = answers
+        domain = env.forest.domains[0] if env.forest.domains else None
+        self.netbios = domain.netbios_name if domain else ""
+        self.domain_dn = domain.dn if domain else ""
+        self.plan = Plan(target=target or env.forest.root_domain, asa=None, dry_run=answers.dry_run,
+                         concurrency=answers.rollout.concurrency)
+        self.asa: Account | None = None
+        self.asa_q = ""
+        self.asa_change_ids: list[str] = []
+        self.roll_ids: dict[str, str] = {}  # server name (lower) -> rollout change id
+        self.holds: dict[str, bool] = {}  # server name (lower) -> holds the current credential (after the plan)
+        self.spn_add_ids: dict[str, str] = {}  # lower-cased SPN -> change id
+        self.seg_ids: list[str] = []
+        self.iusrs_ids: dict[str, str] = {}
+        self.asa_created = False
+        self.rollout_deps: list[str] = []  # what the rollout waits for: the new account / the AES change
+        self.enctypes_gain_aes = False
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def add(self, change: Change) -> Change:
+        self.plan.changes.append(change)
+        return change
+
+    def prereq(self, text: str, status: str = "manual", blocking: bool = False, fix: str = "") -> None:
+        self.plan.prerequisites.append(Prerequisite(text, status, blocking, fix))
+
+    def qualified(self, account: Account) -> str:
+        d = self.env.forest.domain_of_dn(account.dn)
+        return f"{d.netbios_name if d else self.netbios}\\{account.sam}"
+
+    def servers(self) -> list[ExchangeServer]:
+        """The servers this ASA is for: the ones named in the answers, else every 2013+ client-access server."""
+        wanted = self.a.rollout.servers
+        out: list[ExchangeServer] = []
+        if wanted:
+            for name in wanted:
+                s = self.env.server(name)
+                if s is None:
+                    self.prereq(f"The server {name} named in rollout.servers was not found in the organisation.",
+                                "unmet", True, "Fix the name in the answers file (rollout.servers).")
+                elif s not in out:
+                    out.append(s)
+        else:
+            for s in self.env.servers:
+                if s.generation == "2010":
+                    self.plan.notes.append(f"{s.name} runs Exchange 2010, which cannot share an ASA with 2013 and "
+                                           "later: it is left out.")
+                elif s.roles and set(s.roles) <= {"Edge"}:
+                    self.plan.notes.append(f"{s.name} is an Edge Transport server: it serves no clients.")
+                else:
+                    out.append(s)
+        return sorted(out, key=lambda s: s.name.lower())
+
+    # --- the plan ---------------------------------------------------------------------------------
+    def build(self) -> Plan:
+        self.general_prerequisites()
+        self.plan_asa()
+        servers = self.servers()
+        self.server_prerequisites(servers)
+        if self.asa is not None or self.asa_change_ids:
+            self.plan_rollout(servers)
+            self.plan_spns(servers)
+        self.plan_client_auth(servers)
+        if self.a.seg.enabled:
+            self.plan_seg(servers)
+        if self.a.iis_auth.enabled:
+            self.plan_iis_auth(servers)
+        return self.plan
+
+    def general_prerequisites(self) -> None:
+        self.prereq("Exchange commands run in the Exchange Management Shell on an Exchange server ($exscripts "
+                    "points at the Scripts folder there); AD commands need the ActiveDirectory module (RSAT).")
+        self.prereq("The account that applies the plan has the Organization Management role (Organization "
+                    "Configuration) and the Reset Password right on the ASA.")
+        for ns in self.env.namespaces:
+            if ns.is_cname:
+                self.prereq(f"{ns.host} is a CNAME: Kerberos clients ask for the ticket of the name the CNAME "
+                            "points to.", "unmet", False, f"Publish {ns.host} as an A record.")
+
+    def server_prerequisites(self, servers: list[ExchangeServer]) -> None:
+        for s in servers:
+            if s.reachable is False:
+                self.prereq(f"{s.name} could not be read ({s.error or 'unreachable'}): changes on it will fail "
+                            "and the changes that depend on it stop.", "unmet", False,
+                            f"Make WinRM on {s.fqdn} reachable, then run the plan again.")
+            if s.service_host_running is False:
+                self.prereq(f"MSExchangeServiceHost is stopped on {s.name}: it manages the ASA credential.",
+                            "unmet", False, f"Start-Service MSExchangeServiceHost on {s.name}.")
+
+    # --- step: asa --------------------------------------------------------------------------------
+    def plan_asa(self) -> None:
+        a = self.a.asa
+        name = a.name or self.env.asa_sam
+        if not name:
+            self.prereq("No ASA was named and none was found.", "unmet", True,
+                        'Set [asa] mode = "create" with a name, or name the existing ASA (asa.name).')
+            return
+        existing = self.env.account_by_sam(name)
+        if a.mode == "create" and existing is None:
+            self.create_asa(name)
+            return
+        if existing is None:
+            self.prereq(f"The ASA {name} was not found in the directory.", "unmet", True,
+                        f'Check the name, or set [asa] mode = "create" to create {name}.')
+            return
+        if a.mode == "create":
+            self.plan.notes.append(f"{name} already exists: it is used as the ASA, not created again.")
+        if existing.kind == AccountKind.GMSA:
+            self.prereq(f"{name} is a group managed service account: Exchange does not support a gMSA as the ASA.",
+                        "unmet", True, "Create a computer account for the ASA instead.")
+            return
+        if not existing.enabled:
+            self.prereq(f"The ASA {name} is disabled.", "unmet", True,
+                        f"Enable-ADAccount -Identity {ps(name)}, then plan again.")
+        self.asa = existing
+        self.asa_q = self.qualified(existing)
+        self.plan.asa = self.asa_q
+        if a.enctypes is not None and existing.enctypes != a.enctypes:
+            self.set_enctypes(existing, a.enctypes)
+
+    def create_asa(self, sam: str) -> None:
+        a = self.a.asa
+        kind = a.kind
+        ou = a.ou or ("CN=Computers" if kind == AccountKind.COMPUTER else "CN=Users")
+        if self.domain_dn and not ou.lower().endswith(self.domain_dn.lower()):
+            ou = f"{ou},{self.domain_dn}"
+        cn = sam[:-1] if sam.endswith("$") else sam
+        dn = f"CN={escape_dn_value(cn)},{ou}"
+        enctypes = a.enctypes or 24
+        q = f"{self.netbios}\\{sam}"
+        self.prereq(f"The OU {ou} exists and the applying account may create {kind.value} objects in it.")
+        description = "Exchange alternate service account"
+        if kind == AccountKind.COMPUTER:
+            commands = [
+                f"New-ADComputer -Name {ps(cn)} -SamAccountName {ps(cn)} -Path {ps(ou)} -Enabled $true "
+                f"-Description {ps(description)} -AccountPassword (Read-Host -AsSecureString "
+                f"'Initial password (the rollout replaces it)')",
+                f"Set-ADComputer -Identity {ps(sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={enctypes}}}",
+            ]
+            undo = [f"Remove-ADComputer -Identity {ps(sam)} -Confirm:$false"]
+        else:
+            commands = [
+                f"New-ADUser -Name {ps(cn)} -SamAccountName {ps(sam)} -Path {ps(ou)} -Enabled $true "
+                f"-PasswordNeverExpires $true -Description {ps(description)} -AccountPassword (Read-Host "
+                f"-AsSecureString 'Initial password (the rollout replaces it)')",
+                f"Set-ADUser -Identity {ps(sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={enctypes}}}",
+            ]
+            undo = [f"Remove-ADUser -Identity {ps(sam)} -Confirm:$false"]
+        c = self.add(Change(
+            id="asa.create", system=System.DIRECTORY, action="create-account", target=dn,
+            summary=f"Create the {kind.value} account {q} in {ou} with encryption types {enctypes} "
+                    f"({'+'.join(enctype_names(enctypes))})",
+            attribute=None, old=None, new=dn,
+            params={"sam": sam, "kind": kind.value, "ou_dn": ou, "enctypes": enctypes, "description": description},
+            commands=commands, undo_commands=undo, proven_by=["asa.exists", "asa.kind", "asa.enctypes"], step="asa",
+            warning="Wait for Active Directory replication before the rollout: every domain controller the "
+                    "Exchange servers use must know the new account."))
+        self.asa_change_ids.append(c.id)
+        self.asa_q = q
+        self.plan.asa = q
+        self.asa = Account(dn=dn, sam=sam, kind=kind, enctypes=enctypes, pwd_last_set=None)
+        self.asa_created = True
+
+    def set_enctypes(self, account: Account, value: int) -> None:
+        cmdlet = "Set-ADComputer" if account.is_computer else "Set-ADUser"
+        old = account.enctypes
+        undo = (f"{cmdlet} -Identity {ps(account.sam)} -Clear 'msDS-SupportedEncryptionTypes'" if old is None else
+                f"{cmdlet} -Identity {ps(account.sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={old}}}")
+        c = self.add(Change(
+            id="asa.enctypes", system=System.DIRECTORY, action="set-enctypes", target=account.dn,
+            summary=f"Set the encryption types of {self.asa_q or account.sam} to {value} "
+                    f"({'+'.join(enctype_names(value))}); they were {_enc(old)}",
+            attribute="msDS-SupportedEncryptionTypes", old=old, new=value,
+            params={"dn": account.dn, "value": value},
+            commands=[f"{cmdlet} -Identity {ps(account.sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={value}}}"],
+            undo_commands=[undo], proven_by=["asa.enctypes", "kerberos.ticket"], step="asa",
+            warning=("Clients that can only use RC4 lose Kerberos to these names: check that the domain controllers' "
+                     "KDCSVC audit events (201-209) are clean first.") if old and old & ENC_RC4 and not value & ENC_RC4
+            else None))
+        self.asa_change_ids.append(c.id)
+        self.enctypes_gain_aes = not _has_aes(old) and _has_aes(value)
+
+    # --- step: rollout ----------------------------------------------------------------------------
+    def plan_rollout(self, servers: list[ExchangeServer]) -> None:
+        assert self.asa is not None
+        created = self.asa_created
+        current = {s.name.lower(): (not created) and credential_is_current(s.asa_latest, self.asa, self.asa_q)
+                   for s in servers}
+        regenerate_reason = ""
+        if created:
+            regenerate_reason = "the ASA is new"
+        elif self.a.rollout.new_password:
+            regenerate_reason = "a new password was asked for (rollout.new_password)"
+        elif self.enctypes_gain_aes:
+            regenerate_reason = "the ASA gains AES: a new password makes sure AES keys exist for it"
+        elif servers and not any(current.values()):
+            regenerate_reason = "no server holds the ASA's current credential"
+        if created:
+            self.rollout_deps = ["asa.create"]
+        elif self.enctypes_gain_aes and not self.a.rollout.new_password:
+            self.rollout_deps = ["asa.enctypes"]
+        if regenerate_reason:
+            first = self.first_server(servers)
+            self.roll_change(first, None)
+            for s in servers:
+                if s is not first:
+                    self.roll_change(s, first)
+                self.holds[s.name.lower()] = True
+            self.plan.notes.append(f"A new ASA password is generated on {first.name} because {regenerate_reason}.")
+            return
+        sources = [s for s in servers if current[s.name.lower()]]
+        source = self.first_server(sources)
+        missing = [s.name for s in servers if not current[s.name.lower()]]
+        if missing:
+            self.plan.notes.append(
+                f"{', '.join(s.name for s in sources)} already {'holds' if len(sources) == 1 else 'hold'} the current "
+                f"{self.asa_q} credential: {', '.join(missing)} {'gets' if len(missing) == 1 else 'get'} a copy from "
+                f"{source.name}, and no new password is generated.")
+        for s in servers:
+            self.holds[s.name.lower()] = True
+            if not current[s.name.lower()]:
+                self.roll_change(s, source)
+
+    def first_server(self, candidates: list[ExchangeServer]) -> ExchangeServer:
+        wanted = self.a.rollout.first_server
+        if wanted:
+            for s in candidates:
+                if s.name.lower() == wanted.lower() or s.fqdn.lower() == wanted.lower():
+                    return s
+            self.plan.notes.append(f"rollout.first_server = {wanted} cannot be the source: it is not among "
+                                   f"{', '.join(s.name for s in candidates)}.")
+        reachable = [s for s in candidates if s.reachable is not False]
+        return (reachable or candidates)[0]
+
+    def roll_change(self, server: ExchangeServer, source: ExchangeServer | None) -> str:
+        old = _cred(server.asa_latest)
+        reversible = server.asa_latest is None
+        undo = ([f"Set-ClientAccessService -Identity {ps(server.name)} -RemoveAlternateServiceAccountCredentials"]
+                if reversible else [])
+        warning = None if reversible else (
+            f"{server.name} already held a credential: undo leaves the new one in place (the old password cannot "
+            "be restored, and the server keeps it as its previous credential).")
+        if source is None:
+            cid = f"rollout.generate:{server.name}"
+            c = Change(
+                id=cid, system=System.EXCHANGE, action="roll-generate", target=server.name,
+                summary=f"Generate a new password for {self.asa_q} and give it to {server.name} ({server.fqdn})",
+                attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
+                params={"server": server.fqdn, "account": self.asa_q, "undo": "remove" if reversible else "keep"},
+                commands=["Set-Location $exscripts",
+                          f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {ps(server.fqdn)} "
+                          f"-GenerateNewPasswordFor {ps(self.asa_q)}"],
+                undo_commands=undo, proven_by=["rollout.coverage", "rollout.current"], step="rollout",
+                depends_on=list(self.rollout_deps), warning=warning)
+        else:
+            cid = f"rollout.copy:{server.name}"
+            gen_id = self.roll_ids.get(source.name.lower())
+            c = Change(
+                id=cid, system=System.EXCHANGE, action="roll-copy", target=server.name,
+                summary=f"Copy the {self.asa_q} credential from {source.name} to {server.name} ({server.fqdn})",
+                attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
+                params={"server": server.fqdn, "source": source.fqdn, "undo": "remove" if reversible else "keep"},
+                commands=["Set-Location $exscripts",
+                          f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {ps(server.fqdn)} "
+                          f"-CopyFrom {ps(source.fqdn)}"],
+                undo_commands=undo, proven_by=["rollout.coverage", "rollout.current"], step="rollout",
+                depends_on=list(self.rollout_deps) + ([gen_id] if gen_id else []), warning=warning)
+        self.add(c)
+        self.roll_ids[server.name.lower()] = cid
+        return cid
+
+    # --- step: spns -------------------------------------------------------------------------------
+    def plan_spns(self, servers: list[ExchangeServer]) -> None:
+        assert self.asa is not None
+        hosts = self.a.spns.namespaces or [n.host for n in self.env.namespaces]
+        included = {s.name.lower() for s in servers}
+        move_from = {normalize_account(m) for m in self.a.spns.move_from}
+        for host in sorted(dict.fromkeys(h.lower() for h in hosts)):
+            ns = next((n for n in self.env.namespaces if n.host == host), None)
+            if ns is None:
+                self.plan.notes.append(f"{host} is not published by any virtual directory or Autodiscover SCP; its "
+                                       "SPN is planned as asked.")
+            spn = f"HTTP/{host}"
+            behind = [self.env.server(n) for n in (ns.servers if ns else [s.name for s in servers])]
+            blocked = False
+            deps = list(self.asa_change_ids)
+            for s in behind:
+                if s is None:
+                    continue
+                if s.name.lower() not in included and not credential_is_current(s.asa_latest, self.asa, self.asa_q):
+                    self.prereq(f"{s.name} answers on {host} but is not in the rollout and lacks the ASA credential: "
+                                f"registering {spn} would break Kerberos on it.", "unmet", True,
+                                f"Add {s.name} to rollout.servers, or take it out of the load balancer for {host}.")
+                    blocked = True
+                if s.name.lower() in self.roll_ids:
+                    deps.append(self.roll_ids[s.name.lower()])
+            removals = []
+            for owner_dn in self.env.spn_owners.get(spn.lower(), []):
+                if owner_dn.lower() == self.asa.dn.lower():
+                    continue
+                owner = self.env.account_by_dn(owner_dn)
+                owner_q = self.qualified(owner) if owner else owner_dn
+                if normalize_account(owner_q) in move_from or (owner and normalize_account(owner.sam) in move_from):
+                    stored = next((x for x in (owner.spns if owner else []) if x.lower() == spn.lower()), spn)
+                    rid = f"spn.remove:{spn}@{owner.sam if owner else owner_dn}"
+                    self.add(Change(
+                        id=rid, system=System.DIRECTORY, action="remove-spns", target=owner_dn,
+                        summary=f"Remove {stored} from {owner_q} (named in spns.move_from)",
+                        attribute="servicePrincipalName", old=stored, new=None,
+                        params={"dn": owner_dn, "spns": [stored]},
+                        commands=[f"setspn -D {ps(stored)} {ps(owner_q)}"],
+                        undo_commands=[f"setspn -S {ps(stored)} {ps(owner_q)}"],
+                        warning="Undo puts the SPN back only if no other account holds it then (setspn -S refuses "
+                                "a duplicate).",
+                        proven_by=["spn.duplicate", "spn.owner"], step="spns", depends_on=list(dict.fromkeys(deps))))
+                    removals.append(rid)
+                else:
+                    self.prereq(f"{spn} is registered on {owner_q}, not on the ASA {self.asa_q}.", "unmet", True,
+                                f'If {owner_q} is an old account, name it to move the SPN: [spns] move_from = '
+                                f'["{owner_q}"]. Otherwise choose {owner_q} as the ASA.')
+                    blocked = True
+            if blocked or self.asa.has_spn(spn):
+                continue
+            cid = f"spn.add:{spn}"
+            self.add(Change(
+                id=cid, system=System.DIRECTORY, action="add-spns", target=self.asa.dn,
+                summary=f"Register {spn} on {self.asa_q}",
+                attribute="servicePrincipalName", old=None, new=spn, params={"dn": self.asa.dn, "spns": [spn]},
+                commands=[f"setspn -F -Q {ps(spn)}", f"setspn -S {ps(spn)} {ps(self.asa_q)}"],
+                undo_commands=[f"setspn -D {ps(spn)} {ps(self.asa_q)}"],
+                proven_by=["spn.present", "spn.owner", "spn.duplicate", "kerberos.server"], step="spns",
+                depends_on=list(dict.fromkeys(deps + removals))))
+            self.spn_add_ids[spn.lower()] = cid
+
+    def spn_deps_for(self, server: ExchangeServer, service: Service | None = None) -> list[str]:
+        deps = [self.roll_ids[server.name.lower()]] if server.name.lower() in self.roll_ids else []
+        for v in self.env.vdirs_for(server.name, service):
+            for h in v.hosts:
+                cid = self.spn_add_ids.get(f"http/{h.lower()}")
+                if cid and cid not in deps:
+                    deps.append(cid)
+        return deps
+
+    # --- step: client-auth ------------------------------------------------------------------------
+    def plan_client_auth(self, servers: list[ExchangeServer]) -> None:
+        ca = self.a.client_auth
+        for s in servers:
+            if ca.outlook_anywhere:
+                for v in self.env.vdirs_for(s.name, Service.OUTLOOK_ANYWHERE):
+                    if (v.internal_client_auth or "").lower() == "negotiate":
+                        continue
+                    old = v.internal_client_auth
+                    self.add(Change(
+                        id=f"auth.oa:{s.name}", system=System.EXCHANGE, action="set-oa-client-auth", target=s.name,
+                        summary=f"Outlook Anywhere on {s.name}: internal client authentication {old or 'unset'} "
+                                "-> Negotiate",
+                        attribute="InternalClientAuthenticationMethod", old=old, new="Negotiate",
+                        params={"server": s.fqdn, "method": "Negotiate"},
+                        commands=[f"Get-OutlookAnywhere -Server {ps(s.name)} | Set-OutlookAnywhere "
+                                  "-InternalClientAuthenticationMethod Negotiate"],
+                        undo_commands=[f"Get-OutlookAnywhere -Server {ps(s.name)} | Set-OutlookAnywhere "
+                                       f"-InternalClientAuthenticationMethod {ps(old or 'Ntlm')}"],
+                        proven_by=["auth.outlook-anywhere"], step="client-auth",
+                        depends_on=self.spn_deps_for(s, Service.OUTLOOK_ANYWHERE)))
+            if ca.mapi:
+                for v in self.env.vdirs_for(s.name, Service.MAPI):
+                    if any(m.lower() == "negotiate" for m in v.auth_methods):
+                        continue
+                    old_m = list(v.auth_methods)
+                    new_m = old_m + ["Negotiate"]
+                    self.add(Change(
+                        id=f"auth.mapi:{s.name}", system=System.EXCHANGE, action="set-mapi-auth", target=s.name,
+                        summary=f"MAPI over HTTP on {s.name}: add Negotiate ({', '.join(old_m) or 'none'} -> "
+                                f"{', '.join(new_m)})",
+                        attribute="IISAuthenticationMethods", old=old_m, new=new_m,
+                        params={"server": s.fqdn, "methods": new_m},
+                        commands=[f"Get-MapiVirtualDirectory -Server {ps(s.name)} | Set-MapiVirtualDirectory "
+                                  f"-IISAuthenticationMethods {ps_list(new_m)}"],
+                        undo_commands=[f"Get-MapiVirtualDirectory -Server {ps(s.name)} | Set-MapiVirtualDirectory "
+                                       f"-IISAuthenticationMethods {ps_list(old_m)}"] if old_m else [],
+                        proven_by=["auth.mapi"], step="client-auth", depends_on=self.spn_deps_for(s, Service.MAPI),
+                        warning=None if "oauth" in (m.lower() for m in old_m) or not self.env.hybrid else
+                        "Hybrid organisation without OAuth on MAPI: check the hybrid configuration."))
+
+    # --- step: seg --------------------------------------------------------------------------------
+    def seg_target_host(self, servers: list[ExchangeServer]) -> str | None:
+        if self.a.seg.delegate_to:
+            return self.a.seg.delegate_to
+        for s in servers:
+            for v in self.env.vdirs_for(s.name, Service.EAS):
+                if v.internal_host or v.external_host:
+                    return (v.external_host or v.internal_host or "").lower()
+        return None
+
+    def plan_seg(self, servers: list[ExchangeServer]) -> None:
+        sg = self.a.seg
+        sa = self.env.account_by_sam(sg.service_account or "")
+        if sa is None:
+            self.prereq(f"The SEG service account {sg.service_account} was not found in the directory.", "unmet", True,
+                        "Create it (a user account in the users' domain) or fix seg.service_account.")
+            return
+        sa_q = self.qualified(sa)
+        cmdlet = "Set-ADComputer" if sa.is_computer else "Set-ADUser"
+        asa_domain = self.env.forest.domain_of_dn(self.asa.dn) if self.asa else None
+        sa_domain = self.env.forest.domain_of_dn(sa.dn)
+        if asa_domain and sa_domain and asa_domain.dn.lower() != sa_domain.dn.lower():
+            self.prereq(f"{sa_q} is in {sa_domain.dns_name} and the ASA in {asa_domain.dns_name}: classic constrained "
+                        "delegation needs one domain.", "unmet", True,
+                        "Use a service account in the ASA's domain, or resource-based constrained delegation.")
+            return
+        for user in sg.test_users:
+            u = self.env.account_by_sam(user)
+            if u is not None and (u.has_flag(UAC_NOT_DELEGATED) or u.dn in self.env.protected_users):
+                self.prereq(f"The test user {user} cannot be impersonated (sensitive account or Protected Users).",
+                            "unmet", False, "Choose another test user, or clear 'Account is sensitive and cannot be "
+                            "delegated'.")
+        spn_id = None
+        if not sa.spns:
+            spn = sg.spn or f"HTTP/{sa.sam.rstrip('$')}"
+            owners = [d for d in self.env.spn_owners.get(spn.lower(), []) if d.lower() != sa.dn.lower()]
+            if owners:
+                self.prereq(f"{spn} for the SEG account is already registered on {owners[0]}.", "unmet", True,
+                            "Choose another SPN in seg.spn.")
+                return
+            spn_id = f"seg.spn:{spn}"
+            self.add(Change(
+                id=spn_id, system=System.DIRECTORY, action="add-spns", target=sa.dn,
+                summary=f"Register {spn} on the SEG service account {sa_q} (delegation needs an SPN)",
+                attribute="servicePrincipalName", old=None, new=spn, params={"dn": sa.dn, "spns": [spn]},
+                commands=[f"setspn -S {ps(spn)} {ps(sa_q)}"], undo_commands=[f"setspn -D {ps(spn)} {ps(sa_q)}"],
+                proven_by=["kcd.service-account-spn"], step="seg"))
+            self.seg_ids.append(spn_id)
+        host = self.seg_target_host(servers)
+        if host is not None:
+            self.plan.notes.append(f"In the SEG console: target SPN HTTP/{host}, Kerberos realm "
+                                   f"{(sa_domain.realm if sa_domain else self.env.forest.root_domain.upper())} "
+                                   "(upper case), service account " + sa_q + ".")
+        if host is None:
+            self.prereq("No ActiveSync namespace was found for the delegation target.", "unmet", True,
+                        'Name it in seg.delegate_to = "mail.contoso.com".')
+        else:
+            target = f"HTTP/{host}"
+            on_asa = (self.asa is not None and self.asa.has_spn(target)) or target.lower() in self.spn_add_ids
+            if not on_asa:
+                self.prereq(f"The delegation target {target} is not (and will not be) registered on the ASA.", "unmet",
+                            True, f"Add {host} to spns.namespaces, or fix seg.delegate_to.")
+            if not any(x.lower() == target.lower() for x in sa.delegate_to):
+                old = list(sa.delegate_to)
+                new = old + [target]
+                cid = "seg.delegate-to"
+                deps = [d for d in (spn_id, self.spn_add_ids.get(target.lower())) if d]
+                self.add(Change(
+                    id=cid, system=System.DIRECTORY, action="set-delegate-to", target=sa.dn,
+                    summary=f"Allow {sa_q} to delegate to {target} (constrained delegation)",
+                    attribute="msDS-AllowedToDelegateTo", old=old, new=new, params={"dn": sa.dn, "spns": new},
+                    commands=[f"{cmdlet} -Identity {ps(sa.sam)} -Add @{{'msDS-AllowedToDelegateTo'={ps(target)}}}"],
+                    undo_commands=[f"{cmdlet} -Identity {ps(sa.sam)} -Remove @{{'msDS-AllowedToDelegateTo'="
+                                   f"{ps(target)}}}"],
+                    proven_by=["kcd.target", "kerberos.s4u"], step="seg", depends_on=deps))
+                self.seg_ids.append(cid)
+        want = (sa.uac | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION) & ~UAC_TRUSTED_FOR_DELEGATION
+        if want != sa.uac:
+            commands = [f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedToAuthForDelegation $true"]
+            undo = [f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedToAuthForDelegation "
+                    f"${str(sa.has_flag(UAC_TRUSTED_TO_AUTH_FOR_DELEGATION)).lower()}"]
+            if sa.has_flag(UAC_TRUSTED_FOR_DELEGATION):
+                commands.append(f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedForDelegation $false")
+                undo.append(f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedForDelegation $true")
+            cid = "seg.protocol-transition"
+            self.add(Change(
+                id=cid, system=System.DIRECTORY, action="set-uac", target=sa.dn,
+                summary=f"Let {sa_q} use any authentication protocol (TRUSTED_TO_AUTH_FOR_DELEGATION"
+                        + ("; unconstrained delegation removed" if sa.has_flag(UAC_TRUSTED_FOR_DELEGATION) else "")
+                        + ")",
+                attribute="userAccountControl", old=sa.uac, new=want, params={"dn": sa.dn, "value": want},
+                commands=commands, undo_commands=undo, proven_by=["kcd.protocol-transition", "kcd.no-unconstrained"],
+                step="seg", depends_on=[spn_id] if spn_id else []))
+            self.seg_ids.append(cid)
+        for s in servers:
+            members = {m.lower() for m in self.env.iis_iusrs.get(s.name, [])}
+            if sa_q.lower() in members:
+                continue
+            cid = f"seg.iis-iusrs:{s.name}"
+            self.add(Change(
+                id=cid, system=System.EXCHANGE, action="add-iis-iusrs", target=s.name,
+                summary=f"Add {sa_q} to the local IIS_IUSRS group on {s.name}",
+                attribute="IIS_IUSRS", old=None, new=sa_q, params={"server": s.fqdn, "member": sa_q},
+                commands=[f"Invoke-Command -ComputerName {ps(s.fqdn)} -ScriptBlock {{ Add-LocalGroupMember "
+                          f"-Group 'IIS_IUSRS' -Member {ps(sa_q)} }}"],
+                undo_commands=[f"Invoke-Command -ComputerName {ps(s.fqdn)} -ScriptBlock {{ Remove-LocalGroupMember "
+                               f"-Group 'IIS_IUSRS' -Member {ps(sa_q)} }}"],
+                proven_by=["kcd.iis-iusrs"], step="seg",
+                depends_on=[self.roll_ids[s.name.lower()]] if s.name.lower() in self.roll_ids else []))
+            self.iusrs_ids[s.name.lower()] = cid
+
+    # --- step: iis-auth ---------------------------------------------------------------------------
+    def plan_iis_auth(self, servers: list[ExchangeServer]) -> None:
+        services = [Service.EAS] + ([Service.EWS] if self.a.seg.ews_proxy else [])
+        for s in servers:
+            for service in services:
+                vdirs = self.env.vdirs_for(s.name, service)
+                if not vdirs:
+                    continue
+                old = vdirs[0].iis or IisAuth()
+                providers = ["Negotiate"] + [p for p in old.providers if p.lower() != "negotiate"]
+                want = IisAuth(basic=False, windows=True, providers=providers, use_kernel_mode=True,
+                               use_app_pool_credentials=True)
+                if want == old:
+                    continue
+                app = IIS_APPS[service]
+                key = "eas" if service == Service.EAS else "ews"
+                deps = self.spn_deps_for(s, service) + list(self.seg_ids)
+                if s.name.lower() in self.iusrs_ids:
+                    deps.append(self.iusrs_ids[s.name.lower()])
+                self.add(Change(
+                    id=f"iis.{key}:{s.name}", system=System.EXCHANGE, action="set-iis-auth", target=s.name,
+                    summary=f"{service.title} on {s.name}: {_iis_summary(old, want)}",
+                    attribute=f"{IIS_SITE}/{app} authentication", old=asdict(old), new=asdict(want),
+                    params={"server": s.fqdn, "application": app, "auth": asdict(want)},
+                    commands=[_iis_script(s.fqdn, app, old, want)], undo_commands=[_iis_script(s.fqdn, app, want, old)],
+                    proven_by=["kcd.eas-auth" if service == Service.EAS else "kcd.ews-auth"], step="iis-auth",
+                    depends_on=list(dict.fromkeys(deps)), warning=IIS_RESET_WARNING))
+
+
+# ----------------------------------------------------------------------------------------------------
+def _enc(value: int | None) -> str:
+    return "unset" if value is None else f"{value} ({'+'.join(enctype_names(value)) or 'none'})"
+
+
+def _has_aes(value: int | None) -> bool:
+    return value is not None and bool(value & (ENC_AES128 | ENC_AES256))
+
+
+def _cred(c: AsaCredential | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    when = c.when_added.isoformat() if isinstance(c.when_added, datetime) else None
+    return {"account": c.account, "when": when}
+
+
+def _iis_summary(old: IisAuth, new: IisAuth) -> str:
+    parts = []
+    if old.basic != new.basic:
+        parts.append(f"Basic {'on' if new.basic else 'off'}")
+    if old.windows != new.windows:
+        parts.append(f"Windows authentication {'on' if new.windows else 'off'}")
+    if old.providers != new.providers:
+        parts.append(f"providers {', '.join(old.providers) or 'none'} -> {', '.join(new.providers)}")
+    if old.use_kernel_mode != new.use_kernel_mode:
+        parts.append(f"useKernelMode {str(new.use_kernel_mode).lower()}")
+    if old.use_app_pool_credentials != new.use_app_pool_credentials:
+        parts.append(f"useAppPoolCredentials {str(new.use_app_pool_credentials).lower()}")
+    return "; ".join(parts)
+
+
+def _iis_script(fqdn: str, app: str, old: IisAuth, new: IisAuth) -> str:
+    """The IIS settings that differ between `old` and `new`, as one Invoke-Command block for that server."""
+    auth = "system.webServer/security/authentication"
+    lines = [f"Invoke-Command -ComputerName {ps(fqdn)} -ScriptBlock {{",
+             f"    $psPath = 'MACHINE/WEBROOT/APPHOST'; $location = {ps(IIS_SITE + '/' + app)}"]
+
+    def prop(section: str, name: str, value: bool) -> None:
+        lines.append(f"    Set-WebConfigurationProperty -PSPath $psPath -Location $location "
+                     f"-Filter {ps(auth + '/' + section)} -Name {ps(name)} -Value ${str(value).lower()}")
+
+    if old.basic != new.basic:
+        prop("basicAuthentication", "enabled", new.basic)
+    if old.windows != new.windows:
+        prop("windowsAuthentication", "enabled", new.windows)
+    if old.use_kernel_mode != new.use_kernel_mode:
+        prop("windowsAuthentication", "useKernelMode", new.use_kernel_mode)
+    if old.use_app_pool_credentials != new.use_app_pool_credentials:
+        prop("windowsAuthentication", "useAppPoolCredentials", new.use_app_pool_credentials)
+    if old.providers != new.providers:
+        flt = ps(auth + "/windowsAuthentication/providers")
+        lines.append(f"    Clear-WebConfiguration -PSPath $psPath -Location $location -Filter {flt}")
+        for p in new.providers:
+            lines.append(f"    Add-WebConfigurationProperty -PSPath $psPath -Location $location -Filter {flt} "
+                         f"-Name '.' -Value @{{value={ps(p)}}}")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,428 @@
+"""The lab's Active Directory: ldap3's MOCK_SYNC server holding an AD-shaped tree built from a scenario.
+
+The wizard reaches it through the real adapter (`LdapDirectory.from_server`), so every search filter,
+paging loop, modify request and error translation is the production code. What the mock does not know
+about AD, this module teaches it, each item the way a Windows DC behaves:
+
+- Schema: ldap3's offline Windows 2012 R2 schema has no Exchange classes, and the mock refuses attributes
+  and classes its schema does not list. Exchange's schema extension adds them to a real forest; here the
+  same few definitions (`EXCHANGE_ATTRIBUTES`, `EXCHANGE_CLASSES`) are added to the schema object the mock
+  uses. Their OIDs are private placeholders, not Exchange's: nothing here reads OIDs.
+- rootDSE: the mock serves no rootDSE entry; the adapter reads what ldap3 read at bind time
+  (`server.info`), so the lab attaches a DSA info with the scenario's naming contexts and levels.
+- Behaviour (installed on each connection by `_teach_ad`): a duplicate SPN is refused with
+  constraintViolation (19) like AD; a duplicate sAMAccountName with entryAlreadyExists (68); `unicodePwd`
+  needs an encrypted channel, is never stored, sets pwdLastSet and increments msDS-KeyVersionNumber; a new
+  user starts disabled (514) with pwdLastSet 0, a new account at key version 1.
+- Bitwise matching rules do not work in the mock: the adapter never uses them (flags are read and tested
+  in Python), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from ldap3 import MOCK_SYNC, NONE, Connection, Server
+from ldap3.operation.add import add_request_to_dict
+from ldap3.operation.modify import modify_request_to_dict
+from ldap3.protocol.rfc4512 import AttributeTypeInfo, DsaInfo, ObjectClassInfo, SchemaInfo
+from ldap3.protocol.schemas.ad2012R2 import ad_2012_r2_schema
+from ldap3.utils.ciDict import CaseInsensitiveDict
+from ldap3.utils.dn import escape_rdn, parse_dn
+
+from ..adapters.ldap import AUTODISCOVER_KEYWORD, LdapDirectory, LdapSettings, datetime_to_filetime, \
+    filetime_to_datetime
+from ..core.model import AUTH_FLAG_BITS, UAC_ACCOUNTDISABLE, UAC_DONT_EXPIRE_PASSWD, UAC_NOT_DELEGATED, \
+    UAC_TRUSTED_FOR_DELEGATION, UAC_TRUSTED_TO_AUTH_FOR_DELEGATION, AccountKind, Service
+from ..core.secrets import Secret
+from .scenario import LabAccount, LabServer, Scenario
+from .snapshot import ROLE_VALUES, account_dn, all_accounts, configuration_dn, exchange_org_dn, \
+    exchange_server_dn, servers_container_dn, site_dn
+
+INTEGER = "1.3.6.1.4.1.1466.115.121.1.27"
+DIRECTORY_STRING = "1.3.6.1.4.1.1466.115.121.1.15"
+DN_SYNTAX = "1.3.6.1.4.1.1466.115.121.1.12"
+PRIVATE_ARC = "1.3.6.1.4.1.99999.4242"  # placeholder OIDs for the lab's schema additions
+
+EXCHANGE_ATTRIBUTES = [  # name, syntax, single-valued
+    ("msExchCurrentServerRoles", INTEGER, True),
+    ("msExchServerSite", DN_SYNTAX, True),
+    ("msExchInternalHostName", DIRECTORY_STRING, True),
+    ("msExchExternalHostName", DIRECTORY_STRING, True),
+    ("msExchInternalAuthenticationMethods", INTEGER, True),
+    ("msExchExternalAuthenticationMethods", INTEGER, True),
+]
+EXCHANGE_CLASSES = [  # name, superior
+    ("msExchConfigurationContainer", "container"),
+    ("msExchOrganizationContainer", "container"),
+    ("msExchAdminGroupContainer", "container"),
+    ("msExchAdminGroup", "container"),
+    ("msExchServersContainer", "container"),
+    ("msExchExchangeServer", "server"),
+    ("msExchVirtualDirectory", "container"),
+    ("msExchRpcHttpVirtualDirectory", "msExchVirtualDirectory"),
+    ("msExchMapiVirtualDirectory", "msExchVirtualDirectory"),
+    ("msExchMobileVirtualDirectory", "msExchVirtualDirectory"),
+    ("msExchWebServicesVirtualDirectory", "msExchVirtualDirectory"),
+    ("msExchOWAVirtualDirectory", "msExchVirtualDirectory"),
+]
+# Virtual directory objects: class, CN, URL path (None: the attribute holds a host, as for Outlook Anywhere)
+VDIR_OBJECTS = {
+    Service.OUTLOOK_ANYWHERE: ("msExchRpcHttpVirtualDirectory", "Rpc (Default Web Site)", None),
+    Service.MAPI: ("msExchMapiVirtualDirectory", "mapi (Default Web Site)", "/mapi"),
+    Service.EAS: ("msExchMobileVirtualDirectory", "Microsoft-Server-ActiveSync (Default Web Site)",
+                  "/Microsoft-Server-ActiveSync"),
+    Service.EWS: ("msExchWebServicesVirtualDirectory", "EWS (Default Web Site)", "/EWS/Exchange.asmx"),
+    Service.OWA: ("msExchOWAVirtualDirectory", "owa (Default Web Site)", "/owa"),
+}
+AUTH_BITS = {name: bit for bit, name in AUTH_FLAG_BITS.items()}
+CONSTRAINT_VIOLATION = 19
+UNWILLING_TO_PERFORM = 53
+ENTRY_ALREADY_EXISTS = 68
+
+
+@lru_cache(maxsize=1)
+def lab_schema() -> SchemaInfo:
+    """Windows 2012 R2's schema plus the Exchange definitions the lab uses (parsed once per process)."""
+    schema = SchemaInfo.from_json(ad_2012_r2_schema)
+    for i, (name, syntax, single) in enumerate(EXCHANGE_ATTRIBUTES, 1):
+        schema.attribute_types[name] = AttributeTypeInfo(oid=f"{PRIVATE_ARC}.1.{i}", name=[name], syntax=syntax,
+                                                         single_value=single)
+    for i, (name, superior) in enumerate(EXCHANGE_CLASSES, 1):
+        schema.object_classes[name] = ObjectClassInfo(oid=f"{PRIVATE_ARC}.2.{i}", name=[name], superior=[superior],
+                                                      kind=1)
+    return schema
+
+
+class LabDirectory:
+    """The scenario's directory. `port()` gives the wizard's real LDAP adapter bound to it."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self._lock = threading.RLock()
+        self.reset(scenario)
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    def reset(self, scenario: Scenario) -> None:
+        """Rebuild the directory exactly as the scenario describes it (the lab's "reset" action)."""
+        with self._lock:
+            self.scenario = scenario
+            self._started = time.monotonic()
+            self.host = f"dc1.{scenario.domain}"
+            self.server = self._make_server(636)
+            self.gc_server = self._make_server(3269)
+            self.server.dit = CaseInsensitiveDict()
+            self.gc_server.dit = self.server.dit  # one directory, reachable as DC and as global catalog
+            self.gc_server.dit_lock = self.server.dit_lock
+            self.admin_dn = f"CN={escape_rdn(self._admin_sam())},CN=Users,{scenario.domain_dn}"
+            self._load()
+
+    def _make_server(self, port: int) -> Server:
+        server = Server(self.host, port=port, use_ssl=True, get_info=NONE)
+        server.attach_schema_info(lab_schema())
+        server.attach_dsa_info(self._dsa_info())
+        return server
+
+    def _admin_sam(self) -> str:
+        return self.scenario.admin_user.split("\\")[-1] or "Administrator"
+
+    def now(self) -> datetime:
+        """The lab clock: the scenario's `now`, moving forward with real time from the last reset."""
+        return self.scenario.now + timedelta(seconds=time.monotonic() - self._started)
+
+    def port(self) -> LdapDirectory:
+        """The real adapter, bound over the (simulated) LDAPS channel with the lab administrator."""
+        s = self.scenario
+        settings = LdapSettings(host=self.host, mode="ldaps", bind="simple", user=self.admin_dn,
+                                password=Secret(s.admin_password), use_global_catalog=True)
+        return LdapDirectory.from_server(
+            self.server, settings, gc_server=self.gc_server, client_strategy=MOCK_SYNC,
+            connection_hook=self._teach_ad,
+            label=f"{self.host} (training lab: simulated LDAPS 636 and global catalog 3269)")
+
+    # --- building the tree -------------------------------------------------------------------------------
+    def _dsa_info(self) -> DsaInfo:
+        s = self.scenario
+        conf = configuration_dn(s)
+        attrs = {
+            "defaultNamingContext": [s.domain_dn], "rootDomainNamingContext": [s.domain_dn],
+            "configurationNamingContext": [conf], "schemaNamingContext": [f"CN=Schema,{conf}"],
+            "namingContexts": [s.domain_dn, conf, f"CN=Schema,{conf}"], "dnsHostName": [self.host],
+            "domainFunctionality": ["7"], "forestFunctionality": ["7"], "domainControllerFunctionality": ["7"],
+            "isGlobalCatalogReady": ["TRUE"], "supportedLDAPVersion": ["3"],
+        }
+        return DsaInfo(attrs, {k: [v.encode() for v in vals] for k, vals in attrs.items()})
+
+    def _add(self, conn: Connection, dn: str, object_class: str, attrs: dict | None = None) -> None:
+        attrs = dict(attrs or {})
+        attrs["objectClass"] = [object_class]
+        attrs["distinguishedName"] = dn
+        if not conn.strategy.add_entry(dn, attrs):
+            raise RuntimeError(f"lab directory: cannot add {dn}")  # a bug in the lab, not a user error
+
+    def _load(self) -> None:
+        s = self.scenario
+        conn = Connection(self.server, client_strategy=MOCK_SYNC)
+        dom, conf = s.domain_dn, configuration_dn(s)
+        self._add(conn, dom, "domainDNS")
+        for cn in ("Users", "Computers", "Managed Service Accounts"):
+            self._add(conn, f"CN={cn},{dom}", "container")
+        accounts = all_accounts(s)
+        for ou in sorted({self._parent(account_dn(s, a)) for a in accounts}, key=lambda d: len(d)):
+            self._ensure_parents(conn, ou)
+        self.protected_dn = f"CN=Protected Users,CN=Users,{dom}"
+        members = [account_dn(s, a) for a in accounts if a.protected_user]
+        self._add(conn, self.protected_dn, "group", {"sAMAccountName": "Protected Users", "member": members}
+                  if members else {"sAMAccountName": "Protected Users"})
+        if not any(a.sam.lower() == self._admin_sam().lower() for a in accounts):
+            self._add(conn, self.admin_dn, "user", {
+                "sAMAccountName": self._admin_sam(), "userAccountControl": 0x200 | UAC_DONT_EXPIRE_PASSWD,
+                "userPassword": s.admin_password, "pwdLastSet": datetime_to_filetime(s.now)})
+        for a in accounts:
+            self._add(conn, account_dn(s, a), _object_class(a), self._account_attrs(a))
+        if any(a.sam.lower() == self._admin_sam().lower() for a in accounts):
+            self.admin_dn = next(account_dn(s, a) for a in accounts if a.sam.lower() == self._admin_sam().lower())
+            self.server.dit[self.admin_dn]["userPassword"] = [s.admin_password.encode()]
+        # configuration partition
+        self._add(conn, conf, "configuration")
+        self._add(conn, f"CN=Partitions,{conf}", "crossRefContainer")
+        self._add(conn, f"CN={s.netbios},CN=Partitions,{conf}", "crossRef", {
+            "nCName": dom, "dnsRoot": s.domain, "nETBIOSName": s.netbios, "systemFlags": 3})
+        self._add(conn, f"CN=Sites,{conf}", "sitesContainer")
+        for site in s.sites:
+            self._add(conn, site_dn(s, site), "site")
+        self._add(conn, f"CN=Services,{conf}", "container")
+        self._add(conn, f"CN=Microsoft Exchange,CN=Services,{conf}", "msExchConfigurationContainer")
+        org = exchange_org_dn(s)
+        self._add(conn, org, "msExchOrganizationContainer")
+        self._add(conn, f"CN=Administrative Groups,{org}", "msExchAdminGroupContainer")
+        self._add(conn, self._parent(servers_container_dn(s)), "msExchAdminGroup")
+        self._add(conn, servers_container_dn(s), "msExchServersContainer")
+        for server in s.servers:
+            self._add_server(conn, server)
+
+    def _add_server(self, conn: Connection, server: LabServer) -> None:
+        s = self.scenario
+        dn = exchange_server_dn(s, server)
+        self._add(conn, dn, "msExchExchangeServer", {
+            "serialNumber": server.version,
+            "networkAddress": [f"ncacn_ip_tcp:{server.fqdn}", f"netbios:{server.name.upper()}"],
+            "msExchCurrentServerRoles": sum(ROLE_VALUES.get(r, 0) for r in server.roles),
+            "msExchServerSite": site_dn(s, server.site)})
+        protocols = f"CN=Protocols,{dn}"
+        self._add(conn, protocols, "container")
+        self._add(conn, f"CN=HTTP,{protocols}", "container")
+        for service, v in server.vdirs.items():
+            if service not in VDIR_OBJECTS:
+                continue
+            cls, cn, path = VDIR_OBJECTS[service]
+            attrs: dict = {"msExchInternalAuthenticationMethods": sum(AUTH_BITS.get(m, 0) for m in v.auth_methods)}
+            for attr, host in (("msExchInternalHostName", v.internal_host), ("msExchExternalHostName", v.external_host)):
+                if host:
+                    attrs[attr] = host if path is None else f"https://{host}{path}"
+            self._add(conn, f"CN={escape_rdn(cn)},CN=HTTP,{protocols}", cls, attrs)
+        auto = server.vdirs.get(Service.AUTODISCOVER)
+        if auto is not None and auto.internal_host:
+            self._add(conn, f"CN=Autodiscover,{protocols}", "container")
+            self._add(conn, f"CN={server.name},CN=Autodiscover,{protocols}", "serviceConnectionPoint", {
+                "keywords": [AUTODISCOVER_KEYWORD, f"Site={server.site}"],
+                "serviceBindingInformation": f"https://{auto.internal_host}/Autodiscover/Autodiscover.xml",
+                "serviceClassName": "ms-Exchange-AutoDiscover-Service", "serviceDNSName": server.fqdn})
+
+    def _account_attrs(self, a: LabAccount) -> dict:
+        from .snapshot import account_uac
+
+        attrs: dict = {"sAMAccountName": a.sam, "userAccountControl": account_uac(a),
+                       "pwdLastSet": datetime_to_filetime(a.pwd_last_set) if a.pwd_last_set else 0,
+                       "msDS-KeyVersionNumber": a.key_version}
+        if a.spns:
+            attrs["servicePrincipalName"] = list(a.spns)
+        if a.enctypes is not None:
+            attrs["msDS-SupportedEncryptionTypes"] = a.enctypes
+        if a.delegate_to:
+            attrs["msDS-AllowedToDelegateTo"] = list(a.delegate_to)
+        if a.description:
+            attrs["description"] = a.description
+        if a.upn:
+            attrs["userPrincipalName"] = a.upn
+        if a.protected_user:
+            attrs["memberOf"] = [self.protected_dn]
+        return attrs
+
+    @staticmethod
+    def _parent(dn: str) -> str:
+        parts = parse_dn(dn, escape=True)
+        return ",".join(f"{a}={v}" for a, v, _ in parts[1:])
+
+    def _ensure_parents(self, conn: Connection, dn: str) -> None:
+        if dn.lower() == self.scenario.domain_dn.lower() or dn in self.server.dit:
+            return
+        self._ensure_parents(conn, self._parent(dn))
+        first = parse_dn(dn, escape=False)[0][0].lower()
+        self._add(conn, dn, "organizationalUnit" if first == "ou" else "container")
+
+    # --- AD behaviour the mock lacks -----------------------------------------------------------------------
+    def _teach_ad(self, conn: Connection) -> None:
+        strategy = conn.strategy
+        plain_add, plain_modify = strategy.mock_add, strategy.mock_modify
+
+        def result(code: int, message: str) -> dict:
+            return {"resultCode": code, "matchedDN": "", "diagnosticMessage": message, "referral": None}
+
+        def mock_add(request_message, controls):
+            request = add_request_to_dict(request_message)
+            attrs = {k.lower(): [_text(v) for v in vals] for k, vals in request["attributes"].items()}
+            dn = request["entry"]
+            for spn in attrs.get("serviceprincipalname", []):
+                if self._spn_owner(spn, exclude=dn):
+                    return result(CONSTRAINT_VIOLATION, f"00002083: spn[{spn}] would cause a conflict")
+            sam = (attrs.get("samaccountname") or [None])[0]
+            if sam and self._sam_owner(sam):
+                return result(ENTRY_ALREADY_EXISTS, f"00000524: the account name {sam} is already in use")
+            answer = plain_add(request_message, controls)
+            if answer["resultCode"] == 0:
+                self._new_account_defaults(dn, attrs)
+            return answer
+
+        def mock_modify(request_message, controls):
+            request = modify_request_to_dict(request_message)
+            dn, changes = request["entry"], request["changes"]
+            names = [c["attribute"]["type"].lower() for c in changes]
+            if "unicodepwd" in names:
+                if names != ["unicodepwd"]:
+                    return result(UNWILLING_TO_PERFORM, "the lab sets unicodePwd only on its own")
+                if not conn.server.ssl:
+                    return result(UNWILLING_TO_PERFORM, "0000001F: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)")
+                value = bytes(request_message["changes"][0]["modification"]["vals"][0])
+                text = value.decode("utf-16-le", "replace")
+                if not (text.startswith('"') and text.endswith('"') and len(text) > 2):
+                    return result(UNWILLING_TO_PERFORM, "0000052D: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)")
+                with self._lock:
+                    if dn not in self.server.dit:
+                        return result(32, "0000208D: NameErr: no such object")
+                    self._password_changed(dn, self.now())
+                return result(0, "")
+            for c in changes:
+                if c["attribute"]["type"].lower() == "serviceprincipalname" and c["operation"] in (0, 2):
+                    for v in c["attribute"]["value"]:
+                        if self._spn_owner(_text(v), exclude=dn):
+                            return result(CONSTRAINT_VIOLATION, f"00002083: spn[{_text(v)}] would cause a conflict")
+            return plain_modify(request_message, controls)
+
+        strategy.mock_add = mock_add
+        strategy.mock_modify = mock_modify
+
+    def _spn_owner(self, spn: str, exclude: str) -> str | None:
+        want = spn.lower()
+        for dn, entry in list(self.server.dit.items()):
+            if dn.lower() == exclude.lower():
+                continue
+            if any(_text(v).lower() == want for v in entry.get("servicePrincipalName", [])):
+                return dn
+        return None
+
+    def _sam_owner(self, sam: str) -> str | None:
+        for dn, entry in list(self.server.dit.items()):
+            if any(_text(v).lower() == sam.lower() for v in entry.get("sAMAccountName", [])):
+                return dn
+        return None
+
+    def _new_account_defaults(self, dn: str, attrs: dict[str, list[str]]) -> None:
+        classes = {c.lower() for c in attrs.get("objectclass", [])}
+        if not classes & {"user", "computer"}:
+            return
+        with self.server.dit_lock:
+            entry = self.server.dit[dn]
+            entry.setdefault("pwdLastSet", [b"0"])
+            entry.setdefault("msDS-KeyVersionNumber", [b"1"])
+            entry.setdefault("distinguishedName", [dn.encode()])
+            if "computer" not in classes:
+                entry.setdefault("userAccountControl", [str(0x200 | UAC_ACCOUNTDISABLE).encode()])
+
+    def _password_changed(self, dn: str, when: datetime) -> int:
+        with self.server.dit_lock:
+            entry = self.server.dit[dn]
+            kvno = int(_text(entry.get("msDS-KeyVersionNumber", [b"1"])[0])) + 1
+            entry["pwdLastSet"] = [str(datetime_to_filetime(when)).encode()]
+            entry["msDS-KeyVersionNumber"] = [str(kvno).encode()]
+            return kvno
+
+    # --- the lab's own view (for LabWorld, LabExchange, LabKerberos) --------------------------------------
+    def _account_dn_by_sam(self, sam: str) -> str | None:
+        with self._lock:
+            for dn, entry in list(self.server.dit.items()):
+                classes = {_text(c).lower() for c in entry.get("objectClass", [])}
+                if "user" in classes and any(_text(v).lower() == sam.lower() for v in entry.get("sAMAccountName", [])):
+                    return dn
+            return None
+
+    def set_account_password_rolled(self, sam: str, when: datetime) -> int:
+        """What RollAlternateServiceAccountPassword.ps1 does to AD: a new password (pwdLastSet = when,
+        msDS-KeyVersionNumber + 1). Returns the new key version."""
+        with self._lock:
+            dn = self._account_dn_by_sam(sam)
+            if dn is None:
+                raise KeyError(f"no account {sam} in the lab directory")
+            return self._password_changed(dn, when)
+
+    def account_key_version(self, sam: str) -> int | None:
+        with self._lock:
+            dn = self._account_dn_by_sam(sam)
+            if dn is None:
+                return None
+            vals = self.server.dit[dn].get("msDS-KeyVersionNumber")
+            return int(_text(vals[0])) if vals else None
+
+    def current_accounts(self) -> list[LabAccount]:
+        """Every account as it is now in the directory (changes made through the adapter included)."""
+        s = self.scenario
+        named = {a.sam.lower() for a in s.accounts}
+        out: list[LabAccount] = []
+        with self._lock:
+            for dn, entry in list(self.server.dit.items()):
+                classes = {_text(c).lower() for c in entry.get("objectClass", [])}
+                if "user" not in classes or (dn.lower() == self.admin_dn.lower() and self._admin_sam().lower() not in named):
+                    continue
+                out.append(self._lab_account(dn, entry, classes))
+        return out
+
+    def _lab_account(self, dn: str, entry: CaseInsensitiveDict, classes: set[str]) -> LabAccount:
+        def strs(name: str) -> list[str]:
+            return [_text(v) for v in entry.get(name, [])]
+
+        def one(name: str) -> str | None:
+            vals = strs(name)
+            return vals[0] if vals else None
+
+        if "msds-groupmanagedserviceaccount" in classes:
+            kind = AccountKind.GMSA
+        elif "computer" in classes:
+            kind = AccountKind.COMPUTER
+        else:
+            kind = AccountKind.USER
+        uac = int(one("userAccountControl") or 0)
+        enc = one("msDS-SupportedEncryptionTypes")
+        parent = self._parent(dn)
+        suffix = "," + self.scenario.domain_dn
+        ou = parent[: -len(suffix)] if parent.lower().endswith(suffix.lower()) else parent
+        return LabAccount(
+            sam=one("sAMAccountName") or "", kind=kind, ou=ou, enabled=not uac & UAC_ACCOUNTDISABLE,
+            spns=strs("servicePrincipalName"), enctypes=int(enc) if enc is not None else None,
+            pwd_last_set=filetime_to_datetime(int(one("pwdLastSet") or 0)),
+            key_version=int(one("msDS-KeyVersionNumber") or 1), delegate_to=strs("msDS-AllowedToDelegateTo"),
+            trusted_to_auth=bool(uac & UAC_TRUSTED_TO_AUTH_FOR_DELEGATION),
+            trusted_for_delegation=bool(uac & UAC_TRUSTED_FOR_DELEGATION),
+            not_delegated=bool(uac & UAC_NOT_DELEGATED),
+            protected_user=any(m.lower() == self.protected_dn.lower() for m in strs("memberOf")),
+            dont_expire=bool(uac & UAC_DONT_EXPIRE_PASSWD), description=one("description") or "",
+            upn=one("userPrincipalName"), uac=uac)
+
+
+def _object_class(a: LabAccount) -> str:
+    return {AccountKind.COMPUTER: "computer", AccountKind.GMSA: "msDS-GroupManagedServiceAccount"}.get(a.kind, "user")
+
+
+def _text(v) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)

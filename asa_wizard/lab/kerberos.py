@@ -1,0 +1,230 @@
+"""The lab's Kerberos: a KDC and the servers' acceptors simulated by the rules Windows follows.
+
+It reads the lab's current state every call (the directory's accounts and each server's held
+credentials), so a change the wizard makes is seen by the next probe:
+
+- A ticket for an SPN is issued only if exactly one account holds it (HTTP/<name> also resolves to a
+  computer account through HOST/<name>, as AD's default sPNMappings do). No owner:
+  KDC_ERR_S_PRINCIPAL_UNKNOWN; two owners: KDC_ERR_PRINCIPAL_NOT_UNIQUE (the DC logs event 11). Either way
+  the client falls back to NTLM.
+- The ticket is AES256 when the owner allows AES (msDS-SupportedEncryptionTypes), RC4 when it allows only
+  RC4; with the attribute unset the DC default decides: RC4 before the 2026 enforcement, AES after.
+- A server accepts iff its latest or previous credential names the owner and holds the owner's current
+  key version; otherwise KRB_AP_ERR_MODIFIED, worded like the client's System event 4.
+- S4U: the service account needs an SPN, TRUSTED_TO_AUTH_FOR_DELEGATION and the target in
+  msDS-AllowedToDelegateTo, and the user must be delegable, else KDC_ERR_BADOPTION; then the acceptance rule.
+
+Every probe also leaves the lines a real server would log (IIS) and the client's event 4 text
+(`client_system_log`), so the log checks can be practised on the lab.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from typing import Protocol
+
+from ..core.model import (
+    ENC_AES128,
+    ENC_AES256,
+    ENC_RC4,
+    UAC_NOT_DELEGATED,
+    UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
+    ExchangeServer,
+)
+from ..core.ports import ProbeOutcome, ProbeResult, TicketResult
+from .scenario import LabAccount, LabServer, Scenario
+from .snapshot import account_uac, all_accounts
+
+# The 2026 RC4 hardening (KB5073381): from enforcement on, accounts without the attribute get AES tickets.
+RC4_ENFORCEMENT = datetime(2026, 4, 1, tzinfo=timezone.utc)
+
+AES256 = "aes256-cts-hmac-sha1-96"
+AES128 = "aes128-cts-hmac-sha1-96"
+RC4 = "rc4-hmac"
+
+
+class _Directory(Protocol):
+    def current_accounts(self) -> list[LabAccount]: ...
+
+
+class _Exchange(Protocol):
+    def current_scenario(self) -> Scenario: ...
+
+    def append_log(self, server: str, kind: str, line: str) -> None: ...
+
+
+def ticket_enctype(enctypes: int | None, now: datetime) -> str | None:
+    """The session-ticket encryption a Windows KDC picks for an account (None: no common type)."""
+    if enctypes is None:
+        return AES256 if now >= RC4_ENFORCEMENT else RC4
+    if enctypes & ENC_AES256:
+        return AES256
+    if enctypes & ENC_AES128:
+        return AES128
+    if enctypes & ENC_RC4:
+        return RC4
+    return None
+
+
+def modified_event_text(server_account: str, spn: str, realm: str) -> str:
+    """The description of the client's System event 4, as Windows words it."""
+    return (f"The Kerberos client received a KRB_AP_ERR_MODIFIED error from the server {server_account}. The target "
+            f"name used was {spn}. This indicates that the target server failed to decrypt the ticket provided by "
+            "the client. This can occur when the target server principal name (SPN) is registered on an account "
+            "other than the account the target service is using. Ensure that the target SPN is only registered on "
+            "the account used by the server. This error can also happen if the target service account password is "
+            "different than what is configured on the Kerberos Key Distribution Center for that target service. "
+            "Ensure that the service on the server and the KDC are both configured to use the same password. If "
+            f"the server name is not fully qualified, and the target domain ({realm}) is different from the client "
+            f"domain ({realm}), check if there are identically named server accounts in these two domains, or use "
+            "the fully-qualified name to identify the server.")
+
+
+class LabKerberos:
+    """`KerberosProbe` for the training lab (see the module docstring for the rules)."""
+
+    def __init__(self, directory: _Directory, exchange: _Exchange, client: str | None = None) -> None:
+        self.directory = directory
+        self.exchange = exchange
+        self._client = client  # sAMAccountName of the user the probe runs as; default: the lab admin
+        self._events: list[str] = []
+        self._lock = threading.Lock()
+
+    # --- state ----------------------------------------------------------------------------------------
+    def _state(self) -> tuple[Scenario, list[LabAccount]]:
+        scenario = self.exchange.current_scenario()
+        scenario.accounts = self.directory.current_accounts()
+        return scenario, all_accounts(scenario)
+
+    def _client_name(self, scenario: Scenario) -> str:
+        return self._client or scenario.admin_user.rpartition("\\")[2]
+
+    def describe(self) -> str:
+        scenario, _ = self._state()
+        return f"the lab's simulated KDC ({scenario.realm}), client {self._client_name(scenario)}@{scenario.realm}"
+
+    def _owners(self, spn: str, accounts: list[LabAccount]) -> list[LabAccount]:
+        wanted = spn.lower()
+        owners = [a for a in accounts if wanted in (s.lower() for s in a.spns)]
+        service, _, host = spn.partition("/")
+        if not owners and service.lower() == "http":
+            alias = f"host/{host}".lower()
+            owners = [a for a in accounts if alias in (s.lower() for s in a.spns)]
+        return owners
+
+    def _issue(self, spn: str, scenario: Scenario, accounts: list[LabAccount]) -> tuple[TicketResult, LabAccount | None]:
+        owners = self._owners(spn, accounts)
+        if not owners:
+            return TicketResult(spn, False, error=f"KDC_ERR_S_PRINCIPAL_UNKNOWN: no account holds {spn}"), None
+        if len(owners) > 1:
+            names = ", ".join(f"{scenario.netbios}\\{a.sam}" for a in owners)
+            return TicketResult(spn, False, error=f"KDC_ERR_PRINCIPAL_NOT_UNIQUE: {spn} is registered on {names} "
+                                                  "(the domain controller logs KDC event 11)"), None
+        owner = owners[0]
+        enctype = ticket_enctype(owner.enctypes, scenario.now)
+        if enctype is None:
+            return TicketResult(spn, False, error=f"KDC_ERR_ETYPE_NOSUPP: {owner.sam} allows no supported "
+                                                  "encryption type"), None
+        return TicketResult(spn, True, enctype=enctype, kvno=owner.key_version), owner
+
+    # --- the port -------------------------------------------------------------------------------------
+    def service_ticket(self, spn: str) -> TicketResult:
+        scenario, accounts = self._state()
+        return self._issue(spn, scenario, accounts)[0]
+
+    def probe_server(self, server: ExchangeServer, namespace: str) -> ProbeResult:
+        scenario, accounts = self._state()
+        spn = f"HTTP/{namespace}"
+        client = f"{self._client_name(scenario)}@{scenario.realm}"
+        return self._present(scenario, accounts, server, spn, client, "/EWS/Exchange.asmx")
+
+    def s4u(self, service_account: str, user: str, spn: str, server: ExchangeServer) -> ProbeResult:
+        scenario, accounts = self._state()
+        by_sam = {a.sam.lower(): a for a in accounts}
+        svc, who = by_sam.get(service_account.lower()), by_sam.get(user.lower())
+        at = scenario.now
+        client = f"{user}@{scenario.realm}"
+        refused = self._s4u_refusal(svc, who, service_account, user, spn)
+        if refused:
+            return ProbeResult(server.name, spn, ProbeOutcome.KDC_REFUSED, refused, client=client, at=at)
+        return self._present(scenario, accounts, server, spn, client, "/Microsoft-Server-ActiveSync")
+
+    @staticmethod
+    def _s4u_refusal(svc: LabAccount | None, who: LabAccount | None, service_account: str, user: str,
+                     spn: str) -> str:
+        if svc is None:
+            return f"KDC_ERR_C_PRINCIPAL_UNKNOWN: the service account {service_account} does not exist"
+        if who is None:
+            return f"KDC_ERR_C_PRINCIPAL_UNKNOWN: S4U2Self for {user}: no such user"
+        uac, user_uac = account_uac(svc), account_uac(who)
+        reasons = []
+        if not svc.spns:
+            reasons.append(f"{svc.sam} has no SPN")
+        if not uac & UAC_TRUSTED_TO_AUTH_FOR_DELEGATION:
+            reasons.append(f"{svc.sam} is not trusted to authenticate for delegation (protocol transition): the "
+                           "S4U2Self ticket is not forwardable")
+        if spn.lower() not in (d.lower() for d in svc.delegate_to):
+            reasons.append(f"{spn} is not in msDS-AllowedToDelegateTo of {svc.sam}")
+        if user_uac & UAC_NOT_DELEGATED or who.protected_user:
+            reasons.append(f"{who.sam} cannot be delegated (sensitive account or Protected Users)")
+        if reasons:
+            return ("KDC_ERR_BADOPTION: KDC can't fulfill requested option (constrained delegation failed): "
+                    + "; ".join(reasons))
+        return ""
+
+    def _present(self, scenario: Scenario, accounts: list[LabAccount], server: ExchangeServer, spn: str,
+                 client: str, path: str) -> ProbeResult:
+        at = scenario.now
+        lab_server = scenario.server(server.name) or scenario.server(server.fqdn)
+        if lab_server is None or lab_server.fault == "unreachable":
+            return ProbeResult(server.name, spn, ProbeOutcome.UNREACHABLE,
+                               f"{server.fqdn or server.name}:443 did not answer", at=at)
+        ticket, owner = self._issue(spn, scenario, accounts)
+        if not ticket.ok or owner is None:
+            self._log_iis(lab_server, at, path, 200, 0, 0, client)
+            return ProbeResult(server.name, spn, ProbeOutcome.NTLM_FALLBACK,
+                               f"no Kerberos ticket ({ticket.error}); the client fell back to NTLM", at=at)
+        if self._holds_key(scenario, lab_server, owner):
+            self._log_iis(lab_server, at, path, 200, 0, 0, client)
+            return ProbeResult(server.name, spn, ProbeOutcome.ACCEPTED, "Kerberos (mutual authentication)",
+                               enctype=ticket.enctype, client=client, at=at)
+        account = f"{lab_server.name.lower()}$"
+        self._log_iis(lab_server, at, path, 401, 1, 2148074254, "")
+        self._log_event(scenario, at, account, spn)
+        return ProbeResult(server.name, spn, ProbeOutcome.REJECTED,
+                           f"KRB_AP_ERR_MODIFIED: the server {account} failed to decrypt the ticket for {spn} "
+                           f"(encrypted with key version {owner.key_version} of {scenario.netbios}\\{owner.sam})",
+                           enctype=ticket.enctype, at=at)
+
+    @staticmethod
+    def _holds_key(scenario: Scenario, server: LabServer, owner: LabAccount) -> bool:
+        for cred in (server.asa_latest, server.asa_previous):
+            if cred is None:
+                continue
+            domain, _, sam = cred.account.rpartition("\\")
+            same = sam.lower() == owner.sam.lower() and (not domain or domain.lower() == scenario.netbios.lower())
+            if same and cred.key_version == owner.key_version:
+                return True
+        return False
+
+    # --- what the servers and the client log ----------------------------------------------------------
+    def _log_iis(self, server: LabServer, at: datetime, path: str, status: int, sub: int, win32: int,
+                 client: str) -> None:
+        user = client.split("@")[0] if client else "-"
+        line = (f"{at:%Y-%m-%d %H:%M:%S} 127.0.0.1 POST {path} - 443 {user} 127.0.0.1 asa-wizard-probe - "
+                f"{status} {sub} {win32} 12")
+        self.exchange.append_log(server.name, "iis", line)
+
+    def _log_event(self, scenario: Scenario, at: datetime, account: str, spn: str) -> None:
+        text = (f"Log Name: System\nSource: Microsoft-Windows-Security-Kerberos\nDate: {at:%m/%d/%Y %I:%M:%S %p}\n"
+                f"Event ID: 4\nTask Category: None\nLevel: Error\nKeywords: Classic\nUser: N/A\n"
+                f"Computer: asa-wizard.{scenario.domain}\nDescription:\n"
+                f"{modified_event_text(account, spn, scenario.realm)}\n")
+        with self._lock:
+            self._events.append(text)
+
+    def client_system_log(self) -> str:
+        """The System log of the machine the probe ran on, as Event Viewer's text export (event 4 entries)."""
+        with self._lock:
+            return "\n".join(self._events)

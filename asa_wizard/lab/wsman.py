@@ -1,0 +1,292 @@
+"""The lab's WS-Management endpoint: what pywinrm talks to when the wizard runs on the training lab.
+
+HTTPS on 127.0.0.1 (ephemeral port) with a certificate from a lab CA made at start, HTTP Basic with the
+scenario's lab admin credential, one URL per Exchange server (`/wsman/<server>`). It implements the WinRS
+cmd shell as Windows does for `powershell -encodedcommand`: Create (ShellId), Command (CommandId), Receive
+(long-polls up to the client's OperationTimeout, then the 2150858793 fault pywinrm expects), Signal,
+Delete. The script is handed to `LabExchange.run`; a server whose fault is "unreachable" gets a URL on a
+port that is bound but not listening, so connections are refused as by a host without WinRM.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import socket
+import ssl
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
+from xml.sax.saxutils import escape
+
+from ..core.secrets import Secret
+from .tlsutil import LabTls, make_lab_tls, remove_lab_tls
+
+if TYPE_CHECKING:
+    from ..adapters.winrm import WinRmExchange
+    from .exchange import Answer, LabExchange
+
+NS = {
+    "s": "http://www.w3.org/2003/05/soap-envelope",
+    "a": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
+    "w": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+    "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
+    "x": "http://schemas.xmlsoap.org/ws/2004/09/transfer",
+}
+SHELL = NS["rsp"] + "/"
+TRANSFER = NS["x"] + "/"
+ENCODED = re.compile(r"^powershell(?:\.exe)?(?:\s+-(?:NoProfile|NonInteractive|NoLogo))*\s+-(?:e|ec|enc|encodedcommand)\s+(\S+)\s*$",
+                     re.I)
+FAULT_TIMEOUT = 2150858793  # "The WS-Management service cannot complete the operation within the time specified"
+MAX_COMMAND_LINE = 8191  # cmd.exe
+SOCKET_TIMEOUT = 15.0  # idle keep-alive connections end after this; threads never outlive it
+
+
+@dataclass
+class _Command:
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: "Answer | None" = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, endpoint: "LabWsmanServer", context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.endpoint = endpoint
+        self.context = context
+
+    def finish_request(self, request, client_address) -> None:  # type: ignore[override]
+        """The TLS handshake happens here, in the connection's own thread, never in the accept loop."""
+        request.settimeout(SOCKET_TIMEOUT)
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+class LabWsmanServer:
+    """One endpoint for every server of the lab organisation."""
+
+    def __init__(self, exchange: "LabExchange") -> None:
+        self.exchange = exchange
+        self.command_lines: list[tuple[str, str]] = []  # (server, command line) exactly as received
+        self._commands: dict[str, _Command] = {}
+        self._lock = threading.Lock()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._closed_port: socket.socket | None = None
+        self._tls: LabTls | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> "LabWsmanServer":
+        if self._httpd is not None:
+            return self
+        self._tls = make_lab_tls()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(self._tls.cert_file), str(self._tls.key_file))
+        self._httpd = _Server(self, context)
+        # Bound but never listening: a connection attempt is refused, like a host where WinRM is off.
+        self._closed_port = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._closed_port.bind(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="lab-wsman", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._closed_port is not None:
+            self._closed_port.close()
+            self._closed_port = None
+        if self._tls is not None:
+            remove_lab_tls(self._tls)
+            self._tls = None
+
+    @property
+    def ca_file(self) -> str:
+        if self._tls is None:
+            raise RuntimeError("the lab endpoint is not started")
+        return str(self._tls.ca_file)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._httpd is None:
+            raise RuntimeError("the lab endpoint is not started")
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
+
+    def url_for(self, server: str) -> str:
+        """The WS-Management URL of one lab server (unreachable ones get the refusing port)."""
+        host, port = self.address
+        fault, _ = self.exchange.fault(server)
+        if fault == "unreachable" and self._closed_port is not None:
+            port = self._closed_port.getsockname()[1]
+        return f"https://{host}:{port}/wsman/{quote(server.lower(), safe='')}"
+
+    def port(self) -> "WinRmExchange":
+        """The real adapter, configured for this endpoint (Basic over HTTPS, the lab CA, the lab admin)."""
+        from ..adapters.winrm import WinRmExchange, WinRmSettings
+
+        scenario = self.exchange.current_scenario()
+        settings = WinRmSettings(transport="basic", user=scenario.admin_user,
+                                 password=Secret(scenario.admin_password), ca_file=self.ca_file,
+                                 url_override=self.url_for, label=f"lab WS-Management on 127.0.0.1:{self.address[1]}")
+        return WinRmExchange(settings)
+
+    # --- requests -----------------------------------------------------------------------------------
+    def authorized(self, header: str | None) -> bool:
+        s = self.exchange.current_credentials()
+        expected = "Basic " + base64.b64encode(f"{s[0]}:{s[1]}".encode()).decode()
+        return header is not None and hmac.compare_digest(header.encode(), expected.encode())
+
+    def dispatch(self, server: str, data: bytes) -> tuple[int, str]:
+        root = ET.fromstring(data)
+        action = root.findtext("s:Header/a:Action", "", NS)
+        mid = root.findtext("s:Header/a:MessageID", "", NS)
+        body = root.find("s:Body", NS)
+        if action == TRANSFER + "Create":
+            if root.findtext("s:Header/w:ResourceURI", "", NS) != SHELL + "cmd":
+                return self._fault(mid, "The WS-Management service does not support the specified resource.",
+                                   2150858811)
+            shell_id = str(uuid.uuid4()).upper()
+            out = (f"<x:ResourceCreated><a:Address>https://{server}/wsman</a:Address><a:ReferenceParameters>"
+                   f"<w:ResourceURI>{SHELL}cmd</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{shell_id}"
+                   f"</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>"
+                   f"<rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId><rsp:ResourceUri>{SHELL}cmd</rsp:ResourceUri>"
+                   "</rsp:Shell>")
+        elif action == SHELL + "Command" and body is not None:
+            cmdline = (body.findtext("rsp:CommandLine/rsp:Command", "", NS) + " "
+                       + body.findtext("rsp:CommandLine/rsp:Arguments", "", NS)).strip()
+            cid = str(uuid.uuid4()).upper()
+            cmd = _Command()
+            with self._lock:
+                self.command_lines.append((server, cmdline))
+                self._commands[cid] = cmd
+            threading.Thread(target=self._execute, args=(server, cmdline, cmd), name=f"lab-ps-{server}",
+                             daemon=True).start()
+            out = f"<rsp:CommandResponse><rsp:CommandId>{cid}</rsp:CommandId></rsp:CommandResponse>"
+        elif action == SHELL + "Receive" and body is not None:
+            desired = body.find("rsp:Receive/rsp:DesiredStream", NS)
+            cid = desired.get("CommandId", "") if desired is not None else ""
+            with self._lock:
+                cmd = self._commands.get(cid)
+            if cmd is None:
+                return self._fault(mid, f"The request for the Windows Remote Shell with CommandId {cid} failed "
+                                        "because the command was not found.")
+            if not cmd.done.wait(_operation_timeout(root)):
+                return self._fault(mid, "The WS-Management service cannot complete the operation within the time "
+                                        "specified in OperationTimeout.", FAULT_TIMEOUT)
+            out = _receive_response(cid, cmd.answer)
+        elif action == SHELL + "Signal" and body is not None:
+            signal = body.find("rsp:Signal", NS)
+            with self._lock:
+                self._commands.pop(signal.get("CommandId", "") if signal is not None else "", None)
+            out = "<rsp:SignalResponse/>"
+        elif action == TRANSFER + "Delete":
+            out = ""
+        else:
+            return self._fault(mid, f"The action {action} is not supported by the WS-Management service.",
+                               2150858771)
+        return 200, _envelope(action + "Response", mid, out)
+
+    def _execute(self, server: str, cmdline: str, cmd: _Command) -> None:
+        from .exchange import Answer, clixml
+
+        try:
+            m = ENCODED.match(cmdline)
+            if len(cmdline) > MAX_COMMAND_LINE:
+                cmd.answer = Answer(stderr="The command line is too long.\r\n", exit_code=1)
+            elif m:
+                cmd.answer = self.exchange.run(server, base64.b64decode(m.group(1)).decode("utf-16-le"))
+            else:
+                first = cmdline.split()[0] if cmdline.split() else ""
+                cmd.answer = Answer(stderr=f"'{first}' is not recognized as an internal or external command,\r\n"
+                                           "operable program or batch file.\r\n", exit_code=1)
+        except Exception as exc:  # the lab must answer, whatever happens: as a PowerShell error
+            cmd.answer = Answer(stderr=clixml(f"Internal lab error: {type(exc).__name__}: {exc}"), exit_code=1)
+        finally:
+            cmd.done.set()
+
+    def _fault(self, relates_to: str, reason: str, code: int = 2150858770) -> tuple[int, str]:
+        body = (f'<s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code><s:Reason><s:Text xml:lang="en-US">'
+                f"{escape(reason)}</s:Text></s:Reason><s:Detail><f:WSManFault "
+                f'xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="{code}" Machine="lab">'
+                f"<f:Message>{escape(reason)}</f:Message></f:WSManFault></s:Detail></s:Fault>")
+        return 500, _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, body)
+
+
+def _operation_timeout(root: ET.Element) -> float:
+    text = root.findtext("s:Header/w:OperationTimeout", "PT20S", NS)
+    m = re.fullmatch(r"PT(\d+(?:\.\d+)?)S", text.strip())
+    return min(float(m.group(1)) if m else 20.0, 120.0)
+
+
+def _receive_response(cid: str, answer: "Answer | None") -> str:
+    stdout, stderr, rc = (answer.stdout, answer.stderr, answer.exit_code) if answer else ("", "", 1)
+    streams = "".join(
+        f'<rsp:Stream Name="{name}" CommandId="{cid}">{base64.b64encode(text.encode("utf-8")).decode()}</rsp:Stream>'
+        for name, text in (("stdout", stdout), ("stderr", stderr)) if text)
+    return (f'<rsp:ReceiveResponse>{streams}<rsp:Stream Name="stdout" CommandId="{cid}" End="true"/>'
+            f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/><rsp:CommandState CommandId="{cid}" '
+            f'State="{SHELL}CommandState/Done"><rsp:ExitCode>{rc}</rsp:ExitCode></rsp:CommandState>'
+            "</rsp:ReceiveResponse>")
+
+
+def _envelope(action: str, relates_to: str, body: str) -> str:
+    return (f'<s:Envelope xmlns:s="{NS["s"]}" xmlns:a="{NS["a"]}" xmlns:w="{NS["w"]}" xmlns:rsp="{NS["rsp"]}" '
+            f'xmlns:x="{NS["x"]}"><s:Header><a:Action>{action}</a:Action><a:MessageID>uuid:{uuid.uuid4()}'
+            "</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
+            f"<a:RelatesTo>{relates_to}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each request waits for Nagle + delayed ACK (~40 ms)
+    timeout = SOCKET_TIMEOUT
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def _send(self, code: int, body: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        data = body.encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "application/soap+xml;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        data = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+        endpoint = self.server.endpoint
+        if not endpoint.authorized(self.headers.get("Authorization")):
+            return self._send(401, "", (("WWW-Authenticate", 'Basic realm="WSMAN"'),))
+        m = re.fullmatch(r"/wsman/([^/?]+)", self.path)
+        server = unquote(m.group(1)) if m else ""
+        if not server or endpoint.exchange.server(server) is None:
+            return self._send(404, "")
+        try:
+            code, body = endpoint.dispatch(server, data)
+        except ET.ParseError:
+            code, body = 400, ""
+        self._send(code, body)

@@ -1,0 +1,379 @@
+"""The steps that change something (ASA, SPNs, client auth, SEG, IIS auth; the rollout builds on this).
+
+Each shows the step's choices, then a preview of exactly what will change (object, attribute, old -> new,
+where), the equivalent manual commands (selectable, and `c` copies them), and Apply, which asks first and
+never runs in dry-run mode. After a change the step's checks run again by themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.widgets import (Button, Checkbox, DataTable, Input, Label, Select, SelectionList, Static,
+                             TextArea)
+
+from ...core.changes import Change
+from ...core.model import ENC_AES_AND_RC4, ENC_AES_ONLY, AccountKind, normalize_account
+from .base import StepPane
+from .discovery import fill_findings
+from ..widgets import TickBox
+
+
+def show_value(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "(none)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={show_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def where(change: Change) -> str:
+    return "Active Directory" if str(change.system) == "directory" else change.target
+
+
+def change_lines(changes: list[Change]) -> list[str]:
+    """The confirmation text: every change, old -> new, in the order it will be applied."""
+    lines = []
+    for c in changes:
+        line = c.summary
+        if c.attribute:
+            line += f"  [{c.attribute}: {show_value(c.old)} -> {show_value(c.new)}]"
+        if c.warning:
+            line += f"  Warning: {c.warning}"
+        lines.append(line)
+    return lines
+
+
+class ChangePane(StepPane):
+    SUPPORTS = frozenset({"run", "apply", "copy"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes: list[Change] = []
+        self.blockers: list[Any] = []
+
+    @property
+    def WORK_GROUP(self) -> str:  # type: ignore[override]
+        return self.STEP_ID
+
+    def compose_controls(self) -> ComposeResult:
+        yield from self.compose_options()
+        yield Static("", id=f"dry-note-{self.STEP_ID}", classes="dry-run-note", markup=False)
+        yield Label("Preview: exactly what will change", classes="section-title")
+        yield Static("", id=f"blockers-{self.STEP_ID}", markup=False, classes="hint")
+        yield DataTable(id=f"preview-{self.STEP_ID}", cursor_type="row", zebra_stripes=True)
+        yield Label("The same by hand (select to copy, or press c)", classes="section-title")
+        yield TextArea("", read_only=True, soft_wrap=True, show_line_numbers=False, id=f"commands-{self.STEP_ID}",
+                       classes="commands")
+        with Horizontal(classes="buttons"):
+            yield Button("Apply… (a)", id=f"apply-{self.STEP_ID}", variant="warning")
+            yield Button("Copy commands (c)", id=f"copy-{self.STEP_ID}")
+            yield Button("Refresh preview (r)", id=f"refresh-{self.STEP_ID}")
+        yield from self.compose_progress()
+        yield Label("Checks that prove this step (enter: go to the step that fixes it)", classes="section-title")
+        yield DataTable(id=f"checks-{self.STEP_ID}", cursor_type="row", zebra_stripes=True)
+
+    def compose_options(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.query_one(f"#preview-{self.STEP_ID}", DataTable).add_columns("Change", "Attribute", "Old → New",
+                                                                           "Where")
+        self.query_one(f"#checks-{self.STEP_ID}", DataTable).add_columns("Status", "Check", "Subject",
+                                                                          "Evidence / fix")
+        self.refresh_from_session()
+
+    def on_shown(self) -> None:
+        session = self.wizard.session
+        if session.env is None and session.target is not None:
+            self.wizard.run_discovery()
+
+    # --- state -> screen ---------------------------------------------------------------------------------
+    def refresh_from_session(self) -> None:
+        session = self.wizard.session
+        note = self.query_one(f"#dry-note-{self.STEP_ID}", Static)
+        note.update("DRY-RUN is on: Apply shows what would happen and changes nothing." if session.dry_run else "")
+        note.display = session.dry_run
+        self.sync_options()
+        plan = session.plan()
+        self.changes = [c for c in plan.changes if c.step == self.STEP_ID] if plan else []
+        self.blockers = [p for p in plan.prerequisites if p.blocking and p.status == "unmet"] if plan else []
+        self._show_preview()
+        self._show_checks()
+
+    def sync_options(self) -> None:
+        """Bring the step's own controls up to date with the environment (conflicts, servers)."""
+
+    def _show_preview(self) -> None:
+        table = self.query_one(f"#preview-{self.STEP_ID}", DataTable)
+        table.clear()
+        for c in self.changes:
+            old_new = f"{show_value(c.old)} → {show_value(c.new)}" if c.attribute else ""
+            table.add_row(Text(c.summary), Text(c.attribute or ""), Text(old_new), Text(where(c)), key=c.id)
+        blockers = self.query_one(f"#blockers-{self.STEP_ID}", Static)
+        lines = [f"Blocked: {p.text}" + (f" Fix: {p.fix}" if p.fix else "") for p in self.blockers]
+        if not self.changes and not self.blockers:
+            lines.append("Nothing to change: this step is already done." if self.wizard.session.env
+                         else "Run discovery first (step 2).")
+        blockers.update("\n".join(lines))
+        blockers.display = bool(lines)
+        commands = [cmd for c in self.changes for cmd in (f"# {c.summary}", *c.commands)]
+        self.query_one(f"#commands-{self.STEP_ID}", TextArea).load_text("\n".join(commands))
+
+    def _show_checks(self) -> None:
+        from ...core.checks import STEP_CHECKS
+
+        ids = set(STEP_CHECKS.get(self.STEP_ID, []))
+        findings = [f for f in self.wizard.session.findings if f.check_id in ids]
+        fill_findings(self.app, self.query_one(f"#checks-{self.STEP_ID}", DataTable), findings)
+
+    # --- actions --------------------------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        button = event.button.id or ""
+        actions = {f"apply-{self.STEP_ID}": self.do_apply, f"copy-{self.STEP_ID}": self.do_copy,
+                   f"refresh-{self.STEP_ID}": self.do_run}
+        if button in actions:
+            event.stop()
+            actions[button]()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == f"checks-{self.STEP_ID}" and event.row_key.value:
+            event.stop()
+            self.wizard.goto_check(event.row_key.value.split("|", 1)[0])
+
+    def do_run(self) -> None:
+        self.refresh_from_session()
+
+    def do_copy(self) -> None:
+        text = self.query_one(f"#commands-{self.STEP_ID}", TextArea).text
+        if not text:
+            self.app.notify("There are no commands to copy: nothing to change.", markup=False)
+            return
+        self.app.copy_to_clipboard(text)
+        self.app.notify(f"Copied {len(text.splitlines())} line(s) of commands to the clipboard.", markup=False)
+        self.wizard.log_line(f"Copied the manual commands of step {self.STEP_ID}")
+
+    def do_apply(self) -> None:
+        self.refresh_from_session()
+        if self.blockers:
+            first = self.blockers[0]
+            self.wizard.show_error(first.text, first.fix, title="This step cannot be applied yet")
+            return
+        if not self.changes:
+            self.app.notify("Nothing to apply: this step is already done.", markup=False)
+            return
+        waiting = self.wizard.session.waiting_for(self.STEP_ID)
+        if waiting:
+            first = waiting[0].step
+            self.wizard.show_error(
+                "These changes wait for changes of an earlier step that are not in place yet: "
+                + "; ".join(c.summary for c in waiting),
+                f"Apply the step '{first}' first.", step_id=first, title="An earlier step comes first")
+            return
+        if self.wizard.session.dry_run:
+            self.wizard.log_line(f"Dry-run: {len(self.changes)} change(s) of step {self.STEP_ID} not applied:")
+            for line in change_lines(self.changes):
+                self.wizard.log_line(f"  would: {line}")
+            self.app.notify("Dry-run: nothing was changed. The preview shows what Apply would do.", markup=False)
+            return
+        from ..modals import ConfirmModal
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start_apply()
+
+        title = f"Apply {len(self.changes)} change(s) to {self.wizard.session.target.label}?"
+        self.app.push_screen(ConfirmModal(title, change_lines(self.changes)), answered)
+
+    def start_apply(self) -> None:
+        """The user confirmed: hand the changes to the app's worker."""
+        self.wizard.apply_changes(self.STEP_ID, list(self.changes))
+
+    # --- option helpers ------------------------------------------------------------------------------------
+    @property
+    def answers(self) -> Any:
+        return self.wizard.session.answers
+
+    def options_changed(self) -> None:
+        if self.is_mounted:
+            self.refresh_from_session()
+
+
+# -------------------------------------------------------------------------------------------------------
+class AsaPane(ChangePane):
+    STEP_ID = "asa"
+    ENCTYPE_CHOICES = [("AES only (24), recommended", ENC_AES_ONLY), ("AES + RC4 (28)", ENC_AES_AND_RC4),
+                       ("Leave as it is", 0)]
+
+    def compose_options(self) -> ComposeResult:
+        a = self.answers.asa
+        yield Label("Use an existing ASA or create one", classes="field-label")
+        yield Select([("Reuse the existing account", "reuse"), ("Create a new account", "create")],
+                     value=a.mode, allow_blank=False, id="asa-mode")
+        yield Label("Account name (sAMAccountName; a computer account ends in $)", classes="field-label")
+        yield Input(value=a.name or "", id="asa-name")
+        yield Label("Kind (new accounts)", classes="field-label")
+        yield Select([("Computer account (recommended)", "computer"), ("User account", "user")],
+                     value=str(a.kind), allow_blank=False, id="asa-kind")
+        yield Label("OU for a new account (relative to the domain)", classes="field-label")
+        yield Input(value=a.ou or "", placeholder="CN=Computers", id="asa-ou")
+        yield Label("Encryption types", classes="field-label")
+        yield Select(self.ENCTYPE_CHOICES, value=a.enctypes if a.enctypes is not None else 0, allow_blank=False,
+                     id="asa-enctypes")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        a = self.answers.asa
+        if event.select.id == "asa-mode":
+            a.mode = str(event.value)
+        elif event.select.id == "asa-kind":
+            a.kind = AccountKind(str(event.value))
+        elif event.select.id == "asa-enctypes":
+            a.enctypes = int(event.value) or None  # type: ignore[arg-type]
+        else:
+            return
+        self.options_changed()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        a = self.answers.asa
+        if event.input.id == "asa-name":
+            a.name = event.value.strip() or None
+        elif event.input.id == "asa-ou":
+            a.ou = event.value.strip() or None
+        else:
+            return
+        self.options_changed()
+
+
+class SpnPane(ChangePane):
+    STEP_ID = "spns"
+
+    def compose_options(self) -> ComposeResult:
+        yield Label("Required SPNs and their current owners", classes="section-title")
+        yield DataTable(id="spn-owners", cursor_type="row", zebra_stripes=True)
+        yield Label("Move the SPN from these owners (tick only after checking nothing else uses them)",
+                    classes="field-label")
+        yield SelectionList[str](id="spn-move-from")
+
+    def on_mount(self) -> None:
+        # runs before ChangePane.on_mount (Textual calls every on_mount in the MRO, subclass first)
+        self.query_one("#spn-owners", DataTable).add_columns("SPN", "State", "Owner(s)")
+
+    def sync_options(self) -> None:
+        env = self.wizard.session.env
+        table = self.query_one("#spn-owners", DataTable)
+        table.clear()
+        if env is None:
+            return
+        asa = env.account_by_sam(self.answers.asa.name or "") if self.answers.asa.name else None
+        others: dict[str, str] = {}
+        for ns in env.namespaces:
+            owners = [env.account_by_dn(dn) for dn in env.spn_owners.get(ns.spn.lower(), [])]
+            names = [o.sam if o else "?" for o in owners]
+            on_asa = asa is not None and any(o is not None and o.dn == asa.dn for o in owners)
+            wrong = [o for o in owners if o is not None and (asa is None or o.dn != asa.dn)]
+            if not owners:
+                state = "✖ missing"
+            elif wrong:
+                state = "✖ CONFLICT: on " + ", ".join(o.sam for o in wrong)
+            else:
+                state = "✔ on the ASA" if on_asa else "▲ check"
+            for o in wrong:
+                domain = env.forest.domain_of_dn(o.dn)
+                others[o.qualified_name(domain.netbios_name) if domain else o.sam] = o.dn
+            table.add_row(Text(ns.spn), Text(state), Text(", ".join(names) or "none"), key=ns.spn)
+        chooser = self.query_one("#spn-move-from", SelectionList)
+        chosen = {normalize_account(m) for m in self.answers.spns.move_from}
+        existing = {str(o.value) for o in (chooser.get_option_at_index(i) for i in range(chooser.option_count))}
+        if existing != set(others):
+            chooser.clear_options()
+            for qualified, dn in sorted(others.items()):
+                prompt = Content(f"{qualified}  ({dn})")  # plain text: a DN may contain [brackets]
+                chooser.add_option((prompt, qualified, normalize_account(qualified) in chosen))
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+        event.stop()
+        self.answers.spns.move_from = [str(v) for v in event.selection_list.selected]
+        self.options_changed()
+
+
+class ClientAuthPane(ChangePane):
+    STEP_ID = "client-auth"
+
+    def compose_options(self) -> ComposeResult:
+        a = self.answers.client_auth
+        yield TickBox("Outlook Anywhere: internal client authentication Negotiate", value=a.outlook_anywhere,
+                       id="ca-oa")
+        yield TickBox("MAPI over HTTP: add Negotiate (existing methods such as OAuth are kept)", value=a.mapi,
+                       id="ca-mapi")
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        a = self.answers.client_auth
+        if event.checkbox.id == "ca-oa":
+            a.outlook_anywhere = event.value
+        elif event.checkbox.id == "ca-mapi":
+            a.mapi = event.value
+        else:
+            return
+        self.options_changed()
+
+
+class SegPane(ChangePane):
+    STEP_ID = "seg"
+
+    def compose_options(self) -> ComposeResult:
+        s = self.answers.seg
+        yield TickBox("This organisation has a Secure Email Gateway using KCD (otherwise skip this step)",
+                       value=s.enabled, id="seg-enabled")
+        yield Label("SEG service account (sAMAccountName)", classes="field-label")
+        yield Input(value=s.service_account or "", placeholder="svc_awseg", id="seg-account")
+        yield Label("Test users for the delegation proof (comma-separated)", classes="field-label")
+        yield Input(value=", ".join(s.test_users), id="seg-users")
+        yield TickBox("The SEG also proxies EWS", value=s.ews_proxy, id="seg-ews")
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        s = self.answers.seg
+        if event.checkbox.id == "seg-enabled":
+            s.enabled = event.value
+            self.answers.iis_auth.enabled = event.value
+        elif event.checkbox.id == "seg-ews":
+            s.ews_proxy = event.value
+        else:
+            return
+        self.options_changed()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        s = self.answers.seg
+        if event.input.id == "seg-account":
+            s.service_account = event.value.strip() or None
+        elif event.input.id == "seg-users":
+            s.test_users = [u.strip() for u in event.value.split(",") if u.strip()]
+        else:
+            return
+        self.options_changed()
+
+
+class IisAuthPane(ChangePane):
+    STEP_ID = "iis-auth"
+
+    def compose_options(self) -> ComposeResult:
+        yield TickBox("Windows authentication with Negotiate on ActiveSync (and EWS when the SEG proxies it)",
+                       value=self.answers.iis_auth.enabled, id="iis-enabled")
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "iis-enabled":
+            self.answers.iis_auth.enabled = event.value
+            self.options_changed()
+
+
+PANES: dict[str, type[ChangePane]] = {p.STEP_ID: p for p in (AsaPane, SpnPane, ClientAuthPane, SegPane,
+                                                               IisAuthPane)}
+
+
+def change_pane(step_id: str) -> type[ChangePane]:
+    return PANES[step_id]

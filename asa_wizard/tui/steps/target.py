@@ -1,0 +1,122 @@
+"""Step 1: what the wizard works on. The embedded lab (a scenario) or a real domain (DC, bind, WinRM)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import (Button, Checkbox, DataTable, Input, Label, Select, Static, TabbedContent,
+                             TabPane)
+
+from .base import StepPane
+from ..widgets import TickBox
+
+BIND_METHODS = [
+    ("LDAPS (636) with Kerberos", "ldaps-kerberos"),
+    ("LDAPS (636) with NTLM", "ldaps-ntlm"),
+    ("StartTLS (389) with Kerberos", "starttls-kerberos"),
+]
+WINRM_TRANSPORTS = [("Kerberos (HTTPS 5986)", "kerberos"), ("NTLM (HTTPS 5986)", "ntlm"),
+                    ("CredSSP (HTTPS 5986)", "credssp")]
+
+
+class TargetPane(StepPane):
+    STEP_ID = "target"
+    SUPPORTS = frozenset({"run"})
+    WORK_GROUP = "target"
+
+    def compose_controls(self) -> ComposeResult:
+        from ...lab.scenario import list_scenarios
+
+        scenarios = list_scenarios()
+        self._scenarios = {s.name: s for s in scenarios}
+        current = self.wizard.session.scenario_name
+        with TabbedContent(initial="tab-lab", id="target-tabs"):
+            with TabPane("Training lab", id="tab-lab"):
+                yield Label("Scenario", classes="field-label")
+                yield Select([(Content(s.name), s.name) for s in scenarios], value=current if current in self._scenarios
+                             else Select.NULL, allow_blank=current not in self._scenarios, id="scenario-select")
+                yield Static("", id="scenario-briefing", markup=False)
+                with Horizontal(classes="buttons"):
+                    yield Button("Open this scenario (o)", id="open-scenario")
+                    yield Button("Test connections (r)", id="test-connections", variant="primary")
+            with TabPane("Real domain", id="tab-real"):
+                with Vertical(classes="form"):
+                    yield Label("Domain controller (FQDN)", classes="field-label")
+                    yield Input(placeholder="dc1.contoso.com", id="real-dc")
+                    yield Label("Bind method", classes="field-label")
+                    yield Select(BIND_METHODS, value="ldaps-kerberos", allow_blank=False, id="real-bind")
+                    yield Label("User", classes="field-label")
+                    yield Input(placeholder="CONTOSO\\admin", id="real-user")
+                    yield Label("WinRM transport to the Exchange servers", classes="field-label")
+                    yield Select(WINRM_TRANSPORTS, value="kerberos", allow_blank=False, id="real-winrm")
+                    yield TickBox("Skip TLS certificate validation (not recommended; shown in red)",
+                                   id="real-insecure")
+                    with Horizontal(classes="buttons"):
+                        yield Button("Credentials…", id="real-credentials")
+                        yield Button("Test connections (r)", id="real-test", variant="primary")
+        yield Label("Connection test", classes="section-title")
+        yield from self.compose_progress()
+        yield DataTable(id="connection-results", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#connection-results", DataTable)
+        table.add_columns("Part", "Result")
+        self._show_briefing()
+
+    def _selected(self) -> str | None:
+        value = self.query_one("#scenario-select", Select).value
+        return value if isinstance(value, str) else None
+
+    def _show_briefing(self) -> None:
+        name = self._selected()
+        s = self._scenarios.get(name) if name else None
+        text = f"{s.title}\n\n{s.briefing.strip()}" if s else "Choose a scenario."
+        self.query_one("#scenario-briefing", Static).update(Text(text))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "scenario-select":
+            self._show_briefing()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        button = event.button.id
+        if button == "open-scenario":
+            event.stop()
+            self.do_open()
+        elif button in ("test-connections", "real-test"):
+            event.stop()
+            self.do_run()
+        elif button == "real-credentials":
+            event.stop()
+            self.wizard.ask_credentials("domain administrator", self.query_one("#real-user", Input).value)
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "real-insecure":
+            self.wizard.set_insecure_tls(event.value)
+
+    def do_open(self) -> None:
+        name = self._selected()
+        if name:
+            self.wizard.open_scenario(name)
+
+    def do_run(self) -> None:
+        """Test the connections of the open target (opening the chosen scenario first if it changed)."""
+        tabs = self.query_one("#target-tabs", TabbedContent)
+        if tabs.active == "tab-real":
+            self.wizard.show_error(
+                "This build connects to the embedded lab only: the settings of a real domain are collected "
+                "here but not yet used.",
+                "Use the training lab, or run the headless commands against the real domain.")
+            return
+        name = self._selected()
+        if name and name != self.wizard.session.scenario_name:
+            self.wizard.open_scenario(name, then_test=True)
+        else:
+            self.wizard.test_connections()
+
+    def show_results(self, rows: list[tuple[str, str]]) -> None:
+        table = self.query_one("#connection-results", DataTable)
+        table.clear()
+        for part, result in rows:
+            table.add_row(Text(part), Text(result))

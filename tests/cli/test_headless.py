@@ -1,0 +1,141 @@
+"""The headless commands as a user (or a CI job) runs them: in a subprocess, without textual, with the exit
+codes, outputs and files the documentation promises, and never a password in any of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asa_wizard.lab.scenario import list_scenarios, load_scenario, find_scenario
+from asa_wizard.resources import assets_dir
+
+GOLDEN = assets_dir().parent / "tests" / "golden"
+RUNNER = ("import sys\nfrom asa_wizard.cli import main\nrc = main(sys.argv[1:])\n"
+          "assert 'textual' not in sys.modules, 'a headless command imported textual'\nsys.exit(rc)\n")
+
+
+def run(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "160", "TERM": "dumb", "ASA_WIZARD_DATA_DIR": str(data_dir),
+           "HOME": str(data_dir), "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True, timeout=120,
+                          env=env, input=stdin if stdin is not None else "", cwd=str(data_dir))
+
+
+def worst_per_check(doc: dict) -> dict[str, str]:
+    rank = {"warn": 1, "fail": 2}
+    out: dict[str, str] = {}
+    for f in doc["findings"]:
+        if f["status"] in rank and rank[f["status"]] > rank.get(out.get(f["id"], ""), 0):
+            out[f["id"]] = f["status"]
+    return out
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in list_scenarios()])
+def test_check_finds_what_each_scenario_describes(scenario, tmp_path):
+    r = run(tmp_path, "check", "--lab", scenario, "--format", "json")
+    expected = load_scenario(find_scenario(scenario)).expected_findings
+    doc = json.loads(r.stdout)
+    assert worst_per_check(doc) == expected
+    want = 2 if "fail" in expected.values() else 1 if expected else 0
+    assert r.returncode == want == doc["summary"]["exit_code"], r.stderr
+
+
+def test_check_text_is_a_table_grouped_by_area(tmp_path):
+    r = run(tmp_path, "check", "--lab", "stale-credential")
+    assert r.returncode == 2
+    for area in ("Alternate service account", "Credential rollout", "Kerberos proof"):
+        assert area in r.stdout
+    assert "EX02" in r.stdout and "CopyFrom" in r.stdout
+    assert "Reading Lab: stale-credential" in r.stderr  # progress goes to stderr
+
+
+def test_check_could_not_run_is_exit_3(tmp_path):
+    r = run(tmp_path, "check", "--lab", "no-such-scenario")
+    assert r.returncode == 3 and "no such scenario" in r.stderr and "Traceback" not in r.stderr
+    r = run(tmp_path, "check")
+    assert r.returncode == 3 and "no target" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["fresh", "new-server-missing-asa"])
+def test_plan_matches_the_reviewed_golden_runbook(name, tmp_path):
+    r = run(tmp_path, "plan", "--answers", str(GOLDEN / f"answers-{name}.toml"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (GOLDEN / f"plan-{name}.md").read_text(encoding="utf-8")
+
+
+def test_plan_with_a_blocker_exits_1_and_says_why(tmp_path):
+    answers = tmp_path / "a.toml"
+    answers.write_text('[target]\nlab = "duplicate-spn"\n[asa]\nname = "EXASA$"\n')
+    r = run(tmp_path, "plan", "--answers", str(answers), "--format", "html", "--out", str(tmp_path / "p.html"))
+    assert r.returncode == 1 and "blocking" in r.stderr
+    assert "Blocking: not met." in (tmp_path / "p.html").read_text()
+
+
+def test_malformed_answers_are_rejected_with_file_line_and_field(tmp_path):
+    answers = tmp_path / "bad.toml"
+    answers.write_text('[target]\nlab = "fresh"\n[asa]\nmode = "create"\nname = "EXASA$"\nenctypes = 7\n')
+    r = run(tmp_path, "plan", "--answers", str(answers))
+    assert r.returncode == 3
+    assert f"{answers}, line 6, field 'asa.enctypes'" in " ".join(r.stderr.split())
+
+
+def test_apply_refuses_without_yes_when_no_one_can_confirm(tmp_path):
+    r = run(tmp_path, "apply", "--answers", str(GOLDEN / "answers-fresh.toml"))
+    assert r.returncode == 3 and "--yes" in r.stderr
+    assert not list(tmp_path.glob("journals/*.jsonl"))  # nothing was started
+
+
+def test_apply_then_check_report_undo_and_no_secret_anywhere(tmp_path):
+    password = load_scenario(find_scenario("fresh")).admin_password
+    applied = run(tmp_path, "apply", "--answers", str(GOLDEN / "answers-fresh.toml"), "--yes", "--then-check")
+    assert applied.returncode == 0, applied.stderr
+    assert "0 failed" in applied.stdout and "[16/16]" in applied.stderr
+    (journal,) = (tmp_path / "journals").glob("*.jsonl")
+    assert f"Journal: {journal}" in applied.stdout
+
+    rep1 = run(tmp_path, "report", "--journal", str(journal), "--out", str(tmp_path / "r1.md"))
+    rep2 = run(tmp_path, "report", "--journal", str(journal), "--out", str(tmp_path / "r2.md"))
+    html = run(tmp_path, "report", "--journal", str(journal), "--format", "html", "--out", str(tmp_path / "r.html"))
+    assert rep1.returncode == rep2.returncode == html.returncode == 0, rep1.stderr
+    report = (tmp_path / "r1.md").read_text()
+    assert report == (tmp_path / "r2.md").read_text()  # same input, same bytes
+    assert "Changes: 16 recorded (16 done)" in report and "Every check passed." in report
+
+    shown = run(tmp_path, "undo", "--journal", str(journal), stdin="")
+    assert shown.returncode == 3 and "Undo, newest first" in shown.stderr
+    first, last = shown.stderr.index("1. ActiveSync on EX02"), shown.stderr.index("16. Create the computer account")
+    assert first < last
+    undone = run(tmp_path, "undo", "--journal", str(journal), "--yes")
+    assert undone.returncode == 0, undone.stderr
+
+    plan = run(tmp_path, "plan", "--answers", str(GOLDEN / "answers-fresh.toml"), "--format", "json")
+    artefacts = [applied.stdout, applied.stderr, rep1.stderr, shown.stderr, undone.stdout, undone.stderr,
+                 plan.stdout, journal.read_text(), report, (tmp_path / "r.html").read_text()]
+    for text in artefacts:
+        assert password not in text
+
+
+def test_interrupted_apply_then_resume(tmp_path):
+    """A server fails mid-rollout: apply exits 2 and says how to resume; resume (after the fix) finishes."""
+    scenario = (find_scenario("new-server-missing-asa")).read_text()
+    broken = scenario.replace('fqdn = "exch-2019.tailspintoys.ca"', 'fqdn = "exch-2019.tailspintoys.ca"\n'
+                              'fault = "fail-roll"')
+    assert broken != scenario
+    lab = tmp_path / "flaky.toml"
+    lab.write_text(broken)
+    answers = tmp_path / "a.toml"
+    answers.write_text(f'[target]\nlab = "{lab}"\n[asa]\nname = "E15ASA$"\n')
+    applied = run(tmp_path, "apply", "--answers", str(answers), "--yes")
+    assert applied.returncode == 2
+    assert "Failed: rollout.copy:Exch-2019" in applied.stderr and "asa-wizard resume --journal" in applied.stderr
+    lab.write_text(scenario)  # the server is repaired
+    resumed = run(tmp_path, "resume")  # the newest unfinished journal
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 done" in resumed.stderr
+    again = run(tmp_path, "resume")
+    assert again.returncode == 3 and "no suitable journal" in again.stderr

@@ -1,0 +1,286 @@
+"""The WinRM adapter through pywinrm over loopback HTTPS against the lab's WS-Management endpoint."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+import winrm
+
+from asa_wizard.adapters.winrm import WinRmExchange, WinRmSettings, clean_stderr
+from asa_wizard.core.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    NotFound,
+    OperationTimeout,
+    PolicyRefused,
+    ScriptFailed,
+)
+from asa_wizard.core.model import IisAuth, Service
+from asa_wizard.core.ports import RollOutcome
+from asa_wizard.core.secrets import Secret
+
+from .conftest import scenario
+
+
+def decoded_command_lines(world) -> list[str]:
+    out = []
+    for _, line in world.endpoint.command_lines:
+        out.append(line)
+        m = re.search(r"-encodedcommand (\S+)", line)
+        if m:
+            out.append(base64.b64decode(m.group(1)).decode("utf-16-le"))
+    return out
+
+
+def test_read_server_matches_the_scenario(world_of):
+    w = world_of(scenario("new-server-missing-asa"))
+    port = w.exchange_port()
+    old = port.read_server("exch-2016.tailspintoys.ca")
+    assert old.server.name == "Exch-2016"
+    assert old.server.asa_latest.account == "Tailspintoys\\E15ASA$"
+    assert old.server.asa_latest.when_added.isoformat() == "2022-01-10T10:19:22+00:00"
+    assert old.server.asa_previous is None
+    assert old.server.service_host_running is True
+    assert old.iis_iusrs == ["NT AUTHORITY\\IUSR"]
+    assert old.autodiscover_uri == "https://autodiscover.tailspintoys.ca/Autodiscover/Autodiscover.xml"
+    by_service = {v.service: v for v in old.vdirs}
+    oa = by_service[Service.OUTLOOK_ANYWHERE]
+    assert (oa.internal_host, oa.internal_client_auth) == ("mail.tailspintoys.ca", "Negotiate")
+    assert by_service[Service.MAPI].auth_methods == ["Ntlm", "OAuth", "Negotiate"]
+    eas = by_service[Service.EAS]
+    assert eas.auth_methods == ["Basic"]  # a one-element list arrives unwrapped from PowerShell
+    assert eas.iis == IisAuth(basic=True, windows=False, providers=["Negotiate", "NTLM"])
+    new = port.read_server("Exch-2019")
+    assert new.server.asa_latest is None and new.server.asa_state_known
+
+
+def test_inventory_lists_every_server(world_of):
+    w = world_of(scenario("fresh"))
+    servers = w.exchange_port().inventory("EX01")
+    assert [(s.name, s.fqdn, s.version) for s in servers] == [
+        ("EX01", "ex01.contoso.com", "Version 15.2 (Build 1544.4)"),
+        ("EX02", "ex02.contoso.com", "Version 15.2 (Build 1544.4)")]
+    assert servers[0].roles == ["Mailbox", "ClientAccess"]
+
+
+def test_client_auth_changes_return_what_they_replaced(world_of):
+    w = world_of(scenario("fresh"))
+    port = w.exchange_port()
+    assert port.set_outlook_anywhere_client_auth("EX01", "Negotiate") == "Ntlm"
+    assert port.set_outlook_anywhere_client_auth("EX01", "Negotiate") == "Negotiate"
+    from asa_wizard.adapters.powershell import with_method
+
+    before = port.set_mapi_auth_methods("EX01", with_method(["Ntlm", "OAuth"], "Negotiate"))
+    assert before == ["Ntlm", "OAuth"]
+    mapi = [v for v in port.read_server("EX01").vdirs if v.service == Service.MAPI][0]
+    assert mapi.auth_methods == ["Ntlm", "OAuth", "Negotiate"]
+    ex02 = [v for v in port.read_server("EX02").vdirs if v.service == Service.OUTLOOK_ANYWHERE][0]
+    assert ex02.internal_client_auth == "Ntlm"  # only the named server changed
+
+
+def test_iis_changes_and_undo(world_of):
+    w = world_of(scenario("seg-kcd"))
+    port = w.exchange_port()
+    wanted = IisAuth(basic=False, windows=True, providers=["Negotiate"], use_kernel_mode=True,
+                     use_app_pool_credentials=True)
+    before = port.set_iis_auth("EX01", "Microsoft-Server-ActiveSync", wanted)
+    eas = [v for v in port.read_server("EX01").vdirs if v.service == Service.EAS][0]
+    assert eas.iis == wanted
+    port.set_iis_auth("EX01", "Microsoft-Server-ActiveSync", before)
+    eas = [v for v in port.read_server("EX01").vdirs if v.service == Service.EAS][0]
+    assert eas.iis == before
+    assert port.add_iis_iusrs("EX01", "CONTOSO\\svc_awseg") is True
+    assert port.add_iis_iusrs("EX01", "CONTOSO\\svc_awseg") is False
+    assert "CONTOSO\\svc_awseg" in port.read_server("EX01").iis_iusrs
+    assert "CONTOSO\\svc_awseg" not in port.read_server("EX02").iis_iusrs
+    assert port.remove_iis_iusrs("EX01", "CONTOSO\\svc_awseg") is True
+    assert "CONTOSO\\svc_awseg" not in port.read_server("EX01").iis_iusrs
+
+
+@pytest.mark.parametrize("member", [
+    "CONTOSO\\o'brien", "CONTOSO\\x'; Add-LocalGroupMember Administrators evil; '", "CONTOSO\\$(whoami)",
+    "CONTOSO\\back`tick`$x", "CONTOSO\\two\nlines", "CONTOSO\\\u2018q\u2019\u201a\u201b'"])
+def test_hostile_names_round_trip_and_never_run(world_of, member):
+    w = world_of(scenario("fresh"))
+    port = w.exchange_port()
+    assert port.add_iis_iusrs("EX01", member) is True
+    members = port.read_server("EX01").iis_iusrs
+    assert member in members
+    assert "Administrators" not in " ".join(m for m in members if m != member)
+    assert port.remove_iis_iusrs("EX01", member) is True
+    assert port.read_server("EX01").iis_iusrs == ["NT AUTHORITY\\IUSR"]
+
+
+def test_hostile_source_name_is_data(world_of):
+    w = world_of(scenario("new-server-missing-asa"))
+    port = w.exchange_port()
+    hostile = "Exch-2016'; Remove-Item C:\\ -Recurse; '$(Stop-Computer)"
+    r = port.roll_copy("Exch-2019", hostile)
+    assert r.outcome == RollOutcome.FAILED and "exactly one Client Access server" in r.message
+    assert port.read_server("Exch-2019").server.asa_latest is None
+    from asa_wizard.lab.exchange import parse_script
+
+    assert parse_script(w.exchange.received[0])[1]["Source"] == hostile
+
+
+def test_roll_copy_and_remove(world_of):
+    w = world_of(scenario("new-server-missing-asa"))
+    port = w.exchange_port()
+    r = port.roll_copy("Exch-2019", "Exch-2016")
+    assert r.outcome == RollOutcome.SUCCEEDED and "THE SCRIPT HAS SUCCEEDED" in r.log_excerpt
+    assert r.latest.account == "Tailspintoys\\E15ASA$"
+    assert w.directory.account_key_version("E15ASA$") == 2  # a copy never touches AD
+    lab = w.current_scenario().server("Exch-2019")
+    assert lab.asa_latest.key_version == 2
+    bad = port.roll_copy("Exch-2019", "Exch-2099")
+    assert bad.outcome == RollOutcome.FAILED and "exactly one Client Access server" in bad.message
+    port.remove_asa("Exch-2019")
+    assert port.read_server("Exch-2019").server.asa_latest is None
+
+
+def test_roll_generate_changes_ad_once(world_of):
+    w = world_of(scenario("new-server-missing-asa"))
+    port = w.exchange_port()
+    r = port.roll_generate("Exch-2016", "TAILSPINTOYS\\E15ASA$")
+    assert r.outcome == RollOutcome.SUCCEEDED
+    assert w.directory.account_key_version("E15ASA$") == 3
+    state = port.read_server("Exch-2016").server
+    assert state.asa_latest.when_added > state.asa_previous.when_added
+    missing = port.roll_generate("Exch-2016", "TAILSPINTOYS\\NOPE$")
+    assert missing.outcome == RollOutcome.FAILED and "NOPE$ was not found" in missing.message
+
+
+@pytest.mark.parametrize("fault,expected", [
+    ("access-denied", "Access Denied"),
+    ("fail-roll", "propagating credentials"),
+])
+def test_roll_faults_are_reported_with_microsofts_words(world_of, fault, expected):
+    w = world_of(scenario("new-server-missing-asa", **{"Exch-2016": fault}))
+    r = w.exchange_port().roll_generate("Exch-2016", "TAILSPINTOYS\\E15ASA$")
+    assert r.outcome == RollOutcome.FAILED
+    assert expected in r.message and r.fix
+    assert w.directory.account_key_version("E15ASA$") == 2  # AD left alone
+
+
+def test_missing_script_and_snapin(world_of):
+    w = world_of(scenario("fresh", EX01="script-missing", EX02="snapin-missing"))
+    port = w.exchange_port()
+    with pytest.raises(NotFound) as info:
+        port.roll_copy("EX01", "EX02")
+    assert "RollAlternateServiceAccountPassword.ps1 is missing" in info.value.problem
+    port.read_server("EX01")  # the cmdlets still work there
+    with pytest.raises(NotFound) as info:
+        port.read_server("EX02")
+    assert "does not look like an Exchange server" in info.value.problem
+
+
+def test_unreachable_server_is_connection_refused(world_of):
+    w = world_of(scenario("fresh", EX02="unreachable"))
+    port = w.exchange_port()
+    with pytest.raises(ConnectionFailed) as info:
+        port.read_server("EX02")
+    assert "refused" in info.value.problem and "5986" in info.value.fix
+    port.read_server("EX01")
+
+
+def test_slow_server_times_out_under_the_command_deadline(world_of):
+    s = scenario("fresh", EX01="slow")
+    s.server("EX01").slow_seconds = 3
+    w = world_of(s)
+    ep = w.start_endpoint()
+    base = ep.port().settings
+    settings = WinRmSettings(transport="basic", user=base.user, password=base.password, ca_file=ep.ca_file,
+                             url_override=ep.url_for, read_timeout_sec=3, operation_timeout_sec=1,
+                             command_timeout_sec=1)
+    with pytest.raises(OperationTimeout):
+        WinRmExchange(settings).read_server("EX01")
+
+
+def test_wrong_password_is_a_401_naming_account_and_transport(world_of):
+    w = world_of(scenario("fresh"))
+    ep = w.start_endpoint()
+    settings = WinRmSettings(transport="basic", user="CONTOSO\\Administrator", password=Secret("Wrong-Pass-123"),
+                             ca_file=ep.ca_file, url_override=ep.url_for)
+    with pytest.raises(AuthenticationFailed) as info:
+        WinRmExchange(settings).read_server("EX01")
+    text = str(info.value) + (info.value.detail or "")
+    assert "CONTOSO\\Administrator" in text and "basic over HTTPS" in text and "401" in text
+    assert "Wrong-Pass-123" not in text
+
+
+def test_untrusted_certificate_is_refused(world_of):
+    w = world_of(scenario("fresh"))
+    ep = w.start_endpoint()
+    base = ep.port().settings
+    settings = WinRmSettings(transport="basic", user=base.user, password=base.password, url_override=ep.url_for)
+    with pytest.raises(ConnectionFailed) as info:
+        WinRmExchange(settings).read_server("EX01")
+    assert "could not be validated" in info.value.problem
+
+
+def test_insecure_transports_are_refused():
+    with pytest.raises(PolicyRefused):
+        WinRmExchange(WinRmSettings(transport="basic", scheme="http", user="u", password=Secret("p")))
+    with pytest.raises(PolicyRefused):
+        WinRmExchange(WinRmSettings(transport="ntlm", scheme="http", message_encryption="never"))
+    ok = WinRmSettings(transport="ntlm", scheme="http")
+    assert ok.url_for("ex01.contoso.com") == "http://ex01.contoso.com:5985/wsman"
+    assert ok.pywinrm_kwargs()["message_encryption"] == "always"
+    assert WinRmSettings().url_for("ex01.contoso.com") == "https://ex01.contoso.com:5986/wsman"
+    insecure = WinRmExchange(WinRmSettings(transport="ntlm", validate_certificate=False))
+    assert "NOT validated" in insecure.describe()
+
+
+def test_pywinrm_round_trip_success_and_powershell_error(world_of):
+    """pywinrm itself (Session.run_ps) against the endpoint: output, and an error with its exit code."""
+    w = world_of(scenario("fresh"))
+    ep = w.start_endpoint()
+    user, password = w.exchange.current_credentials()
+    host, port = ep.address
+    session = winrm.Session(f"https://{host}:{port}/wsman", auth=(user, password), transport="ssl",
+                            ca_trust_path=ep.ca_file, server_cert_validation="validate")
+    # pywinrm's Session cuts URLs down to /wsman: the endpoint has no server there
+    with pytest.raises(winrm.exceptions.WinRMTransportError):
+        session.run_ps("Get-Date")
+    session.url = session.protocol.transport.endpoint = ep.url_for("EX01")
+    from asa_wizard.adapters.powershell import inventory_script
+
+    ok = session.run_ps(inventory_script())
+    assert ok.status_code == 0 and b'"name":"EX01"' in ok.std_out
+    bad = session.run_ps("Get-Date")
+    assert bad.status_code == 1
+    assert b"The term 'Get-Date' is not recognized" in bad.std_err
+
+
+def test_powershell_error_becomes_script_failed_with_exit_code(world_of):
+    w = world_of(scenario("fresh"))
+    port = w.exchange_port()
+    with pytest.raises(ScriptFailed) as info:
+        port._run("EX01", "Get-Date", "read")
+    assert info.value.exit_code == 1
+    assert "Get-Date" in info.value.problem
+
+
+def test_clixml_is_stripped():
+    raw = ('#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+           '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T></TN>'
+           '</Obj><S S="Error">Access is denied._x000D__x000A_</S><S S="Error">second_x000D__x000A_</S></Objs>')
+    assert clean_stderr(raw.encode()) == "Access is denied.\nsecond"
+    progress_only = ('#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+                     '<Obj S="progress" RefId="0"/></Objs>')
+    assert clean_stderr(progress_only.encode()) == ""
+
+
+def test_no_secret_crosses_the_wire(world_of):
+    w = world_of(scenario("new-server-missing-asa"))
+    port = w.exchange_port()
+    port.read_server("Exch-2016")
+    port.roll_generate("Exch-2016", "TAILSPINTOYS\\E15ASA$")
+    port.roll_copy("Exch-2019", "Exch-2016")
+    _, admin_password = w.exchange.current_credentials()
+    seen = decoded_command_lines(w) + w.exchange.received
+    assert len(w.exchange.received) == 3
+    assert all(admin_password not in text for text in seen)
+    assert "Tailspin-Lab-2022!" not in repr(port.settings) and "Tailspin-Lab-2022!" not in port.describe()

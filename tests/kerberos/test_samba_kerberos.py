@@ -1,0 +1,286 @@
+"""Kerberos proven for real against the Samba AD DC: an ASA with SPNs, one HTTP acceptor per simulated
+Exchange server with the keytab of the credential that server holds, the real GSSAPI probe, and the check
+catalogue's verdict on what it saw."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from ldap3 import MODIFY_REPLACE
+
+from asa_wizard.adapters.kerberos import GssKerberosProbe
+from asa_wizard.core.checks import Status, run_catalogue, summarize
+from asa_wizard.core.model import (
+    Account,
+    AccountKind,
+    AsaCredential,
+    Domain,
+    Environment,
+    ExchangeServer,
+    Forest,
+    Namespace,
+    SegConfig,
+    Service,
+)
+from asa_wizard.core.ports import ProbeOutcome
+from asa_wizard.core.secrets import Secret
+from asa_wizard.lab.acceptor import NegotiateAcceptor
+from asa_wizard.lab.keytab import write_keytab
+
+pytest.importorskip("gssapi")
+pytest.importorskip("krb5")
+
+TA = 0x1000000
+
+
+def _pw() -> Secret:
+    return Secret("Lab-" + secrets.token_urlsafe(18) + "1a!")
+
+
+def _quoted(p: Secret) -> bytes:
+    return ('"%s"' % p.reveal()).encode("utf-16-le")
+
+
+class Directory:
+    """The few directory changes these tests make, over the DC's admin LDAPS connection."""
+
+    def __init__(self, dc) -> None:
+        self.dc = dc
+        self.conn = dc.admin_connection()
+
+    def ok(self) -> None:
+        assert self.conn.result["result"] == 0, self.conn.result
+
+    def computer(self, name: str, spns: list[str], enctypes: int, password: Secret) -> str:
+        dn = f"CN={name},CN=Computers,{self.dc.base_dn}"
+        self.conn.add(dn, ["top", "person", "organizationalPerson", "user", "computer"],
+                      {"sAMAccountName": f"{name}$", "userAccountControl": "4096",
+                       "msDS-SupportedEncryptionTypes": str(enctypes), "servicePrincipalName": spns})
+        self.ok()
+        self.password(dn, password)
+        return dn
+
+    def user(self, name: str, password: Secret, uac: int = 512 | 0x10000, spns: list[str] | None = None,
+             delegate_to: list[str] | None = None) -> str:
+        dn = f"CN={name},CN=Users,{self.dc.base_dn}"
+        attrs = {"sAMAccountName": name, "userPrincipalName": f"{name}@{self.dc.domain}"}
+        if spns:
+            attrs["servicePrincipalName"] = spns
+        self.conn.add(dn, ["top", "person", "organizationalPerson", "user"], attrs)
+        self.ok()
+        self.password(dn, password)
+        self.modify(dn, "userAccountControl", [str(uac)])
+        if delegate_to:
+            self.modify(dn, "msDS-AllowedToDelegateTo", delegate_to)
+        return dn
+
+    def password(self, dn: str, password: Secret) -> None:
+        self.modify(dn, "unicodePwd", [_quoted(password)])
+
+    def modify(self, dn: str, attribute: str, values: list) -> None:
+        self.conn.modify(dn, {attribute: [(MODIFY_REPLACE, values)]})
+        self.ok()
+
+    def kvno(self, dn: str) -> int:
+        self.conn.search(dn, "(objectClass=*)", attributes=["msDS-KeyVersionNumber"])
+        return int(self.conn.entries[0]["msDS-KeyVersionNumber"].value)
+
+    def close(self) -> None:
+        self.conn.unbind()
+
+
+@pytest.fixture
+def kdc(samba_dc, tmp_path, monkeypatch):
+    """The DC as this process's only KDC (KRB5_CONFIG is process-wide: set here, restored after)."""
+    monkeypatch.setenv("KRB5_CONFIG", str(samba_dc.krb5_conf))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'default-ccache'}")
+    d = Directory(samba_dc)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def org(kdc, samba_dc, unique_name, tmp_path):
+    """An ASA (AES only) with the SPN of a load-balanced name, and a user to probe as."""
+    asa = unique_name("asa")
+    host = f"{unique_name('mail')}.{samba_dc.domain}"  # first label is not a computer name
+    spn = f"HTTP/{host}"
+    asa_pw = _pw()
+    asa_dn = kdc.computer(asa, [spn], 24, asa_pw)
+    user, user_pw = unique_name("usr"), _pw()
+    kdc.user(user, user_pw)
+    return {"asa": asa, "asa_dn": asa_dn, "asa_pw": asa_pw, "host": host, "spn": spn, "user": user,
+            "user_pw": user_pw, "dir": tmp_path}
+
+
+def keytab(o, name: str, password: Secret, kvno: int, realm: str) -> Path:
+    return write_keytab(o["dir"] / f"{name}.keytab", realm, f"{o['asa']}$", password, kvno, [o["spn"]])
+
+
+def environment(samba_dc, o, servers: dict[str, str | None], asa_enctypes: int = 24,
+                seg: SegConfig | None = None, extra: list[Account] | None = None) -> Environment:
+    """The environment the wizard would have read: each server's held credential ('current', 'old', None)."""
+    now = datetime.now(timezone.utc)
+    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    asa = Account(dn=o["asa_dn"], sam=f"{o['asa']}$", kind=AccountKind.COMPUTER, uac=4096, spns=[o["spn"]],
+                  enctypes=asa_enctypes, pwd_last_set=now)
+    env_servers = []
+    for name, held in servers.items():
+        cred = None if held is None else AsaCredential(f"{samba_dc.netbios}\\{asa.sam}", now if held == "current"
+                                                       else old)
+        env_servers.append(ExchangeServer(name=name, fqdn=f"{name.lower()}.{samba_dc.domain}",
+                                          version="Version 15.2 (Build 1544.4)", roles=["Mailbox", "ClientAccess"],
+                                          asa_latest=cred, asa_state_known=True, service_host_running=True,
+                                          reachable=True))
+    ns = Namespace(host=o["host"], services={Service.EWS, Service.EAS}, servers=list(servers))
+    forest = Forest(root_domain=samba_dc.domain,
+                    domains=[Domain(samba_dc.domain, samba_dc.netbios, samba_dc.base_dn)])
+    return Environment(forest=forest, servers=env_servers, namespaces=[ns], accounts=[asa, *(extra or [])],
+                       spn_owners={o["spn"].lower(): [asa.dn]}, asa_sam=asa.sam, seg=seg,
+                       iis_iusrs={n: [] for n in servers})
+
+
+def probe_for(samba_dc, o, acceptors: dict[str, NegotiateAcceptor], **kw) -> GssKerberosProbe:
+    addresses = {name: f"{a.address[0]}:{a.address[1]}" for name, a in acceptors.items()}
+    return GssKerberosProbe(samba_dc.realm, principal=o["user"], password=o["user_pw"], tls=False,
+                            addresses=addresses, timeout=20, **kw)
+
+
+def test_every_server_holding_the_current_password_accepts(samba_dc, kdc, org):
+    kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
+    with NegotiateAcceptor(kt, "EX01") as a1, NegotiateAcceptor(kt, "EX02") as a2:
+        probe = probe_for(samba_dc, org, {"EX01": a1, "EX02": a2})
+        env = environment(samba_dc, org, {"EX01": "current", "EX02": "current"})
+        findings = run_catalogue(env, probe=probe, only=["kerberos"])
+        probe.close()
+    status = summarize(findings)
+    assert status["kerberos.ticket"] == Status.PASS and status["kerberos.server"] == Status.PASS
+    ticket = next(f for f in findings if f.check_id == "kerberos.ticket")
+    assert "AES256" in ticket.evidence
+    # the acceptors really saw the user
+    assert a1.accepted == [f"{org['user']}@{samba_dc.realm}"] and a2.accepted == a1.accepted
+
+
+def test_a_server_with_the_old_or_no_credential_rejects_and_is_named_with_the_fix(samba_dc, kdc, org):
+    old_kvno = kdc.kvno(org["asa_dn"])
+    old = keytab(org, "old", org["asa_pw"], old_kvno, samba_dc.realm)
+    new_pw = _pw()
+    kdc.password(org["asa_dn"], new_pw)  # the roll: AD changes, EX02 misses it
+    current = keytab(org, "current", new_pw, kdc.kvno(org["asa_dn"]), samba_dc.realm)
+    with NegotiateAcceptor(current, "EX01") as a1, NegotiateAcceptor(old, "EX02") as a2, \
+            NegotiateAcceptor(None, "EX03") as a3:
+        probe = probe_for(samba_dc, org, {"EX01": a1, "EX02": a2, "EX03": a3})
+        env = environment(samba_dc, org, {"EX01": "current", "EX02": "old", "EX03": None})
+        findings = run_catalogue(env, probe=probe, only=["kerberos", "rollout"])
+        probe.close()
+    server = {f.subject: f for f in findings if f.check_id == "kerberos.server"}
+    assert server["EX01"].status == Status.PASS
+    for name in ("EX02", "EX03"):
+        f = server[name]
+        assert f.status == Status.FAIL and "KRB_AP_ERR_MODIFIED" in f.evidence, f.evidence
+        assert (f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {name.lower()}.{samba_dc.domain} "
+                f"-CopyFrom ex01.{samba_dc.domain}") in f.fix
+    assert a2.rejected and a1.rejected == []
+    status = summarize(findings)
+    assert status["rollout.current"] == Status.FAIL and status["rollout.coverage"] == Status.FAIL
+
+
+def test_no_spn_means_no_ticket_and_ntlm_fallback(samba_dc, kdc, org, unique_name):
+    host = f"{unique_name('nospn')}.{samba_dc.domain}"
+    o = dict(org, host=host, spn=f"HTTP/{host}")
+    with NegotiateAcceptor(None, "EX01") as a1:
+        probe = probe_for(samba_dc, o, {"EX01": a1})
+        env = environment(samba_dc, o, {"EX01": "current"})
+        env.spn_owners = {}
+        findings = run_catalogue(env, probe=probe, only=["kerberos"])
+        probe.close()
+    ticket = next(f for f in findings if f.check_id == "kerberos.ticket")
+    assert ticket.status == Status.FAIL and "KDC_ERR_S_PRINCIPAL_UNKNOWN" in ticket.evidence
+    server = next(f for f in findings if f.check_id == "kerberos.server")
+    assert server.status == Status.FAIL and "ntlm-fallback" in server.evidence
+    assert f"setspn -S {o['spn']}" in server.fix
+    assert a1.accepted == [] and a1.rejected == []  # nothing Kerberos reached the server
+
+
+def test_rc4_only_account_gives_an_rc4_ticket_and_an_encryption_finding(samba_dc, kdc, org):
+    kdc.modify(org["asa_dn"], "msDS-SupportedEncryptionTypes", ["4"])
+    kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
+    with NegotiateAcceptor(kt, "EX01") as a1:
+        probe = probe_for(samba_dc, org, {"EX01": a1})
+        env = environment(samba_dc, org, {"EX01": "current"}, asa_enctypes=4)
+        findings = run_catalogue(env, probe=probe, only=["kerberos", "asa.enctypes"])
+        probe.close()
+    status = summarize(findings)
+    ticket = next(f for f in findings if f.check_id == "kerberos.ticket")
+    assert ticket.status == Status.WARN and "RC4" in ticket.evidence, ticket.evidence
+    assert status["asa.enctypes"] == Status.FAIL
+    assert status["kerberos.server"] == Status.PASS
+
+
+@pytest.fixture
+def gateway(kdc, org, unique_name):
+    svc, pw = unique_name("seg"), _pw()
+    dn = kdc.user(svc, pw, uac=512 | 0x10000 | TA, spns=[f"HTTP/{svc}"], delegate_to=[org["spn"]])
+    return {"sam": svc, "dn": dn, "pw": pw}
+
+
+def _s4u(samba_dc, kdc, org, gateway):
+    kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
+    with NegotiateAcceptor(kt, "EX01") as a1:
+        probe = probe_for(samba_dc, org, {"EX01": a1}, seg_password=gateway["pw"])
+        server = ExchangeServer(name="EX01", fqdn=f"ex01.{samba_dc.domain}")
+        result = probe.s4u(gateway["sam"], org["user"], org["spn"], server)
+        probe.close()
+    return result, a1
+
+
+def test_kcd_with_protocol_transition_and_the_target_spn_works_end_to_end(samba_dc, kdc, org, gateway):
+    result, acceptor = _s4u(samba_dc, kdc, org, gateway)
+    assert result.outcome == ProbeOutcome.ACCEPTED, result.detail
+    assert acceptor.accepted == [f"{org['user']}@{samba_dc.realm}"]  # the server sees the user, not the gateway
+
+
+@pytest.mark.parametrize("breaks", ["protocol-transition", "target"])
+def test_kcd_without_protocol_transition_or_target_is_kdc_err_badoption(samba_dc, kdc, org, gateway, breaks):
+    if breaks == "protocol-transition":
+        kdc.modify(gateway["dn"], "userAccountControl", [str(512 | 0x10000)])
+    else:
+        kdc.modify(gateway["dn"], "msDS-AllowedToDelegateTo", [])
+    result, acceptor = _s4u(samba_dc, kdc, org, gateway)
+    assert result.outcome == ProbeOutcome.KDC_REFUSED
+    assert result.detail.startswith("KDC_ERR_BADOPTION"), result.detail
+    assert acceptor.accepted == []
+    # and the catalogue reports it as such, with the delegation fix
+    seg_account = Account(dn=gateway["dn"], sam=gateway["sam"], kind=AccountKind.USER,
+                          uac=512 | 0x10000 | (0 if breaks == "protocol-transition" else TA),
+                          spns=[f"HTTP/{gateway['sam']}"],
+                          delegate_to=[] if breaks == "target" else [org["spn"]])
+    from asa_wizard.core.checks import ProbeReport
+
+    env = environment(samba_dc, org, {"EX01": "current"}, seg=SegConfig(gateway["sam"], [org["user"]]),
+                      extra=[seg_account, Account(dn=f"CN={org['user']},CN=Users,{samba_dc.base_dn}",
+                                                  sam=org["user"], kind=AccountKind.USER, uac=512)])
+    findings = run_catalogue(env, probe=ProbeReport(s4u=[result]), only=["kerberos.s4u"])
+    f = findings[0]
+    assert f.status == Status.FAIL and "KDC_ERR_BADOPTION" in f.evidence
+    wanted = "kcd.protocol-transition" if breaks == "protocol-transition" else "kcd.target"
+    assert wanted in f.fix
+
+
+def test_a_wrong_password_is_an_authentication_error_that_never_shows_the_password(samba_dc, kdc, org):
+    from asa_wizard.core.checks import run_probes
+    from asa_wizard.core.errors import AuthenticationFailed
+
+    wrong = Secret("Wrong-" + secrets.token_hex(8))
+    probe = GssKerberosProbe(samba_dc.realm, principal=org["user"], password=wrong, tls=False, timeout=20)
+    with pytest.raises(AuthenticationFailed) as caught:
+        probe.service_ticket(org["spn"])
+    assert wrong.reveal() not in str(caught.value) and org["user"] in str(caught.value)
+    # through the catalogue's runner it becomes a result a person can read, not a crash
+    report = run_probes(environment(samba_dc, org, {"EX01": "current"}), probe)
+    assert not report.tickets[0].ok and "refused a ticket" in report.tickets[0].error
+    assert wrong.reveal() not in repr(report)
+    probe.close()

@@ -1,0 +1,87 @@
+"""Outside text is shown literally, secrets stay secret, and running work is never dropped silently."""
+
+from __future__ import annotations
+
+from textual.widgets import Input, RichLog, Static
+
+from asa_wizard.core.errors import ConnectionFailed
+from asa_wizard.tui.app import AsaWizardApp
+from asa_wizard.tui.modals import ConfirmModal, CredentialModal, ErrorModal
+
+from .kit import press, settle
+
+NASTY_PROBLEM = "Bind refused for CN=[/b]Evil,OU=[red]x[/red],DC=contoso,DC=com"
+NASTY_FIX = r"Check the CA file C:\[test]\ca.pem and try again [/]"
+
+
+def log_text(app: AsaWizardApp) -> str:
+    """What the log pane shows, whitespace removed (the pane wraps long lines)."""
+    return "".join("".join(strip.text.split()) for strip in app.query_one("#log", RichLog).lines)
+
+
+def squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+async def test_an_error_with_markup_characters_is_shown_literally(lab_session, monkeypatch):
+    session = lab_session("new-server-missing-asa")
+
+    def failing_discover(progress=None, cancel=None):
+        raise ConnectionFailed(NASTY_PROBLEM, NASTY_FIX)
+
+    monkeypatch.setattr(session, "discover", failing_discover)
+    app = AsaWizardApp(session, start_step="discovery")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, ErrorModal)
+        shown_problem = str(app.screen.query_one("#error-problem", Static).render())
+        shown_fix = str(app.screen.query_one("#error-fix", Static).render())
+        assert shown_problem == NASTY_PROBLEM
+        assert shown_fix == NASTY_FIX
+        await press(app, pilot, "escape")
+        assert not isinstance(app.screen, ErrorModal)
+        await press(app, pilot, "ctrl+l")  # open the log pane
+        assert squeeze(NASTY_PROBLEM) in log_text(app) and squeeze(NASTY_FIX) in log_text(app)
+
+
+async def test_the_password_is_never_echoed_nor_logged(lab_session):
+    session = lab_session("new-server-missing-asa")
+    app = AsaWizardApp(session, start_step="target")
+    password = "Sup3r-Secret-[/b]-Pw"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        app.ask_credentials("domain administrator", "CONTOSO\\admin")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CredentialModal)
+        assert "null" in app.screen.store_refused or "memory" in app.screen.store_refused
+        app.screen.query_one("#cred-password", Input).focus()
+        for ch in password:
+            await pilot.press(ch)
+        await pilot.pause()
+        assert password not in app.export_screenshot()
+        await press(app, pilot, "enter")
+        assert not isinstance(app.screen, CredentialModal)
+        store = app.secret_store()
+        assert store.get("domain administrator:CONTOSO\\admin").reveal() == password
+        await press(app, pilot, "ctrl+l")
+        assert squeeze("Credentials for CONTOSO\\admin") in log_text(app)
+        assert password not in log_text(app)
+
+
+async def test_quitting_with_work_running_asks_first(lab_session, tmp_path):
+    from .test_journeys import scenario_with_fault
+
+    session = lab_session(scenario_with_fault(tmp_path, "new-server-missing-asa", "Exch-2019", "slow",
+                                              "slow_seconds = 0.5\n"))
+    app = AsaWizardApp(session, start_step="discovery")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.is_working("discovery")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        assert any("Discovery" in line for line in app.screen.lines)
+        await pilot.press("n")  # stay
+        await settle(app, pilot)
+        assert app.is_running and not isinstance(app.screen, ConfirmModal)
+        assert session.env is not None and len(session.env.servers) == 2
