@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import os
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.errors import ConfigError, WizardError
+from .resources import templates_dir
 
 FORMATS_CHECK = ("text", "json", "markdown", "html")
 FORMATS_DOC = ("markdown", "html", "json")
@@ -39,8 +41,12 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--user", help="DOMAIN\\user or user@domain (the password: keyring, "
                    "ASA_WIZARD_LDAP_PASSWORD, or a prompt)")
     g.add_argument("--ca-file", help="PEM file of the CA that issued the DC's certificate")
+    g.add_argument("--dc-tls-name", metavar="NAME",
+                   help="the name on the DC's certificate, when --dc is an address (default: --dc)")
     g.add_argument("--insecure-skip-tls-verify", action="store_true",
                    help="do not validate the DC's certificate (not recommended; reported as insecure)")
+    g.add_argument("--no-exchange", action="store_true",
+                   help="read the directory only (no WinRM): the checks that need the Exchange servers are skipped")
     g.add_argument("--winrm-transport", choices=("kerberos", "ntlm", "credssp"), default="kerberos")
     g.add_argument("--winrm-scheme", choices=("https", "http"), default="https")
     g.add_argument("--winrm-port", type=int)
@@ -149,12 +155,28 @@ def _answers_with(target: Any, args: argparse.Namespace):
 
 
 # --- opening a target --------------------------------------------------------------------------------
-class Opened:
-    """A target plus what the commands need beside it: the clock for the checks and who is acting."""
+# The checks that need what only the Exchange servers tell (their credentials, virtual directories, IIS and
+# services, read over WinRM) or that talk to them (the Kerberos proof presents tickets to each server):
+# `check --no-exchange` does not run them and says why.
+EXCHANGE_CHECKS = ("asa.one-per-generation", "spn.order", "rollout.coverage", "rollout.current",
+                   "rollout.same-account", "rollout.service-host", "auth.outlook-anywhere", "auth.mapi",
+                   "kcd.iis-iusrs", "kcd.eas-auth", "kcd.ews-auth", "kerberos.server", "kerberos.s4u")
+NO_EXCHANGE = "Not checked: --no-exchange (the Exchange servers were not read or contacted)."
+NO_GSSAPI = ("No Kerberos probe: python-gssapi is not installed. Install it with pip install 'asa-wizard[kerberos]' "
+             "(it builds against the MIT Kerberos libraries: libkrb5-dev or krb5-devel).")
+KERBEROS_CHECKS = ("kerberos.ticket", "kerberos.server", "kerberos.s4u")
 
-    def __init__(self, target: Any, answers: Any) -> None:
+
+class Opened:
+    """A target plus what the commands need beside it: the clock for the checks, who is acting, the Kerberos
+    probe (for a real target made once discovery has named the realm) and the checks not to run, with why."""
+
+    def __init__(self, target: Any, answers: Any, *, make_probe: Any = None,
+                 skip: dict[str, str] | None = None) -> None:
         self.target = target
         self.answers = answers
+        self.skip = dict(skip or {})
+        self._make_probe = make_probe
         world = target.lab
         self.now = world.scenario.now if world is not None else None
         self.actor = (world.scenario.admin_user if world is not None else
@@ -169,17 +191,59 @@ class Opened:
                 answers.seg.test_users = list(world.scenario.seg.test_users)
                 answers.seg.ews_proxy = world.scenario.seg.ews_proxy
 
+    def probe(self, env: Any) -> Any:
+        """The Kerberos probe for this target (None: the kerberos checks say why in `skip`)."""
+        if self.target.kerberos is None and self._make_probe is not None:
+            self.target.kerberos, self._make_probe = self._make_probe(env), None
+        if self.target.kerberos is not None and self.target.exchange is None:
+            return _TicketsOnly(self.target.kerberos)
+        return self.target.kerberos
+
     def close(self) -> None:
+        probe = self.target.kerberos
+        if not self.target.is_lab and hasattr(probe, "close"):
+            probe.close()
         self.target.close()
 
 
-def open_target(answers: Any) -> Opened:
+class _TicketsOnly:
+    """The probe's tickets from the KDC, and nothing sent to an Exchange server (--no-exchange)."""
+
+    def __init__(self, probe: Any) -> None:
+        self._probe = probe
+
+    def describe(self) -> str:
+        return self._probe.describe()
+
+    def service_ticket(self, spn: str) -> Any:
+        return self._probe.service_ticket(spn)
+
+    def probe_server(self, server: Any, namespace: str) -> Any:
+        from .core.ports import ProbeOutcome, ProbeResult
+
+        return ProbeResult(server.name, f"HTTP/{namespace}", ProbeOutcome.ERROR, NO_EXCHANGE)
+
+    def s4u(self, service_account: str, user: str, spn: str, server: Any) -> Any:
+        from .core.ports import ProbeOutcome, ProbeResult
+
+        return ProbeResult(server.name, spn, ProbeOutcome.ERROR, NO_EXCHANGE)
+
+
+def open_target(answers: Any, *, exchange: bool = True, tls_name: str | None = None) -> Opened:
+    """Open the lab or the real organisation. Without `exchange` nothing talks to the Exchange servers."""
     t = answers.target
+    skip = {} if exchange else dict.fromkeys(EXCHANGE_CHECKS, NO_EXCHANGE)
     if t.is_lab:
         from .target import open_lab
 
-        return Opened(open_lab(t.lab), answers)
-    return Opened(_open_real(t), answers)
+        target = open_lab(t.lab)
+        if not exchange:
+            target.exchange = None
+        return Opened(target, answers, skip=skip)
+    target, make_probe = _open_real(t, exchange=exchange, tls_name=tls_name)
+    if make_probe is None:
+        skip.update({cid: NO_GSSAPI for cid in KERBEROS_CHECKS if cid not in skip})
+    return Opened(target, answers, make_probe=make_probe, skip=skip)
 
 
 def _secret(env_name: str, key: str, prompt: str):
@@ -204,9 +268,9 @@ def _secret(env_name: str, key: str, prompt: str):
                       f"Set {env_name}, store it in the keyring (the wizard offers to), or run on a terminal.")
 
 
-def _open_real(t: Any):
+def _open_real(t: Any, *, exchange: bool = True, tls_name: str | None = None):
+    """The ports of a real organisation, and a maker of its Kerberos probe (None: python-gssapi is missing)."""
     from .adapters.ldap import LdapDirectory, LdapSettings
-    from .adapters.winrm import WinRmExchange, WinRmSettings
     from .core.answers import LDAP_PASSWORD_ENV, WINRM_PASSWORD_ENV
     from .target import Target
 
@@ -215,8 +279,14 @@ def _open_real(t: Any):
         ldap_password = _secret(LDAP_PASSWORD_ENV, f"ldap:{t.user}@{t.dc}", f"Password for {t.user} on {t.dc}: ")
     directory = LdapDirectory(LdapSettings(host=t.dc, mode=t.ldap, bind=t.bind, user=t.user or "",
                                            password=ldap_password, ca_file=t.ca_file,
-                                           insecure_skip_tls_verify=t.insecure_skip_tls_verify,
+                                           insecure_skip_tls_verify=t.insecure_skip_tls_verify, tls_name=tls_name,
                                            use_global_catalog=True))
+    make_probe = _kerberos_maker(t, ldap_password)
+    if not exchange:
+        return Target(label=f"{t.dc}", directory=directory, exchange=None, kerberos=None,
+                      insecure_tls=t.insecure_skip_tls_verify), make_probe
+    from .adapters.winrm import WinRmExchange, WinRmSettings
+
     w = t.winrm
     winrm_user = w.user or t.user or ""
     winrm_password = None
@@ -229,7 +299,40 @@ def _open_real(t: Any):
                              port=w.port, ca_file=w.ca_file, validate_certificate=not w.insecure_skip_tls_verify)
     settings.check()
     return Target(label=f"{t.dc}", directory=directory, exchange=WinRmExchange(settings), kerberos=None,
-                  insecure_tls=t.insecure_skip_tls_verify or w.insecure_skip_tls_verify)
+                  insecure_tls=t.insecure_skip_tls_verify or w.insecure_skip_tls_verify), make_probe
+
+
+def _kerberos_maker(t: Any, password: Any):
+    """How to make the GSSAPI probe once discovery knows the realm: as the directory user (a TGT of its own from
+    the same password, in memory), or from the ticket cache with --bind kerberos. None without python-gssapi."""
+    try:
+        for module in ("gssapi", "krb5"):
+            importlib.import_module(module)
+    except ImportError:
+        return None
+
+    def make(env: Any) -> Any:
+        from .adapters.kerberos import GssKerberosProbe
+
+        asa = env.asa
+        domain = env.forest.domain_of_dn(asa.dn) if asa is not None else None
+        realm = domain.realm if domain else env.forest.root_domain.upper()
+        principal = None if t.bind == "kerberos" or not t.user else _principal(t.user, env, realm)
+        return GssKerberosProbe(realm, principal=principal, password=password if principal else None,
+                                ca_file=t.ca_file, verify_tls=not t.insecure_skip_tls_verify)
+
+    return make
+
+
+def _principal(user: str, env: Any, realm: str) -> str:
+    """DOMAIN\\user or user@domain as a Kerberos principal (the realm of the domain it names)."""
+    if "\\" in user:
+        netbios, _, name = user.partition("\\")
+        domain = next((d for d in env.forest.domains if d.netbios_name.lower() == netbios.lower()), None)
+        return f"{name}@{domain.realm if domain else realm}"
+    name, _, suffix = user.partition("@")
+    domain = next((d for d in env.forest.domains if d.dns_name.lower() == suffix.lower()), None)
+    return f"{name}@{domain.realm if domain else (suffix.upper() or realm)}"
 
 
 # --- shared steps ----------------------------------------------------------------------------------
@@ -252,13 +355,24 @@ def _discover(opened: Opened):
 
 
 def _run_checks(opened: Opened, env: Any, only: list[str] | None = None) -> list[Any]:
-    from .core.checks import run_catalogue
+    """The findings as report rows, in catalogue order; the checks the target cannot run are skipped with why."""
+    from .core.checks import run_catalogue, select
+    from .core.report import FindingRow, finding_rows
 
     _err("Running the check catalogue (Kerberos proven on every server)")
     try:
-        return run_catalogue(env, probe=opened.target.kerberos, now=opened.now, only=only)
+        checks = select(only)
     except ValueError as exc:
         raise ConfigError("--only", str(exc), "Use check ids from docs/checks.md or area names.") from None
+    run = [c.id for c in checks if c.id not in opened.skip]
+    by_check: dict[str, list[Any]] = {}
+    for r in finding_rows(run_catalogue(env, probe=opened.probe(env), now=opened.now, only=run) if run else []):
+        by_check.setdefault(r.id, []).append(r)
+    rows: list[Any] = []
+    for c in checks:
+        rows.extend(by_check.get(c.id, []) if c.id in run else
+                    [FindingRow(id=c.id, title=c.title, area=c.area, status="skipped", skipped_reason=opened.skip[c.id])])
+    return finding_rows(rows)
 
 
 def _generated_at() -> str:
@@ -310,18 +424,18 @@ def _render_findings(rows: list[Any], fmt: str, target: str, env: Any) -> str:
         return check_json(rows, target=target, generated_at=generated)
     report = build_report(after=rows, env=env, target=target, generated_at=generated,
                           title="Kerberos for Exchange: checks")
-    return render_report(report, fmt)
+    return render_report(report, fmt, templates_dir())
 
 
 # --- check -------------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
-    from .core.report import exit_code_for, finding_rows
+    from .core.report import exit_code_for
 
     answers = _target_answers_from_args(args)
-    opened = open_target(answers)
+    opened = open_target(answers, exchange=not args.no_exchange, tls_name=args.dc_tls_name)
     try:
         env = _discover(opened)
-        rows = finding_rows(_run_checks(opened, env, args.only))
+        rows = _run_checks(opened, env, args.only)
     finally:
         opened.close()
     if args.format == "text" and not args.out:
@@ -357,7 +471,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _, plan = _make_plan(opened)
     finally:
         opened.close()
-    _write_out(render_plan(plan, args.format), args.out)
+    _write_out(render_plan(plan, args.format, templates_dir()), args.out)
     if plan.blockers:
         _err(f"{len(plan.blockers)} blocking prerequisite(s) not met: apply would refuse.")
         return 1
@@ -408,7 +522,6 @@ def _before_rows(rows: list[Any]) -> list[dict[str, Any]]:
 def cmd_apply(args: argparse.Namespace) -> int:
     from .core.executor import Executor
     from .core.journal import Journal
-    from .core.report import finding_rows
 
     answers = _answers_for(args)
     opened = open_target(answers)
@@ -429,7 +542,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             _err("Dry run (dry_run = true in the answers): nothing was changed.")
             return 0
         _confirm(f"Apply these {len(plan.changes)} changes?", args.yes)
-        before = finding_rows(_run_checks(opened, env))
+        before = _run_checks(opened, env)
         journal = Journal.create(_journal_dir(args), actor=opened.actor, label="apply")
         record = _target_record(answers)
         record["before"] = _before_rows(before)
@@ -467,10 +580,10 @@ def _summarize_result(result: Any, path: Path) -> int:
 
 
 def _then_check(opened: Opened, args: argparse.Namespace) -> int:
-    from .core.report import exit_code_for, finding_rows
+    from .core.report import exit_code_for
 
     env = _discover(opened)
-    rows = finding_rows(_run_checks(opened, env))
+    rows = _run_checks(opened, env)
     _print_findings_table(rows, opened.target.label)
     return exit_code_for(rows)
 
@@ -512,23 +625,24 @@ def _reopen(path: Path) -> tuple[Opened, Any]:
     answers.path = str(path)
     opened = open_target(answers)
     if opened.target.is_lab:
-        _replay_lab(opened, events)
+        _replay_lab(opened, plan, events)
     return opened, plan
 
 
-def _replay_lab(opened: Opened, events: list[Any]) -> None:
+def _replay_lab(opened: Opened, plan: Any, events: list[Any]) -> None:
     """Bring a fresh lab to where the journal's run left it: its done changes, in order, through the ports."""
     from .core.executor import Executor
     from .core.journal import Journal, summarize
     from .core.plan import Plan
 
-    done = [st.change for st in summarize(events) if st.state == "done"]
+    done_ids = {st.change.id for st in summarize(events) if st.state == "done"}
+    done = [c for c in plan.changes if c.id in done_ids]  # as planned (the rollout engine reads the plan's)
     if not done:
         return
     _err(f"Lab: replaying the {len(done)} done changes of the journal onto a fresh lab")
     with tempfile.TemporaryDirectory() as scratch:
         replay = Executor(opened.target.directory, opened.target.exchange, Journal.create(Path(scratch)))
-        result = replay.apply(Plan(target="replay", asa=None, changes=done))
+        result = replay.apply(Plan(target="replay", asa=plan.asa, changes=done, concurrency=plan.concurrency))
     if result.failed:
         raise WizardError("The lab could not be brought to the journal's state: "
                           + "; ".join(f"{k}: {v}" for k, v in result.failed.items()),
@@ -589,7 +703,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .core.executor import plan_from_journal
     from .core.journal import read_events
-    from .core.report import FindingRow, build_report, finding_rows, render_report
+    from .core.report import FindingRow, build_report, render_report
 
     path = _journal_path(args.journal, lambda evs: True)
     events = list(read_events(path))
@@ -597,11 +711,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     opened, _ = _reopen(path)
     try:
         env = _discover(opened)
-        after = finding_rows(_run_checks(opened, env))
+        after = _run_checks(opened, env)
     finally:
         opened.close()
     before = [FindingRow(**r) for r in record.get("before") or []]
     report = build_report(after=after, env=env, before=before or None, events=events, target=opened.target.label,
                           generated_at=events[-1].ts if events else "", journal=path.name)
-    _write_out(render_report(report, args.format), args.out)
+    _write_out(render_report(report, args.format, templates_dir()), args.out)
     return 0

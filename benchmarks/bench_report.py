@@ -18,6 +18,7 @@ from asa_wizard.core.model import (Account, AccountKind, AsaCredential, Domain, 
                                    Service, VirtualDirectory, derive_namespaces)
 from asa_wizard.core.plan import build_plan
 from asa_wizard.core.report import build_report, render_plan, render_report
+from asa_wizard.resources import templates_dir
 
 SERVERS, NAMESPACES = 200, 50
 
@@ -62,9 +63,9 @@ def main() -> None:
     t3 = time.perf_counter()
     report = build_report(after=findings, env=env, before=findings, events=events, target="contoso.com",
                           generated_at=events[-1].ts)
-    sizes = {fmt: len(render_report(report, fmt)) for fmt in ("markdown", "html", "json")}
+    sizes = {fmt: len(render_report(report, fmt, templates_dir())) for fmt in ("markdown", "html", "json")}
     t4 = time.perf_counter()
-    runbook = len(render_plan(plan, "markdown"))
+    runbook = len(render_plan(plan, "markdown", templates_dir()))
     t5 = time.perf_counter()
     print(f"{SERVERS} servers, {NAMESPACES} namespaces, {len(findings)} findings, {len(plan.changes)} changes")
     print(f"catalogue            {t1 - t0:7.3f} s")

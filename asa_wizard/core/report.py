@@ -1,6 +1,7 @@
 """What a consultant hands over: the environment, the findings before and after, every change with when and by
 whom, and the evidence; and the plan as a runbook. Rendered as Markdown, self-contained HTML (inline style, no
-external assets) and JSON, from the Jinja templates in `assets/templates/`.
+external assets) and JSON, from the Jinja templates in `assets/templates/`. Where those live is not the core's
+business: the caller passes the folder (`asa_wizard.resources.templates_dir()`).
 
 Deterministic: the same inputs give the same bytes (nothing here reads the clock; `generated_at` is an
 input), so reports can be compared and put under version control.
@@ -32,6 +33,7 @@ AREA_TITLES = {"inventory": "Inventory", "asa": "Alternate service account", "sp
                "kerberos": "Kerberos proof", "logs": "Logs"}
 STATUS_ORDER = ("fail", "warn", "pass", "skipped")
 STATUS_ICONS = {"pass": "✔", "warn": "▲", "fail": "✘", "skipped": "–"}
+TEMPLATE_NAMES = {"markdown": "{}.md.j2", "html": "{}.html.j2"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -236,22 +238,11 @@ def build_report(*, after: Iterable[Any], env: Environment | None = None, before
 
 # ----------------------------------------------------------------------------------------------------
 @cache
-def templates_dir() -> Path:
-    """`assets/templates`: inside the package in a wheel, beside it in a checkout (the same two places
-    `asa_wizard.resources` knows; found here so the core depends on nothing outside itself)."""
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package / "_data" / "assets" / "templates", package.parent / "assets" / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"the report templates are missing from this installation ({package})")
-
-
-@cache
-def _templates(html: bool):
+def _templates(directory: Path, html: bool):
     """The Jinja environment: HTML escapes everything it prints; Markdown escapes through the `md` filters."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=html,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)), autoescape=html,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
     env.filters.update(md=md_text, code=md_code, fence=md_fence, cell=md_cell, val=value_text,
@@ -262,8 +253,10 @@ def _templates(html: bool):
     return env
 
 
-def _render(name: str, **context: Any) -> str:
-    return _templates(name.endswith(".html.j2")).get_template(name).render(**context)
+def _render(templates: Path | None, name: str, **context: Any) -> str:
+    if templates is None:
+        raise ValueError(f"rendering {name} needs the templates folder: pass asa_wizard.resources.templates_dir()")
+    return _templates(Path(templates), name.endswith(".html.j2")).get_template(name).render(**context)
 
 
 def md_text(value: Any) -> str:
@@ -349,13 +342,12 @@ def _report_context(report: Report) -> dict[str, Any]:
             "problems": [f for f in report.after if f.status in ("fail", "warn")]}
 
 
-def render_report(report: Report, fmt: str) -> str:
+def render_report(report: Report, fmt: str, templates: Path | None = None) -> str:
+    """The report as `fmt` (json, markdown, html); `templates` is the templates folder (not needed for JSON)."""
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    if fmt == "markdown":
-        return _render("report.md.j2", **_report_context(report))
-    if fmt == "html":
-        return _render("report.html.j2", **_report_context(report))
+    if fmt in ("markdown", "html"):
+        return _render(templates, TEMPLATE_NAMES[fmt].format("report"), **_report_context(report))
     raise ValueError(f"unknown report format {fmt!r}")
 
 
@@ -393,12 +385,11 @@ def _plan_context(plan: Plan) -> dict[str, Any]:
     return {"p": plan, "steps": steps, "titles": titles, "index": index}
 
 
-def render_plan(plan: Plan, fmt: str) -> str:
+def render_plan(plan: Plan, fmt: str, templates: Path | None = None) -> str:
+    """The plan as a runbook in `fmt` (json, markdown, html); `templates` as for `render_report`."""
     if fmt == "json":
         return json.dumps({"schema": "asa-wizard/plan", "schema_version": SCHEMA_VERSION, **plan.to_dict()},
                           indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    if fmt == "markdown":
-        return _render("plan.md.j2", **_plan_context(plan))
-    if fmt == "html":
-        return _render("plan.html.j2", **_plan_context(plan))
+    if fmt in ("markdown", "html"):
+        return _render(templates, TEMPLATE_NAMES[fmt].format("plan"), **_plan_context(plan))
     raise ValueError(f"unknown plan format {fmt!r}")

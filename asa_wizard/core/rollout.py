@@ -13,8 +13,9 @@ Safety:
   that depend on every server holding the credential: `spn_registration_allowed` says which.
 - Verification reads each server's credential after its roll (the roll script reads it back in the same
   call; servers finished in an earlier run are re-read): the account must match and the credential must be
-  at least as new as the password (the script pushes before it changes AD, so a few minutes of slack). A
-  copy that fails verification is journalled as failed, so a resume copies it again.
+  at least as new as the password (the script pushes before it changes AD, so a few minutes of slack). The
+  source of the copies is verified before any copy starts (a credential that fails is not handed on); a copy
+  that fails verification is journalled as failed, so a resume copies it again.
 - Undo: every `done` records {"server": address, "remove": <the server held no ASA credential before>}.
   A server that held none gets `Set-ClientAccessService -RemoveAlternateServiceAccountCredentials` on undo;
   one that held a credential keeps the new one (an old password cannot be restored). What a server held
@@ -43,7 +44,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, TypeVar
 
 from .changes import Change, System
 from .errors import (
@@ -61,6 +62,7 @@ from .ports import ExchangePort, RollOutcome, RollResult
 # the first server's WhenAdded can precede pwdLastSet by the length of the run.
 CLOCK_SLACK = timedelta(minutes=10)
 DEFAULT_CONCURRENCY = 4
+T = TypeVar("T")
 # Failures where the script never ran: nothing changed, another server may take the generate.
 _DID_NOT_RUN = (ConnectionFailed, AuthenticationFailed, NotFound)
 
@@ -421,32 +423,34 @@ class Rollout:
                   action="generate")
         return name, bound
 
+    def _on_server(self, name: str, call: Callable[[], T]) -> tuple[T, str]:
+        """Run one call for the generate on `name`. A failure marks the server failed and gives the verdict:
+        'next' when the script never ran there (another server may take the generate), else 'stop'."""
+        try:
+            return call(), ""
+        except _DID_NOT_RUN as exc:
+            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
+            return None, "next"  # type: ignore[return-value]
+        except WizardError as exc:
+            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
+            return None, "stop"  # type: ignore[return-value]
+
     def _try_generate(self, name: str) -> str:
         """'done', 'next' (the script never ran there: try another server) or 'stop'."""
         p = self.report.servers[name]
         self._set(name, Phase.RUNNING, f"checking {name} before generating", action="generate")
-        try:
-            before = self.exchange.read_server(p.address)
-        except _DID_NOT_RUN as exc:
-            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
-            return "next"
-        except WizardError as exc:
-            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
-            return "stop"
+        before, verdict = self._on_server(name, lambda: self.exchange.read_server(p.address))
+        if verdict:
+            return verdict
         if before.server.service_host_running is False:
             self._set(name, Phase.FAILED, f"MSExchangeServiceHost is not running on {name}; it manages the ASA.",
                       fix=f"Start-Service MSExchangeServiceHost on {name}, then resume.")
             return "next"
         self._before.setdefault(name, _cred(before.server.asa_latest))
         self._set(name, Phase.RUNNING, f"generating a new password on {name}", action="generate")
-        try:
-            result = self._journaled_roll(name, "generate", None)
-        except _DID_NOT_RUN as exc:
-            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
-            return "next"
-        except WizardError as exc:
-            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
-            return "stop"
+        result, verdict = self._on_server(name, lambda: self._journaled_roll(name, "generate", None))
+        if verdict:
+            return verdict
         p.latest, p.log_excerpt = result.latest, result.log_excerpt
         if result.outcome == RollOutcome.FAILED:
             self._set(name, Phase.FAILED, result.message, fix=result.fix)

@@ -110,6 +110,7 @@ class AsaWizardApp(App[int]):
 
         self._secret_store_factory = KeyringSecretStore
         self._secret_store: Any = None
+        self._after_credentials: Callable[[], None] | None = None
 
     # --- layout --------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -130,6 +131,10 @@ class AsaWizardApp(App[int]):
         if self.session.target is not None:
             self.log_line(f"Target: {self.session.target.label}")
             self.query_one(Checklist).set_step_status("target", "pass")
+        # The frame (target bar, checklist, footer) is painted first; the step follows right after it.
+        self.call_after_refresh(self._first_step)
+
+    async def _first_step(self) -> None:
         await self.show_step(self.start_step)
         if self.open_lab_after_paint:
             self.call_after_refresh(self.open_scenario, self.open_lab_after_paint)
@@ -320,27 +325,29 @@ class AsaWizardApp(App[int]):
             self._secret_store = self._secret_store_factory()
         return self._secret_store
 
-    def ask_credentials(self, purpose: str, user: str = "") -> None:
-        """Ask in a modal; offer the keyring (named) or say why the password stays in memory."""
-        self._prepare_secret_store(purpose, user)
+    def ask_credentials(self, key: str, user: str = "", then: Callable[[], None] | None = None) -> None:
+        """Ask in a modal; offer the keyring (named) or say why the password stays in memory. `key` names the
+        secret (`ldap:user@dc`, as the headless commands look it up); `then` runs once it is kept."""
+        self._after_credentials = then
+        self._prepare_secret_store(key, user)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="credentials", name="secret-store",
           description="Opening the keyring")
-    def _prepare_secret_store(self, purpose: str, user: str) -> tuple[str, str]:
+    def _prepare_secret_store(self, key: str, user: str) -> tuple[str, str]:
         self.secret_store()  # probing the keyring can block: never on the UI thread
-        return purpose, user
+        return key, user
 
     def _finish_secret_store(self, args: tuple[str, str]) -> None:
         from .modals import CredentialModal
 
-        purpose, user = args
+        key, user = args
         store = self.secret_store()
-        modal = CredentialModal(purpose, user=user, store_where=store.where,
+        modal = CredentialModal(key, user=user, store_where=store.where,
                                 store_refused=store.persist_refused_reason())
 
         def answered(answer: Any) -> None:
             if answer is not None:
-                self._keep_secret(f"{purpose}:{answer.user}", answer)
+                self._keep_secret(key, answer)
 
         self.push_screen(modal, answered)
 
@@ -359,6 +366,32 @@ class AsaWizardApp(App[int]):
     def _finish_keep_secret(self, message: str) -> None:
         self.log_line(message)
         self.notify(message, markup=False)
+        then, self._after_credentials = self._after_credentials, None
+        if then is not None:
+            then()
+
+    # --- work: a real domain ---------------------------------------------------------------------------
+    def connect_real(self, form: Any) -> None:
+        """Ask for the password when the form needs one (and none is kept yet), then connect and test."""
+        self._connect_real_worker(form)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="target", name="connect-real",
+          description="Connecting to the domain")
+    def _connect_real_worker(self, form: Any) -> Any:
+        self.post_message(WorkProgress("target", f"Connecting to {form.dc}", 0, 0))
+        password = self.secret_store().get(form.secret_key) if form.needs_password else None
+        if form.needs_password and password is None:
+            return form  # no password yet: ask, then come back
+        self.session.open_real(form, password)
+        return self.session.test_connections()
+
+    def _finish_connect_real(self, outcome: Any) -> None:
+        if isinstance(outcome, list):
+            self._show_target_bar()
+            self._finish_test_connections(outcome)
+            return
+        form = outcome
+        self.ask_credentials(form.secret_key, form.user, then=lambda: self.connect_real(form))
 
     def set_insecure_tls(self, insecure: bool) -> None:
         if self.session.target is not None:

@@ -32,6 +32,27 @@ SHORT_TITLES = {
 
 
 @dataclass
+class RealTargetForm:
+    """What the Target step collects for a real domain (no secret: the password travels separately)."""
+
+    dc: str
+    ldap_mode: str = "ldaps"  # ldaps | starttls
+    bind: str = "kerberos"  # kerberos | simple | ntlm
+    user: str = ""
+    winrm: str = "kerberos"  # kerberos | ntlm | credssp
+    insecure_tls: bool = False
+
+    @property
+    def needs_password(self) -> bool:
+        return self.bind != "kerberos" or self.winrm != "kerberos"
+
+    @property
+    def secret_key(self) -> str:
+        """The keyring key, the same one the headless commands look up."""
+        return f"ldap:{self.user}@{self.dc}"
+
+
+@dataclass
 class WizardSession:
     """The target, what discovery found, the latest findings, and the run's settings."""
 
@@ -62,6 +83,32 @@ class WizardSession:
         self.baseline = None
         self.journal = None
         self.answers = default_answers(world.scenario if world is not None else None, scenario, self.dry_run)
+        return self.target
+
+    def open_real(self, form: "RealTargetForm", password: Any) -> Target:
+        """Connect to a real domain with the settings from the Target step (certificates validated unless the
+        user opted out, which the target then carries so the header can show it)."""
+        from ..adapters.ldap import LdapDirectory, LdapSettings
+        from ..adapters.winrm import WinRmExchange, WinRmSettings
+
+        directory = LdapDirectory(LdapSettings(host=form.dc, mode=form.ldap_mode, bind=form.bind, user=form.user,
+                                               password=password if form.bind != "kerberos" else None,
+                                               insecure_skip_tls_verify=form.insecure_tls, use_global_catalog=True))
+        settings = WinRmSettings(transport=form.winrm, user=form.user,
+                                 password=password if form.winrm != "kerberos" else None,
+                                 validate_certificate=not form.insecure_tls)
+        settings.check()
+        self.close()
+        self.target = Target(label=f"{form.dc}", directory=directory, exchange=WinRmExchange(settings),
+                             kerberos=None, insecure_tls=form.insecure_tls)
+        self.scenario_name = None
+        self.env = None
+        self.findings = []
+        self.baseline = None
+        self.journal = None
+        self.answers = default_answers(None, "", self.dry_run)
+        self.answers.target.lab = None
+        self.answers.target.dc = form.dc
         return self.target
 
     def close(self) -> None:
@@ -142,6 +189,7 @@ class WizardSession:
         from pathlib import Path
 
         from ..core.report import build_report, render_report
+        from ..resources import templates_dir
 
         events = self.journal.events() if self.journal is not None else []
         report = build_report(after=self.findings, env=self.env, before=self.baseline, events=events,
@@ -149,7 +197,7 @@ class WizardSession:
                               journal=str(self.journal.path) if self.journal is not None else "")
         out = Path(path).expanduser()
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_report(report, fmt), encoding="utf-8")
+        out.write_text(render_report(report, fmt, templates_dir()), encoding="utf-8")
         return str(out.resolve())
 
     # --- choices and the plan ---------------------------------------------------------------------

@@ -78,7 +78,7 @@ class Checklist(OptionList):
         self.step_status: dict[str, str | None] = {}  # step id -> status not proven by checks (target)
 
     def on_mount(self) -> None:
-        self.rebuild()
+        self.call_after_refresh(self.rebuild)  # the first frame comes first; the list follows at once
 
     def rebuild(self) -> None:
         options: list[Option] = []

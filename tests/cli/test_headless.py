@@ -19,11 +19,13 @@ RUNNER = ("import sys\nfrom asa_wizard.cli import main\nrc = main(sys.argv[1:])\
           "assert 'textual' not in sys.modules, 'a headless command imported textual'\nsys.exit(rc)\n")
 
 
-def run(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "160", "TERM": "dumb", "ASA_WIZARD_DATA_DIR": str(data_dir),
-           "HOME": str(data_dir), "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True, timeout=120,
-                          env=env, input=stdin if stdin is not None else "", cwd=str(data_dir))
+def run(data_dir: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+        prelude: str = "") -> subprocess.CompletedProcess:
+    """The command in a subprocess with a clean environment (plus `env`); `prelude` runs before it."""
+    environ = {"PATH": "/usr/bin:/bin", "COLUMNS": "160", "TERM": "dumb", "ASA_WIZARD_DATA_DIR": str(data_dir),
+               "HOME": str(data_dir), "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})}
+    return subprocess.run([sys.executable, "-c", prelude + RUNNER, *args], capture_output=True, text=True,
+                          timeout=120, env=environ, input=stdin if stdin is not None else "", cwd=str(data_dir))
 
 
 def worst_per_check(doc: dict) -> dict[str, str]:
@@ -139,3 +141,88 @@ def test_interrupted_apply_then_resume(tmp_path):
     assert "1 done" in resumed.stderr
     again = run(tmp_path, "resume")
     assert again.returncode == 3 and "no suitable journal" in again.stderr
+
+
+def test_apply_rolls_out_through_the_engine(tmp_path):
+    """`apply` hands the credential rollout to the rollout engine: the answers' concurrency bounds the copies in
+    flight (two of three start at once on slow servers, the third after one finished), every server is verified,
+    and the journal records what each server holds and what undo does there."""
+    scenario = find_scenario("fresh").read_text()
+    for n in (3, 4):
+        scenario += f'\n[[servers]]\nname = "EX0{n}"\nversion = "Version 15.2 (Build 1544.4)"\n' \
+                    'roles = ["Mailbox", "ClientAccess"]\n'
+    scenario = scenario.replace('roles = ["Mailbox", "ClientAccess"]\n',
+                                'roles = ["Mailbox", "ClientAccess"]\nfault = "slow"\nslow_seconds = 0.3\n')
+    lab = tmp_path / "four.toml"
+    lab.write_text(scenario)
+    answers = tmp_path / "a.toml"
+    answers.write_text(f'[target]\nlab = "{lab}"\n[asa]\nmode = "create"\nname = "EXASA$"\n[rollout]\n'
+                       'concurrency = 2\n[client_auth]\noutlook_anywhere = false\nmapi = false\n')
+    r = run(tmp_path, "apply", "--answers", str(answers), "--yes")
+    assert r.returncode == 0, r.stderr
+    copies = [line.split()[1] for line in r.stderr.splitlines()
+              if line.startswith("[") and "credential from EX01 to" in line]
+    assert copies[:3] == ["...", "...", "done"]  # two copies in flight, then the third waits for one of them
+    assert copies.count("...") == copies.count("done") == 3
+    for n in (1, 2, 3, 4):
+        assert f"EX0{n} holds the current CONTOSO\\EXASA$ credential" in r.stderr  # the engine's verification
+    (journal,) = (tmp_path / "journals").glob("*.jsonl")
+    done = [json.loads(line) for line in journal.read_text().splitlines() if '"event": "done"' in line]
+    rolls = {e["change"]["target"]: e for e in done if e["change"]["step"] == "rollout"}
+    assert sorted(rolls) == ["EX01", "EX02", "EX03", "EX04"]
+    assert rolls["EX04"]["undo"] == {"server": "ex04.contoso.com", "remove": True}
+    assert rolls["EX04"]["change"]["new"]["account"] == "CONTOSO\\EXASA$"
+
+
+# --- a real domain controller ------------------------------------------------------------------------------
+@pytest.fixture
+def samba_asa(samba_dc, unique_name):
+    """A computer account in the Samba DC to name as the ASA (no SPN: the shared namespace SPNs stay untouched)."""
+    name = unique_name("asa")
+    conn = samba_dc.admin_connection()
+    dn = f"CN={name},CN=Computers,{samba_dc.base_dn}"
+    conn.add(dn, ["top", "person", "organizationalPerson", "user", "computer"],
+             {"sAMAccountName": f"{name}$", "userAccountControl": "4096", "msDS-SupportedEncryptionTypes": "24"})
+    assert conn.result["result"] == 0, conn.result
+    yield f"{name}$"
+    conn.delete(dn)
+    conn.unbind()
+
+
+def check_samba(samba_dc, tmp_path, asa, *extra: str, prelude: str = "") -> subprocess.CompletedProcess:
+    return run(tmp_path, "check", "--dc", samba_dc.host, "--dc-tls-name", samba_dc.tls_name, "--ca-file",
+               str(samba_dc.ca_file), "--user", samba_dc.admin_upn, "--asa", asa, "--no-exchange", *extra,
+               prelude=prelude, env={"ASA_WIZARD_LDAP_PASSWORD": samba_dc.admin_password.reveal(),
+                                     "KRB5_CONFIG": str(samba_dc.krb5_conf),
+                                     "KRB5CCNAME": f"FILE:{tmp_path / 'ccache'}"})
+
+
+def test_check_a_real_dc_without_exchange(samba_dc, samba_asa, tmp_path):
+    """LDAPS with the DC's CA, no WinRM: the directory checks and the KDC's answer for the namespace SPN run;
+    what needs the Exchange servers is skipped, saying so."""
+    pytest.importorskip("gssapi")
+    r = check_samba(samba_dc, tmp_path, samba_asa, "--format", "json")
+    assert r.returncode == 2, r.stderr  # the autodiscover name has no SPN: a failure
+    doc = json.loads(r.stdout)
+    found = {(f["id"], f["subject"]): f for f in doc["findings"]}
+    assert found[("asa.exists", samba_asa)]["status"] == "pass"
+    assert found[("asa.enctypes", samba_asa)]["status"] == "pass"
+    spn = found[("spn.present", "autodiscover.contoso.lab")]
+    assert spn["status"] == "fail" and "No account in the forest holds HTTP/autodiscover.contoso.lab" in \
+        spn["evidence"]
+    ticket = next(f for f in doc["findings"] if f["id"] == "kerberos.ticket")  # the KDC really was asked
+    assert ticket["status"] == "fail" and "HTTP/autodiscover.contoso.lab" in ticket["subject"] + ticket["evidence"]
+    assert "PRINCIPAL_UNKNOWN" in ticket["evidence"] + ticket["reason"]
+    for cid in ("rollout.coverage", "auth.mapi", "kerberos.server", "spn.order"):
+        (f,) = [f for f in doc["findings"] if f["id"] == cid]
+        assert f["status"] == "skipped" and "--no-exchange" in f["skipped_reason"]
+    assert samba_dc.admin_password.reveal() not in r.stdout + r.stderr
+
+
+def test_check_without_gssapi_says_how_to_install_it(samba_dc, samba_asa, tmp_path):
+    r = check_samba(samba_dc, tmp_path, samba_asa, "--only", "kerberos", "--format", "json",
+                    prelude="import sys\nsys.modules['gssapi'] = None\n")
+    assert r.returncode == 0, r.stderr  # nothing failed: nothing could run
+    reasons = {f["id"]: f["skipped_reason"] for f in json.loads(r.stdout)["findings"]}
+    assert "pip install 'asa-wizard[kerberos]'" in reasons["kerberos.ticket"]
+    assert "--no-exchange" in reasons["kerberos.server"]

@@ -3,14 +3,21 @@ interrupted run resumes, undo puts the lab back, and the journal tells the truth
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import pytest
 
+from asa_wizard.core.answers import parse_answers
 from asa_wizard.core.executor import Executor, undo_order, unfinished
 from asa_wizard.core.journal import Journal, summarize
+from asa_wizard.core.plan import build_plan
+from asa_wizard.core.rollout import RolloutRequest, run_rollout
+from asa_wizard.lab.scenario import Scenario, find_scenario, load_scenario
+from asa_wizard.lab.world import LabWorld
+from asa_wizard.target import Target
 
-from .lab_kit import answers_for, open_lab, plan_on, problems_of, state
+from .lab_kit import ANSWERS, answers_for, env_of, open_lab, plan_on, problems_of, state
 
 
 @pytest.fixture
@@ -68,10 +75,13 @@ def test_a_failed_server_stops_what_depends_on_it_and_resume_finishes(journal):
         assert {"spn.add:HTTP/mail.contoso.com", "auth.oa:EX02", "iis.eas:EX02"} <= set(result.skipped)
         assert "rollout.generate:EX01" in result.done and "seg.spn:HTTP/svc_awseg" in result.done
         assert unfinished(journal.events())
+        rolled_once = target.lab.directory.account_key_version("EXASA$")
         target.lab.exchange.server("EX02").fault = "none"
         resumed = Executor(target.directory, target.exchange, Journal.open(journal.path)).resume()
         assert resumed.ok, (resumed.failed, resumed.skipped)
         assert "rollout.generate:EX01" not in resumed.done  # never a second new password
+        assert target.lab.directory.account_key_version("EXASA$") == rolled_once
+        assert sum(GENERATE in s for s in target.lab.exchange.received) == 1
         assert problems_of(target, answers) == {}
     finally:
         target.close()
@@ -161,5 +171,151 @@ def test_undo_keeps_a_credential_it_cannot_restore(journal):
         assert ("kept", "the server held a credential before: the new one stays (the old password cannot return)") \
             in notes
         assert problems_of(target, answers) == {}  # undo did not break Kerberos on EX02
+    finally:
+        target.close()
+
+
+# --- the credential rollout runs on the rollout engine -------------------------------------------------------
+GENERATE = "-GenerateNewPasswordFor $Account"  # how the lab endpoint receives a generate
+
+
+def fresh_with_servers(count: int) -> Scenario:
+    """`fresh` with `count` servers EX01.. (the plan generates on EX01 and copies to the others)."""
+    s = load_scenario(find_scenario("fresh"))
+    template = s.servers[0]
+    s.servers = []
+    for i in range(1, count + 1):
+        srv = copy.deepcopy(template)
+        srv.name, srv.fqdn = f"EX0{i}", f"ex0{i}.contoso.com"
+        s.servers.append(srv)
+    return s
+
+
+def lab_target(scenario: Scenario, exchange=None) -> Target:
+    world = LabWorld(scenario)
+    return Target(label="Lab", directory=world.directory_port(), exchange=exchange(world.exchange_port())
+                  if exchange else world.exchange_port(), kerberos=world.kerberos_probe(), is_lab=True, lab=world)
+
+
+class CountingCopies:
+    """The real port, counting the copies running at once. The first `meet` copies wait for each other, so the
+    run proves they were in flight together."""
+
+    def __init__(self, real, meet: int) -> None:
+        self.real, self.meet = real, meet
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(meet, timeout=10)
+        self.started = self.in_flight = self.most = 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def roll_copy(self, server, source):
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            first = self.started < self.meet
+            self.started += 1
+        try:
+            if first:
+                self.barrier.wait()
+            return self.real.roll_copy(server, source)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_apply_rolls_out_through_the_engine_with_the_plans_concurrency(journal):
+    answers = parse_answers('[target]\nlab = "fresh"\n' + ANSWERS["fresh"] + "[rollout]\nconcurrency = 2\n", "a.toml")
+    counting: list[CountingCopies] = []
+    target = lab_target(fresh_with_servers(5), lambda real: counting.append(CountingCopies(real, 2)) or counting[0])
+    events = []
+    try:
+        plan = plan_on(target, answers)
+        rolls = [c.id for c in plan.changes if c.step == "rollout"]
+        assert plan.concurrency == 2 and len(rolls) == 5
+        result = Executor(target.directory, target.exchange, journal, progress=events.append).apply(plan)
+        assert result.ok, (result.failed, result.skipped)
+        assert counting[0].most == 2  # two copies at once, never more
+        assert sum(GENERATE in s for s in target.lab.exchange.received) == 1
+    finally:
+        target.close()
+    # the engine verified every server and said so, in the run's progress
+    finished = {e.change_id: e.message for e in events if e.change_id in rolls and e.state == "done"}
+    assert finished == {f"rollout.{'generate' if n == 1 else 'copy'}:EX0{n}":
+                        f"EX0{n} holds the current CONTOSO\\EXASA$ credential" for n in range(1, 6)}
+    done = {e.change_id: e for e in journal.events() if e.event == "done" and e.change_id in rolls}
+    assert done["rollout.copy:EX03"].undo == {"server": "ex03.contoso.com", "remove": True}
+    assert done["rollout.copy:EX03"].change["new"]["account"] == "CONTOSO\\EXASA$"  # what the server holds now
+
+
+@pytest.mark.parametrize("via", ["wizard", "apply"])
+def test_undo_after_a_rollout_removes_only_credentials_that_were_not_there(via, journal):
+    """Exch-2016 held the ASA credential, Exch-2019 held none; a new password is rolled to both. Undo takes it
+    off Exch-2019 and leaves it on Exch-2016 (its old password cannot come back; AD has the new one)."""
+    answers = parse_answers('[target]\nlab = "new-server-missing-asa"\n[asa]\nname = "E15ASA$"\n'
+                            "[rollout]\nnew_password = true\n", "a.toml")
+    target = open_lab("new-server-missing-asa")
+    held = {s.name: s.asa_latest for s in target.lab.current_scenario().servers}
+    assert held["Exch-2016"] is not None and held["Exch-2019"] is None
+    try:
+        env = env_of(target, answers)
+        if via == "apply":
+            assert Executor(target.directory, target.exchange, journal).apply(build_plan(env, answers)).ok
+        else:  # as the wizard's rollout step runs it: the engine alone, on the discovered servers
+            report = run_rollout(target.exchange, journal, RolloutRequest("TAILSPINTOYS\\E15ASA$", env.servers),
+                                 pwd_last_set=lambda: target.directory.get_account("E15ASA$").pwd_last_set)
+            assert report.complete and report.generated and report.source == "Exch-2016"
+        notes = []
+        undone = Executor(target.directory, target.exchange, Journal.open(journal.path),
+                          progress=lambda ev: notes.append((ev.change_id, ev.state, ev.message))).undo()
+        assert not undone.failed
+        now = {s.name: s.asa_latest for s in target.lab.current_scenario().servers}
+        assert now["Exch-2019"] is None
+        assert now["Exch-2016"].key_version == target.lab.directory.account_key_version("E15ASA$") \
+            == held["Exch-2016"].key_version + 1  # the new password stays, where AD has it too
+        assert ("rollout.generate:Exch-2016", "kept", "the server held a credential before: the new one stays "
+                "(the old password cannot return)") in notes
+        assert ("rollout.copy:Exch-2019", "undone", "") in notes
+        assert problems_of(target, answers).get("kerberos.server") == "fail"  # Exch-2019 is back to the field report
+    finally:
+        target.close()
+
+
+def test_resume_after_a_crash_mid_generate_does_not_generate_again(journal):
+    """The script ran on EX01 but the wizard died before journalling it: resume re-reads EX01, records the
+    generate as done and only copies; AD's key version went up exactly once."""
+    answers = answers_for("fresh")
+
+    class Crash(BaseException):
+        pass
+
+    class CrashAfterGenerate:
+        def __init__(self, real):
+            self.real = real
+            self.key_version_before: int | None = None
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def roll_generate(self, server, account):
+            self.key_version_before = target.lab.directory.account_key_version("EXASA$")
+            self.real.roll_generate(server, account)
+            raise Crash()
+
+    target = open_lab("fresh")
+    try:
+        plan = plan_on(target, answers)
+        crashing = CrashAfterGenerate(target.exchange)
+        with pytest.raises(Crash):
+            Executor(target.directory, crashing, journal).apply(plan)
+        states = {st.change.id: st.state for st in summarize(journal.events())}
+        assert states == {"asa.create": "done", "rollout.generate:EX01": "interrupted"}
+        resumed = Executor(target.directory, target.exchange, Journal.open(journal.path)).resume()
+        assert resumed.ok, (resumed.failed, resumed.skipped)
+        assert {"rollout.generate:EX01", "rollout.copy:EX02"} <= set(resumed.done)
+        assert sum(GENERATE in s for s in target.lab.exchange.received) == 1
+        assert target.lab.directory.account_key_version("EXASA$") == crashing.key_version_before + 1
+        assert problems_of(target, answers) == {}
     finally:
         target.close()

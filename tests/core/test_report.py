@@ -9,7 +9,11 @@ from asa_wizard.core.journal import Journal
 from asa_wizard.core.model import Account, AccountKind
 from asa_wizard.core.report import build_report, check_json, finding_rows, render_plan, render_report
 
+from asa_wizard.resources import templates_dir
+
 from .lab_kit import answers_for, env_of, findings, open_lab, plan_on
+
+TEMPLATES = templates_dir()
 
 
 def run_fresh(tmp_path):
@@ -35,8 +39,8 @@ def test_report_is_deterministic_and_complete(tmp_path):
                             generated_at=events[-1].ts, journal=journal.path.name)
 
     for fmt in ("markdown", "html", "json"):
-        assert render_report(make(), fmt) == render_report(make(), fmt)
-    md = render_report(make(), "markdown")
+        assert render_report(make(), fmt, TEMPLATES) == render_report(make(), fmt, TEMPLATES)
+    md = render_report(make(), "markdown", TEMPLATES)
     assert "Now: " in md and "0 failed" in md and "Before: " in md
     assert "| 1 | Create the computer account CONTOSO\\EXASA$" in md
     assert "CONTOSO\\Administrator" in md  # who made the changes
@@ -49,7 +53,7 @@ def test_html_is_self_contained_and_escapes_outside_text(tmp_path):
     env.accounts.append(Account(dn="CN=<script>alert(1)</script>,CN=Users,DC=contoso,DC=com", sam="evil<b>",
                                 kind=AccountKind.USER, spns=["HTTP/x"]))
     html = render_report(build_report(after=after, env=env, events=journal.events(), target="<i>lab</i>",
-                                      generated_at="2026-03-02T09:00:00+00:00"), "html")
+                                      generated_at="2026-03-02T09:00:00+00:00"), "html", TEMPLATES)
     assert "<script" not in html and "&lt;script&gt;" in html and "&lt;i&gt;lab&lt;/i&gt;" in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
     assert "<link" not in html and "@import" not in html and "<style>" in html
@@ -60,7 +64,7 @@ def test_markdown_escapes_text_that_would_become_markup():
         check_id, title, status, subject = "spn.owner", "x", "fail", "*bold* [link](http://e) | pipe"
         evidence = reason = fix = skipped_reason = ""
 
-    md = render_report(build_report(after=[F()], target="t", generated_at="g"), "markdown")
+    md = render_report(build_report(after=[F()], target="t", generated_at="g"), "markdown", TEMPLATES)
     assert "\\*bold\\* \\[link\\](http://e) \\| pipe" in md
 
 
@@ -86,7 +90,7 @@ def test_plan_html_is_self_contained(tmp_path):
         plan = plan_on(target, answers)
     finally:
         target.close()
-    html = render_plan(plan, "html")
+    html = render_plan(plan, "html", TEMPLATES)
     assert html.count("<h3") == len(plan.changes)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
     assert "RollAlternateServiceAccountPassword.ps1 -ToSpecificServers &#39;ex01.contoso.com&#39;" in html

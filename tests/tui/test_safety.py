@@ -50,7 +50,7 @@ async def test_the_password_is_never_echoed_nor_logged(lab_session):
     password = "Sup3r-Secret-[/b]-Pw"
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
-        app.ask_credentials("domain administrator", "CONTOSO\\admin")
+        app.ask_credentials("ldap:CONTOSO\\admin@dc1.contoso.com", "CONTOSO\\admin")
         await settle(app, pilot)
         assert isinstance(app.screen, CredentialModal)
         assert "null" in app.screen.store_refused or "memory" in app.screen.store_refused
@@ -62,7 +62,7 @@ async def test_the_password_is_never_echoed_nor_logged(lab_session):
         await press(app, pilot, "enter")
         assert not isinstance(app.screen, CredentialModal)
         store = app.secret_store()
-        assert store.get("domain administrator:CONTOSO\\admin").reveal() == password
+        assert store.get("ldap:CONTOSO\\admin@dc1.contoso.com").reveal() == password
         await press(app, pilot, "ctrl+l")
         assert squeeze("Credentials for CONTOSO\\admin") in log_text(app)
         assert password not in log_text(app)
@@ -85,3 +85,31 @@ async def test_quitting_with_work_running_asks_first(lab_session, tmp_path):
         await settle(app, pilot)
         assert app.is_running and not isinstance(app.screen, ConfirmModal)
         assert session.env is not None and len(session.env.servers) == 2
+
+
+async def test_a_real_domain_asks_for_the_password_then_explains_a_refused_connection(lab_session):
+    from textual.widgets import Select, TabbedContent
+
+    session = lab_session("new-server-missing-asa")
+    app = AsaWizardApp(session, start_step="target")
+    password = "Real-Dc-Pw-42"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        app.query_one("#target-tabs", TabbedContent).active = "tab-real"
+        app.query_one("#real-dc", Input).value = "localhost"
+        app.query_one("#real-user", Input).value = "CONTOSO\\admin"
+        app.query_one("#real-bind", Select).value = "ldaps-simple"
+        app.query_one("#real-winrm", Select).value = "ntlm"
+        app.query_one("#connection-results").focus()
+        await press(app, pilot, "r")
+        assert isinstance(app.screen, CredentialModal)
+        app.screen.query_one("#cred-password", Input).focus()
+        for ch in password:
+            await pilot.press(ch)
+        await press(app, pilot, "enter")
+        await settle(app, pilot, )
+        assert isinstance(app.screen, ErrorModal), type(app.screen).__name__
+        assert "localhost" in app.screen.problem
+        assert app.screen.fix
+        assert password not in app.screen.problem + app.screen.fix + (app.screen.detail or "")
+        assert session.target is not None and session.target.label == "localhost"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Collapsible, Label, Markdown, ProgressBar, Static
+from textual.widgets import Button, Collapsible, Label, ProgressBar, Static
 
 from ...core.steps import STEP_IDS, step
 from ...resources import screens_dir
@@ -75,7 +75,7 @@ class StepPane(VerticalScroll):
         yield Static(f"Step {number} of {len(STEP_IDS)} · {info.title}", markup=False, classes="step-title")
         with Collapsible(title="What this step does (g: show/hide · ?: why, risks, manual commands)",
                          collapsed=not self.wizard.show_guidance, classes="guidance"):
-            yield Markdown(id=f"guidance-{self.STEP_ID}")
+            yield Static("", id=f"guidance-{self.STEP_ID}")  # replaced by the Markdown after the first frame
         yield from self.compose_controls()
         with Horizontal(classes="nav"):
             yield Button("◀ Back (ctrl+b)", id=f"back-{self.STEP_ID}", classes="back",
@@ -91,7 +91,11 @@ class StepPane(VerticalScroll):
         self.call_after_refresh(self._load_guidance)
 
     async def _load_guidance(self) -> None:
-        await self.query_one(f"#guidance-{self.STEP_ID}", Markdown).update(guidance_intro(self.STEP_ID))
+        from textual.widgets import Markdown  # markdown-it is imported on first use, not at start-up
+
+        placeholder = self.query_one(f"#guidance-{self.STEP_ID}", Static)
+        await placeholder.parent.mount(Markdown(guidance_intro(self.STEP_ID)), before=placeholder)
+        await placeholder.remove()
 
     def compose_progress(self) -> ComposeResult:
         with Vertical(classes="progress-row"):

@@ -9,13 +9,16 @@ from textual.content import Content
 from textual.widgets import (Button, Checkbox, DataTable, Input, Label, Select, Static, TabbedContent,
                              TabPane)
 
+from ..session import RealTargetForm
 from .base import StepPane
 from ..widgets import TickBox
 
 BIND_METHODS = [
-    ("LDAPS (636) with Kerberos", "ldaps-kerberos"),
-    ("LDAPS (636) with NTLM", "ldaps-ntlm"),
-    ("StartTLS (389) with Kerberos", "starttls-kerberos"),
+    ("LDAPS (636), Kerberos (current ticket)", "ldaps-kerberos"),
+    ("LDAPS (636), user and password", "ldaps-simple"),
+    ("LDAPS (636), NTLM", "ldaps-ntlm"),
+    ("StartTLS (389), Kerberos", "starttls-kerberos"),
+    ("StartTLS (389), user and password", "starttls-simple"),
 ]
 WINRM_TRANSPORTS = [("Kerberos (HTTPS 5986)", "kerberos"), ("NTLM (HTTPS 5986)", "ntlm"),
                     ("CredSSP (HTTPS 5986)", "credssp")]
@@ -89,7 +92,8 @@ class TargetPane(StepPane):
             self.do_run()
         elif button == "real-credentials":
             event.stop()
-            self.wizard.ask_credentials("domain administrator", self.query_one("#real-user", Input).value)
+            form = self.real_form()
+            self.wizard.ask_credentials(form.secret_key, form.user)
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id == "real-insecure":
@@ -104,16 +108,25 @@ class TargetPane(StepPane):
         """Test the connections of the open target (opening the chosen scenario first if it changed)."""
         tabs = self.query_one("#target-tabs", TabbedContent)
         if tabs.active == "tab-real":
-            self.wizard.show_error(
-                "This build connects to the embedded lab only: the settings of a real domain are collected "
-                "here but not yet used.",
-                "Use the training lab, or run the headless commands against the real domain.")
+            form = self.real_form()
+            if not form.dc or not form.user and form.needs_password:
+                self.wizard.show_error("The domain controller and the user are needed.",
+                                       "Fill in both, then test the connections again.")
+                return
+            self.wizard.connect_real(form)
             return
         name = self._selected()
         if name and name != self.wizard.session.scenario_name:
             self.wizard.open_scenario(name, then_test=True)
         else:
             self.wizard.test_connections()
+
+    def real_form(self) -> RealTargetForm:
+        mode, bind = str(self.query_one("#real-bind", Select).value).split("-", 1)
+        return RealTargetForm(dc=self.query_one("#real-dc", Input).value.strip(), ldap_mode=mode, bind=bind,
+                              user=self.query_one("#real-user", Input).value.strip(),
+                              winrm=str(self.query_one("#real-winrm", Select).value),
+                              insecure_tls=self.query_one("#real-insecure", TickBox).value)
 
     def show_results(self, rows: list[tuple[str, str]]) -> None:
         table = self.query_one("#connection-results", DataTable)
