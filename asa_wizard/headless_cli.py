@@ -359,7 +359,8 @@ def _run_checks(opened: Opened, env: Any, only: list[str] | None = None) -> list
     from .core.checks import run_catalogue, select
     from .core.report import FindingRow, finding_rows
 
-    _err("Running the check catalogue (Kerberos proven on every server)")
+    _err("Running the check catalogue" + (" (directory only: --no-exchange)" if opened.target.exchange is None
+                                          else " (Kerberos proven on every server)"))
     try:
         checks = select(only)
     except ValueError as exc:

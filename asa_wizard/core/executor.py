@@ -212,7 +212,9 @@ class Executor:
         if self.exchange is None:
             for c in pending:
                 if c.id in admitted:
-                    self._failed(c, str(_no_exchange()))
+                    with self._lock:
+                        self._index += 1
+                    self._failed(c, str(_no_exchange()), self._index)
             return
         pending_ids = {c.id for c in pending}
         rolls = [c for c in plan.changes if c.action in ROLL_ACTIONS and (c.id in admitted or c.id not in pending_ids)]

@@ -95,7 +95,15 @@ class Checklist(OptionList):
         checks = self.step_checks.get(step.id, [])
         if not checks:
             return self.step_status.get(step.id)
-        return worst(s for c in checks if (s := self.statuses.get(c)) is not None)
+        statuses = [s for c in checks if (s := self.statuses.get(c)) is not None]
+        top = worst(statuses)
+        if top in ("fail", "warn"):
+            return top
+        # A step is only "pass" when most of what proves it could be seen: checks skipped because an
+        # earlier step is not done yet (no ASA, no SEG) leave it to do, not passed.
+        if top == "pass" and statuses.count("skipped") > statuses.count("pass"):
+            return None
+        return top
 
     def _step_prompt(self, n: int, step: Step) -> str:
         marker = "▸" if step.id == self.current_step else " "

@@ -226,3 +226,12 @@ def test_check_without_gssapi_says_how_to_install_it(samba_dc, samba_asa, tmp_pa
     reasons = {f["id"]: f["skipped_reason"] for f in json.loads(r.stdout)["findings"]}
     assert "pip install 'asa-wizard[kerberos]'" in reasons["kerberos.ticket"]
     assert "--no-exchange" in reasons["kerberos.server"]
+
+
+def test_the_checks_skipped_by_target_options_are_in_the_catalogue():
+    """--no-exchange and a missing python-gssapi name checks by id: a renamed check must not slip through."""
+    from asa_wizard.core.checks import CHECKS
+    from asa_wizard.headless_cli import EXCHANGE_CHECKS, KERBEROS_CHECKS
+
+    assert set(EXCHANGE_CHECKS) | set(KERBEROS_CHECKS) <= set(CHECKS)
+    assert {c for c in CHECKS if c.startswith("kerberos.")} == set(KERBEROS_CHECKS)

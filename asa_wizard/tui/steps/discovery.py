@@ -86,7 +86,7 @@ class DiscoveryPane(StepPane):
         lines = [
             f"Root domain: {f.root_domain}    Domains: {domains}",
             f"Sites: {', '.join(f.sites) or 'none'}    Exchange organisation: {f.exchange_organization or 'not found'}",
-            f"ASA in use: {env.asa_sam or 'none chosen yet'}    Accounts read: {len(env.accounts)}",
+            f"ASA: {asa_line(env)}    Accounts read: {len(env.accounts)}",
         ]
         self.query_one("#forest-summary", Static).update(Text("\n".join(lines)))
 
@@ -134,3 +134,10 @@ def fill_findings(app: Any, table: DataTable, findings: list[Any], *, problems_o
             detail = " — Fix: ".join(x for x in (f.reason or f.evidence or "", f.fix or "") if x)
         table.add_row(status_text(app, status), Text(f.title), Text(f.subject or ""), Text(detail),
                       key=f"{f.check_id}|{i}")
+
+
+def asa_line(env) -> str:
+    """The ASA the session works with, and whether it exists yet (fresh organisations have none)."""
+    if not env.asa_sam:
+        return "none chosen yet"
+    return env.asa_sam if env.asa is not None else f"{env.asa_sam} (proposed, not created yet)"
