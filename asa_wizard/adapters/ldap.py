@@ -599,12 +599,7 @@ class LdapDirectory:
     # --- accounts --------------------------------------------------------------------------------------
     def _account(self, r: _Row) -> Account:
         classes = {c.lower() for c in r.strs("objectClass")}
-        if "msds-groupmanagedserviceaccount" in classes:
-            kind = AccountKind.GMSA
-        elif "computer" in classes:
-            kind = AccountKind.COMPUTER
-        else:
-            kind = AccountKind.USER
+        kind = AccountKind.from_object_classes(classes)
         return Account(
             dn=r.dn, sam=r.str("sAMAccountName") or rdn_value(r.dn), kind=kind, uac=r.int("userAccountControl") or 0,
             spns=r.strs("servicePrincipalName"), enctypes=r.int("msDS-SupportedEncryptionTypes"),

@@ -79,6 +79,15 @@ class AccountKind(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @classmethod
+    def from_object_classes(cls, classes: set[str]) -> "AccountKind":
+        """The kind of an AD account from its (lower-cased) objectClass values."""
+        if "msds-groupmanagedserviceaccount" in classes:
+            return cls.GMSA
+        if "computer" in classes:
+            return cls.COMPUTER
+        return cls.USER
+
 
 class Service(str, enum.Enum):
     """The client-facing services whose host names become namespaces."""

@@ -396,12 +396,7 @@ class LabDirectory:
             vals = strs(name)
             return vals[0] if vals else None
 
-        if "msds-groupmanagedserviceaccount" in classes:
-            kind = AccountKind.GMSA
-        elif "computer" in classes:
-            kind = AccountKind.COMPUTER
-        else:
-            kind = AccountKind.USER
+        kind = AccountKind.from_object_classes(classes)
         uac = int(one("userAccountControl") or 0)
         enc = one("msDS-SupportedEncryptionTypes")
         parent = self._parent(dn)

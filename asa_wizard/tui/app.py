@@ -296,6 +296,9 @@ class AsaWizardApp(App[int]):
         yield SystemCommand("Toggle guidance", "Show or hide the guidance above each step",
                             self.action_toggle_guidance)
         yield SystemCommand("Help for this step", "The step's guidance and keys", self.action_help)
+        yield SystemCommand("Save the answers file",
+                            "Write this session's choices to a TOML file for `asa-wizard plan` / `apply`",
+                            self.save_answers)
         if self.session.target is not None and self.session.target.is_lab:
             yield SystemCommand("Reset the lab", "Put the training scenario back as the file describes it",
                                 self.reset_lab)
@@ -453,6 +456,27 @@ class AsaWizardApp(App[int]):
             pane.work_finished("All connections answered")
         self.query_one(Checklist).set_step_status("target", "pass")
         self.log_line("Connections tested: " + "; ".join(f"{a}: {b}" for a, b in rows))
+
+    def save_answers(self, path: str | None = None) -> None:
+        """Save every choice of this session as an answers file (no password is ever in it), so a consultant
+        can put the same plan through change control and apply it with `asa-wizard apply`."""
+        from pathlib import Path
+
+        from ..core.answers import save_answers
+
+        if self.session.answers is None:
+            self.notify("Nothing to save yet: choose a target first.", severity="warning", markup=False)
+            return
+        name = self.session.scenario_name or "session"
+        where = Path(path) if path else Path.cwd() / f"asa-wizard-answers-{name}.toml"
+        try:
+            saved = save_answers(self.session.answers, where)
+        except OSError as exc:
+            self.show_error(f"Could not write {where}: {exc.strerror}.", "Choose a folder you can write to.")
+            return
+        self.answers_path = saved
+        self.log_line(f"Answers saved to {saved}")
+        self.notify(f"Answers saved to {saved}", markup=False)
 
     def reset_lab(self) -> None:
         target = self.session.target

@@ -68,3 +68,26 @@ async def test_the_command_palette_offers_every_step(lab_session):
         await pilot.pause(0.3)
         await press(app, pilot, "enter")
         assert app.current_step == "verify"
+
+
+async def test_the_session_answers_can_be_saved_and_planned_headless(lab_session, tmp_path):
+    from asa_wizard.core.answers import load_answers
+    from asa_wizard.core.plan import build_plan
+
+    session = lab_session("new-server-missing-asa")
+    app = AsaWizardApp(session, start_step="discovery")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        out = tmp_path / "answers.toml"
+        app.save_answers(str(out))
+        await settle(app, pilot)
+        saved = load_answers(out)
+        assert saved.target.lab == "new-server-missing-asa"
+        assert saved.asa.name == "E15ASA$"
+        # the saved answers give the plan the wizard would apply: copy the credential to Exch-2019 only
+        plan = build_plan(session.env, saved)
+        ids = [c.id for c in plan.changes]
+        assert any("Exch-2019" in i for i in ids), ids
+        assert not any("Exch-2016" in i for i in ids), ids
+        text = out.read_text()
+        assert "Tailspin-Lab-2022!" not in text  # the lab's admin password
