@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -33,14 +32,9 @@ ASA = "CONTOSO\\EXASA$"
 
 
 def scenario(count: int, delay: float):
-    s = load_scenario(find_scenario("fresh"))
-    template = s.servers[0]
-    s.servers = []
-    for i in range(count):
-        srv = copy.deepcopy(template)
-        srv.name, srv.fqdn = f"EX{i:03d}", f"ex{i:03d}.contoso.com"
+    s = load_scenario(find_scenario("fresh")).with_servers(count)
+    for srv in s.servers:
         srv.fault, srv.slow_seconds = ("slow", delay) if delay > 0 else ("none", 0.0)
-        s.servers.append(srv)
     s.accounts.append(LabAccount(sam="EXASA$", kind=AccountKind.COMPUTER, ou="OU=Service Accounts", enctypes=24))
     return s
 

@@ -1,5 +1,8 @@
 """Fixtures shared by the whole suite.
 
+`world_of`: builds lab worlds from scenarios (each with its own WS-Management endpoint) and closes them
+after the test.
+
 `samba_dc`: a real Samba AD DC (asa_wizard.lab.samba) on a loopback address, started once per test
 session, with the Exchange schema extension and the organisation CONTOSO (EX01, EX02) in it. Tests that
 change the directory must use names from `unique_name` so they never collide.
@@ -33,6 +36,8 @@ import pytest
 
 from asa_wizard.lab import samba as samba_module
 from asa_wizard.lab.samba import SambaDC, SambaError, port_open, samba_missing
+from asa_wizard.lab.scenario import Scenario
+from asa_wizard.lab.world import LabWorld
 
 ORGANIZATION = "CONTOSO"
 AUTODISCOVER_URL = "https://autodiscover.contoso.lab/Autodiscover/Autodiscover.xml"
@@ -163,3 +168,19 @@ def unique_name() -> Callable[[str], str]:
                 return name
 
     return make
+
+
+@pytest.fixture
+def world_of() -> Iterator[Callable[[Scenario], LabWorld]]:
+    """A lab world per call (its own Exchange state and HTTPS WS-Management endpoint on loopback), closed
+    when the test ends."""
+    worlds: list[LabWorld] = []
+
+    def make(s: Scenario) -> LabWorld:
+        w = LabWorld(s)
+        worlds.append(w)
+        return w
+
+    yield make
+    for w in worlds:
+        w.close()

@@ -9,14 +9,12 @@ appear here: they come from the keyring, ASA_WIZARD_LDAP_PASSWORD / ASA_WIZARD_W
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
 from .model import ENC_AES_AND_RC4, ENC_AES_ONLY, AccountKind
-from .tomlpos import TomlLocator
+from .tomlpos import TomlReader, parse_toml, read_text
 
 ANSWERS_VERSION = 1
 LDAP_PASSWORD_ENV = "ASA_WIZARD_LDAP_PASSWORD"
@@ -123,60 +121,34 @@ class Answers:
 # ----------------------------------------------------------------------------------------------------
 def load_answers(path: str | Path) -> Answers:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the answers file ({exc.strerror})", "Check the path.") from None
-    return parse_answers(text, str(path))
+    return parse_answers(read_text(path, "the answers file"), str(path))
 
 
 def parse_answers(text: str, path: str = "<answers>") -> Answers:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(path, f"not valid TOML: {exc}",
-                          "Fix the syntax at that line (strings in quotes, one key per line, tables in [brackets]).",
-                          line=int(m.group(1)) if m else None) from None
+    data = parse_toml(text, path)
     answers = _Reader(path, text).read(data)
     answers.path = path
     return answers
 
 
-class _Reader:
+class _Reader(TomlReader):
     """Reads the parsed TOML into `Answers`, one section at a time, failing with file, line and field."""
 
-    def __init__(self, path: str, text: str) -> None:
-        self.path = path
-        self.loc = TomlLocator(text)
+    def type_name(self, value: Any) -> str:
+        return {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "a table"}.get(
+            type(value), type(value).__name__)
 
-    # --- helpers ----------------------------------------------------------------------------------
-    def fail(self, fp: tuple[Any, ...], problem: str, fix: str = "") -> ConfigError:
-        return ConfigError(self.path, problem, fix, line=self.loc.find(fp), field=".".join(map(str, fp)))
+    def refuse(self, fp: tuple[Any, ...]) -> None:
+        if str(fp[-1]).lower() in SECRET_KEYS:
+            raise self.fail(fp, "passwords do not belong in an answers file",
+                            f"Remove it. The password comes from the keyring, the environment variable "
+                            f"{LDAP_PASSWORD_ENV} / {WINRM_PASSWORD_ENV}, or a prompt.")
 
-    def known(self, obj: dict[str, Any], allowed: set[str], fp: tuple[str, ...]) -> None:
-        for k in obj:
-            if k.lower() in SECRET_KEYS:
-                raise self.fail(fp + (k,), "passwords do not belong in an answers file",
-                                f"Remove it. The password comes from the keyring, the environment variable "
-                                f"{LDAP_PASSWORD_ENV} / {WINRM_PASSWORD_ENV}, or a prompt.")
-            if k not in allowed:
-                raise self.fail(fp + (k,), "unknown field", "Known fields here: " + ", ".join(sorted(allowed)))
-
-    def table(self, obj: dict[str, Any], key: str, fp: tuple[str, ...]) -> dict[str, Any]:
-        v = obj.get(key, {})
-        if not isinstance(v, dict):
-            raise self.fail(fp + (key,), "must be a table", f"Write it as [{'.'.join(fp + (key,))}].")
-        return v
-
-    def string(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], default: str | None = None,
-               pattern: re.Pattern[str] | None = None, example: str = "...") -> str | None:
-        v = obj.get(key)
-        if v is None:
-            return default
-        if not isinstance(v, str):
-            raise self.fail(fp + (key,), f"must be a string, not {_tname(v)}", f'Write {key} = "{example}".')
-        v = v.strip()
+    def string(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: str | None = None, *,
+               required: bool = False, example: str = "...", pattern: re.Pattern[str] | None = None) -> str | None:
+        """Stripped; blank is the default; checked against `pattern`."""
+        v = super().string(obj, key, fp, None, required=required, example=example)
+        v = v.strip() if v is not None else ""
         if v == "":
             return default
         if pattern is not None and not pattern.fullmatch(v):
@@ -191,29 +163,10 @@ class _Reader:
             raise self.fail(fp + (key,), f"{v!r} is not one of the choices", "Use one of: " + ", ".join(choices))
         return v
 
-    def boolean(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], default: bool) -> bool:
-        v = obj.get(key, default)
-        if not isinstance(v, bool):
-            raise self.fail(fp + (key,), f"must be true or false, not {v!r}", f"Write {key} = true or {key} = false.")
-        return v
-
-    def integer(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], default: int | None,
-                lo: int, hi: int) -> int | None:
-        v = obj.get(key, default)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(fp + (key,), f"must be a whole number, not {v!r}", f"Write {key} = {lo} (no quotes).")
-        if not lo <= v <= hi:
-            raise self.fail(fp + (key,), f"{v} is out of range", f"Use a number from {lo} to {hi}.")
-        return v
-
-    def strings(self, obj: dict[str, Any], key: str, fp: tuple[str, ...], pattern: re.Pattern[str] | None = None,
-                example: str = "a") -> list[str]:
-        v = obj.get(key, [])
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise self.fail(fp + (key,), "must be a list of strings", f'Write {key} = ["{example}"].')
-        out = [x.strip() for x in v]
+    def strings(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], allowed: set[str] | None = None, *,
+                example: str = "a", pattern: re.Pattern[str] | None = None) -> list[str]:
+        """Each stripped and checked against `pattern`."""
+        out = [x.strip() for x in super().strings(obj, key, fp, allowed, example=example)]
         for x in out:
             if pattern is not None and not pattern.fullmatch(x):
                 raise self.fail(fp + (key,), f"{x!r} is not valid here", f'Write it like {key} = ["{example}"].')
@@ -221,8 +174,9 @@ class _Reader:
 
     # --- sections ---------------------------------------------------------------------------------
     def read(self, d: dict[str, Any]) -> Answers:
-        self.known(d, {"version", "dry_run", "target", "asa", "rollout", "spns", "client_auth", "seg", "iis_auth"}, ())
-        version = self.integer(d, "version", (), ANSWERS_VERSION, 1, ANSWERS_VERSION)
+        self.unknown(d, {"version", "dry_run", "target", "asa", "rollout", "spns", "client_auth", "seg", "iis_auth"},
+                     ())
+        version = self.integer(d, "version", (), ANSWERS_VERSION, (1, ANSWERS_VERSION))
         assert version == ANSWERS_VERSION
         return Answers(
             target=self.target(self.table(d, "target", ())),
@@ -237,7 +191,7 @@ class _Reader:
 
     def target(self, t: dict[str, Any]) -> TargetAnswers:
         fp = ("target",)
-        self.known(t, {"lab", "dc", "ldap", "bind", "user", "ca_file", "insecure_skip_tls_verify", "winrm"}, fp)
+        self.unknown(t, {"lab", "dc", "ldap", "bind", "user", "ca_file", "insecure_skip_tls_verify", "winrm"}, fp)
         lab = self.string(t, "lab", fp, pattern=re.compile(r"[^\x00-\x1f]+"), example="fresh")
         dc = self.string(t, "dc", fp, pattern=HOST_RE, example="dc1.contoso.com")
         if lab and dc:
@@ -252,12 +206,12 @@ class _Reader:
                             'Add user = "CONTOSO\\\\admin" (or use bind = "kerberos" with a ticket cache).')
         w = self.table(t, "winrm", fp)
         wfp = fp + ("winrm",)
-        self.known(w, {"transport", "scheme", "port", "ca_file", "user", "insecure_skip_tls_verify"}, wfp)
+        self.unknown(w, {"transport", "scheme", "port", "ca_file", "user", "insecure_skip_tls_verify"}, wfp)
         scheme = self.choice(w, "scheme", wfp, WINRM_SCHEMES, "https")
         winrm = WinRmAnswers(
             transport=self.choice(w, "transport", wfp, WINRM_TRANSPORTS, "kerberos"),
             scheme=scheme,
-            port=self.integer(w, "port", wfp, 5986 if scheme == "https" else 5985, 1, 65535) or 5986,
+            port=self.integer(w, "port", wfp, 5986 if scheme == "https" else 5985, (1, 65535)) or 5986,
             ca_file=self.string(w, "ca_file", wfp),
             user=self.string(w, "user", wfp, pattern=re.compile(r"[^\x00-\x1f]{1,256}")),
             insecure_skip_tls_verify=self.boolean(w, "insecure_skip_tls_verify", wfp, False),
@@ -270,7 +224,7 @@ class _Reader:
 
     def asa(self, a: dict[str, Any]) -> AsaAnswers:
         fp = ("asa",)
-        self.known(a, {"mode", "name", "kind", "ou", "enctypes"}, fp)
+        self.unknown(a, {"mode", "name", "kind", "ou", "enctypes"}, fp)
         mode = self.choice(a, "mode", fp, ASA_MODES, "reuse")
         kind = AccountKind(self.choice(a, "kind", fp, ("computer", "user"), "computer"))
         name = self.string(a, "name", fp, pattern=SAM_RE, example="EXASA$")
@@ -285,7 +239,7 @@ class _Reader:
             raise self.fail(fp + ("ou",), "ou is only used when the ASA is created", "Remove it, or set mode = \"create\".")
         ou = self.string(a, "ou", fp, pattern=DN_RE, example="OU=Service Accounts,DC=contoso,DC=com")
         default_enc = ENC_AES_ONLY if mode == "create" else None
-        enctypes = self.integer(a, "enctypes", fp, default_enc, 0, 0x3F)
+        enctypes = self.integer(a, "enctypes", fp, default_enc, (0, 0x3F))
         if enctypes is not None and enctypes not in ENCTYPE_CHOICES:
             raise self.fail(fp + ("enctypes",), f"{enctypes} is not offered",
                             "Use 24 (AES only, recommended) or 28 (AES and RC4, for old clients).")
@@ -293,32 +247,33 @@ class _Reader:
 
     def rollout(self, r: dict[str, Any]) -> RolloutAnswers:
         fp = ("rollout",)
-        self.known(r, {"first_server", "concurrency", "servers", "new_password"}, fp)
+        self.unknown(r, {"first_server", "concurrency", "servers", "new_password"}, fp)
         name_re = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,253}")
         return RolloutAnswers(
             first_server=self.string(r, "first_server", fp, pattern=name_re, example="EX01"),
-            concurrency=self.integer(r, "concurrency", fp, 4, 1, 64) or 4,
+            concurrency=self.integer(r, "concurrency", fp, 4, (1, 64)) or 4,
             servers=self.strings(r, "servers", fp, pattern=name_re, example="EX01"),
             new_password=self.boolean(r, "new_password", fp, False),
         )
 
     def spns(self, s: dict[str, Any]) -> SpnAnswers:
         fp = ("spns",)
-        self.known(s, {"namespaces", "move_from"}, fp)
+        self.unknown(s, {"namespaces", "move_from"}, fp)
         return SpnAnswers(
-            namespaces=[h.lower() for h in self.strings(s, "namespaces", fp, HOST_RE, "mail.contoso.com")],
-            move_from=self.strings(s, "move_from", fp, QUALIFIED_RE, "CONTOSO\\\\OLDASA$"),
+            namespaces=[h.lower() for h in
+                        self.strings(s, "namespaces", fp, pattern=HOST_RE, example="mail.contoso.com")],
+            move_from=self.strings(s, "move_from", fp, pattern=QUALIFIED_RE, example="CONTOSO\\\\OLDASA$"),
         )
 
     def client_auth(self, c: dict[str, Any]) -> ClientAuthAnswers:
         fp = ("client_auth",)
-        self.known(c, {"outlook_anywhere", "mapi"}, fp)
+        self.unknown(c, {"outlook_anywhere", "mapi"}, fp)
         return ClientAuthAnswers(outlook_anywhere=self.boolean(c, "outlook_anywhere", fp, True),
                                  mapi=self.boolean(c, "mapi", fp, True))
 
     def seg(self, s: dict[str, Any]) -> SegAnswers:
         fp = ("seg",)
-        self.known(s, {"enabled", "service_account", "spn", "delegate_to", "test_users", "ews_proxy"}, fp)
+        self.unknown(s, {"enabled", "service_account", "spn", "delegate_to", "test_users", "ews_proxy"}, fp)
         enabled = self.boolean(s, "enabled", fp, bool(s))
         account = self.string(s, "service_account", fp, pattern=SAM_RE, example="svc_awseg")
         if enabled and not account:
@@ -329,19 +284,14 @@ class _Reader:
             spn=self.string(s, "spn", fp, pattern=SPN_RE, example="HTTP/svc_awseg"),
             delegate_to=(self.string(s, "delegate_to", fp, pattern=HOST_RE, example="mail.contoso.com") or "").lower()
             or None,
-            test_users=self.strings(s, "test_users", fp, SAM_RE, "alice"),
+            test_users=self.strings(s, "test_users", fp, pattern=SAM_RE, example="alice"),
             ews_proxy=self.boolean(s, "ews_proxy", fp, False),
         )
 
     def iis_auth(self, i: dict[str, Any]) -> IisAuthAnswers:
         fp = ("iis_auth",)
-        self.known(i, {"enabled"}, fp)
+        self.unknown(i, {"enabled"}, fp)
         return IisAuthAnswers(enabled=self.boolean(i, "enabled", fp, bool(i)))
-
-
-def _tname(v: Any) -> str:
-    return {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "a table"}.get(
-        type(v), type(v).__name__)
 
 
 # ----------------------------------------------------------------------------------------------------

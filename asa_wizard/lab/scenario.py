@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.model import AccountKind, Service
-from ..core.tomlpos import TomlLocator
+from ..core.tomlpos import TomlReader, parse_toml, read_text
 from ..resources import scenario_dir
 
 FAULTS = {"none", "unreachable", "slow", "access-denied", "script-missing", "snapin-missing", "fail-roll"}
@@ -142,6 +141,19 @@ class Scenario:
     def copy(self) -> "Scenario":
         return copy.deepcopy(self)
 
+    def with_servers(self, count: int) -> "Scenario":
+        """A copy whose servers are `count` copies of the first, named EX01, EX02, ... (three digits from 100
+        servers): the same organisation at another size, for rollout drills and load tests."""
+        out = self.copy()
+        width = max(2, len(str(count)))
+        out.servers = []
+        for i in range(1, count + 1):
+            server = copy.deepcopy(self.servers[0])
+            server.name = f"EX{i:0{width}d}"
+            server.fqdn = f"{server.name.lower()}.{self.domain}"
+            out.servers.append(server)
+        return out
+
 
 # ----------------------------------------------------------------------------------------------------
 def list_scenarios() -> list[Scenario]:
@@ -169,87 +181,28 @@ def find_scenario(name_or_path: str) -> Path:
 
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the file ({exc.strerror})", "Check the path.") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(
-            str(path),
-            f"not valid TOML: {exc}",
-            "Fix the syntax at that line (strings in quotes, one key per line, tables in [brackets]).",
-            line=int(m.group(1)) if m else None,
-        ) from None
+    text = read_text(path)
+    data = parse_toml(text, str(path))
     return _Parser(path, text, data).parse()
 
 
 # ----------------------------------------------------------------------------------------------------
-class _Parser:
+class _Parser(TomlReader):
+    TABLE_FIX = "Write it as a [table] or {{ inline = table }}."
+    BOOLEAN_FIX = "Write {key} = true or false."
+    INTEGER_FIX = "Write {key} = 2 (a whole number, no quotes)."
+    STRINGS_FIX = 'Write {key} = ["a", "b"].'
+
     def __init__(self, path: Path, text: str, data: dict[str, Any]) -> None:
-        self.path = path
+        super().__init__(path, text)
         self.data = data
-        self.loc = TomlLocator(text)
 
     # --- helpers ----------------------------------------------------------------------------------
-    def fail(self, fieldpath: tuple[Any, ...], problem: str, fix: str = "") -> ConfigError:
-        name = ".".join(f"[{p}]" if isinstance(p, int) else p for p in fieldpath).replace(".[", "[")
-        return ConfigError(str(self.path), problem, fix, line=self.loc.find(fieldpath), field=name)
-
-    def table(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], required: bool = True) -> dict[str, Any]:
-        v = obj.get(key)
-        if v is None:
-            if required:
-                raise self.fail(fp + (key,), "missing table", f"Add a [{'.'.join(map(str, fp + (key,)))}] table.")
-            return {}
-        if not isinstance(v, dict):
-            raise self.fail(fp + (key,), "must be a table", "Write it as a [table] or { inline = table }.")
-        return v
-
-    def string(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], required: bool = True,
-               default: str | None = None) -> str | None:
-        v = obj.get(key, None)
-        if v is None:
-            if required:
-                raise self.fail(fp + (key,), "missing", f'Add {key} = "..." here.')
-            return default
-        if not isinstance(v, str):
-            raise self.fail(fp + (key,), f"must be a string, not {type(v).__name__}", f'Write {key} = "...".')
-        return v
-
-    def boolean(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: bool) -> bool:
-        v = obj.get(key, default)
-        if not isinstance(v, bool):
-            raise self.fail(fp + (key,), f"must be true or false, not {v!r}", f"Write {key} = true or false.")
-        return v
-
-    def integer(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: int | None) -> int | None:
-        v = obj.get(key, default)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(fp + (key,), f"must be a whole number, not {v!r}", f"Write {key} = 2 (a whole number, no quotes).")
-        if v < 0:
-            raise self.fail(fp + (key,), "must not be negative")
-        return v
-
     def number(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: float) -> float:
         v = obj.get(key, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise self.fail(fp + (key,), f"must be a positive number, not {v!r}")
         return float(v)
-
-    def strings(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], allowed: set[str] | None = None) -> list[str]:
-        v = obj.get(key, [])
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise self.fail(fp + (key,), "must be a list of strings", f'Write {key} = ["a", "b"].')
-        if allowed is not None:
-            for x in v:
-                if x not in allowed:
-                    raise self.fail(fp + (key,), f"unknown value {x!r}", "Use one of: " + ", ".join(sorted(allowed)))
-        return list(v)
 
     def when(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], required: bool = False) -> datetime | None:
         v = obj.get(key)
@@ -267,46 +220,41 @@ class _Parser:
                 pass
         raise self.fail(fp + (key,), f"must be a date and time, not {v!r}", "Write it as 2024-01-31T10:00:00Z.")
 
-    def unknown(self, obj: dict[str, Any], allowed: set[str], fp: tuple[Any, ...]) -> None:
-        for k in obj:
-            if k not in allowed:
-                raise self.fail(fp + (k,), "unknown field", "Known fields here: " + ", ".join(sorted(allowed)))
-
     # --- sections ---------------------------------------------------------------------------------
     def parse(self) -> Scenario:
         d = self.data
         self.unknown(d, {"scenario", "forest", "lab", "defaults", "servers", "accounts", "seg"}, ())
-        sc = self.table(d, "scenario", ())
+        sc = self.table(d, "scenario", (), required=True)
         self.unknown(sc, {"name", "title", "description", "briefing", "asa", "hybrid", "expected", "cname_namespaces"},
                      ("scenario",))
-        name = self.string(sc, "name", ("scenario",))
+        name = self.string(sc, "name", ("scenario",), required=True)
         assert name is not None
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
             raise self.fail(("scenario", "name"), f"{name!r} is not a valid name",
                             "Use lower-case letters, digits and dashes (it is typed on the command line).")
-        expected_raw = self.table(sc, "expected", ("scenario",), required=False)
+        expected_raw = self.table(sc, "expected", ("scenario",))
         expected: dict[str, str] = {}
         for k, v in expected_raw.items():
             if v not in ("fail", "warn"):
                 raise self.fail(("scenario", "expected", k), f"must be \"fail\" or \"warn\", not {v!r}")
             expected[k] = v
 
-        fo = self.table(d, "forest", ())
+        fo = self.table(d, "forest", (), required=True)
         self.unknown(fo, {"domain", "netbios", "organization", "sites"}, ("forest",))
-        domain = (self.string(fo, "domain", ("forest",)) or "").lower()
+        domain = (self.string(fo, "domain", ("forest",), required=True) or "").lower()
         if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
             raise self.fail(("forest", "domain"), f"{domain!r} is not a DNS domain name", 'Write domain = "contoso.com".')
-        netbios = self.string(fo, "netbios", ("forest",)) or ""
+        netbios = self.string(fo, "netbios", ("forest",), required=True) or ""
         if not re.fullmatch(r"[A-Za-z0-9-]{1,15}", netbios):
             raise self.fail(("forest", "netbios"), f"{netbios!r} is not a NetBIOS domain name",
                             "Use up to 15 letters, digits or dashes.")
         sites = self.strings(fo, "sites", ("forest",)) or ["Default-First-Site-Name"]
 
-        lab = self.table(d, "lab", (), required=False)
+        lab = self.table(d, "lab", ())
         self.unknown(lab, {"admin_user", "admin_password", "now"}, ("lab",))
         now = self.when(lab, "now", ("lab",)) or datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc)
 
-        defaults = self.table(d, "defaults", (), required=False)
+        defaults = self.table(d, "defaults", ())
         self.unknown(defaults, set(VDIR_SECTIONS), ("defaults",))
 
         raw_servers = d.get("servers", [])
@@ -327,10 +275,10 @@ class _Parser:
 
         seg = None
         if "seg" in d:
-            sg = self.table(d, "seg", ())
+            sg = self.table(d, "seg", (), required=True)
             self.unknown(sg, {"service_account", "test_users", "ews_proxy"}, ("seg",))
             seg = LabSeg(
-                service_account=self.string(sg, "service_account", ("seg",)) or "",
+                service_account=self.string(sg, "service_account", ("seg",), required=True) or "",
                 test_users=self.strings(sg, "test_users", ("seg",)),
                 ews_proxy=self.boolean(sg, "ews_proxy", ("seg",), False),
             )
@@ -338,7 +286,7 @@ class _Parser:
                 raise self.fail(("seg", "service_account"), f"no [[accounts]] entry has sam = {seg.service_account!r}",
                                 "Add the service account under [[accounts]] (kind = \"user\").")
 
-        asa = self.string(sc, "asa", ("scenario",), required=False)
+        asa = self.string(sc, "asa", ("scenario",))
         for i, s in enumerate(servers):
             for which, cred in (("latest", s.asa_latest), ("previous", s.asa_previous)):
                 if cred is None:
@@ -351,19 +299,19 @@ class _Parser:
 
         return Scenario(
             name=name,
-            title=self.string(sc, "title", ("scenario",)) or name,
-            description=self.string(sc, "description", ("scenario",)) or "",
-            briefing=self.string(sc, "briefing", ("scenario",), required=False, default="") or "",
+            title=self.string(sc, "title", ("scenario",), required=True) or name,
+            description=self.string(sc, "description", ("scenario",), required=True) or "",
+            briefing=self.string(sc, "briefing", ("scenario",), default="") or "",
             path=self.path,
             domain=domain,
             netbios=netbios.upper(),
-            organization=self.string(fo, "organization", ("forest",), required=False, default=netbios) or netbios,
+            organization=self.string(fo, "organization", ("forest",), default=netbios) or netbios,
             sites=sites,
             servers=servers,
             accounts=accounts,
-            admin_user=self.string(lab, "admin_user", ("lab",), required=False,
+            admin_user=self.string(lab, "admin_user", ("lab",),
                                    default=f"{netbios.upper()}\\Administrator") or "",
-            admin_password=self.string(lab, "admin_password", ("lab",), required=False, default="LabAdm1n!Only") or "",
+            admin_password=self.string(lab, "admin_password", ("lab",), default="LabAdm1n!Only") or "",
             now=now,
             asa=asa,
             seg=seg,
@@ -374,7 +322,7 @@ class _Parser:
 
     def credential(self, obj: dict[str, Any], fp: tuple[Any, ...]) -> LabCredential:
         self.unknown(obj, {"account", "when", "key_version"}, fp)
-        account = self.string(obj, "account", fp) or ""
+        account = self.string(obj, "account", fp, required=True) or ""
         if "\\" not in account:
             raise self.fail(fp + ("account",), f"{account!r} is not DOMAIN\\NAME", 'Write account = "CONTOSO\\\\EXASA$".')
         return LabCredential(account=account, when=self.when(obj, "when", fp, required=True),  # type: ignore[arg-type]
@@ -386,23 +334,23 @@ class _Parser:
             raise self.fail(fp, "must be a table")
         self.unknown(s, {"name", "fqdn", "version", "roles", "site", "asa", "service_host_running", "iis_iusrs",
                          "fault", "slow_seconds", "extra_spns", *VDIR_SECTIONS}, fp)
-        name = self.string(s, "name", fp) or ""
+        name = self.string(s, "name", fp, required=True) or ""
         if not NAME_RE.fullmatch(name):
             raise self.fail(fp + ("name",), f"{name!r} is not a valid computer name", "Use letters, digits and dashes.")
-        fqdn = (self.string(s, "fqdn", fp, required=False) or f"{name}.{domain}").lower()
-        version = self.string(s, "version", fp) or ""
+        fqdn = (self.string(s, "fqdn", fp) or f"{name}.{domain}").lower()
+        version = self.string(s, "version", fp, required=True) or ""
         from ..core.model import parse_build
 
         if not parse_build(version):
             raise self.fail(fp + ("version",), f"{version!r} is not an Exchange version",
                             'Write version = "Version 15.2 (Build 1544.4)".')
-        site = self.string(s, "site", fp, required=False, default=sites[0]) or sites[0]
+        site = self.string(s, "site", fp, default=sites[0]) or sites[0]
         if site not in sites:
             raise self.fail(fp + ("site",), f"site {site!r} is not in [forest].sites", "Add it to sites or fix the name.")
-        fault = self.string(s, "fault", fp, required=False, default="none") or "none"
+        fault = self.string(s, "fault", fp, default="none") or "none"
         if fault not in FAULTS:
             raise self.fail(fp + ("fault",), f"unknown fault {fault!r}", "Use one of: " + ", ".join(sorted(FAULTS)))
-        asa = self.table(s, "asa", fp, required=False)
+        asa = self.table(s, "asa", fp)
         self.unknown(asa, {"latest", "previous"}, fp + ("asa",))
         latest = self.credential(asa["latest"], fp + ("asa", "latest")) if "latest" in asa else None
         previous = self.credential(asa["previous"], fp + ("asa", "previous")) if "previous" in asa else None
@@ -464,11 +412,11 @@ class _Parser:
         self.unknown(a, {"sam", "kind", "ou", "enabled", "spns", "enctypes", "pwd_last_set", "key_version",
                          "delegate_to", "trusted_to_auth", "trusted_for_delegation", "not_delegated",
                          "protected_user", "dont_expire", "description", "upn", "uac"}, fp)
-        sam = self.string(a, "sam", fp) or ""
+        sam = self.string(a, "sam", fp, required=True) or ""
         if not SAM_RE.fullmatch(sam):
             raise self.fail(fp + ("sam",), f"{sam!r} is not a valid sAMAccountName",
                             "Up to 20 characters, none of \" / \\ [ ] : ; | = , + * ? < > @.")
-        kind_s = self.string(a, "kind", fp, required=False, default="computer" if sam.endswith("$") else "user")
+        kind_s = self.string(a, "kind", fp, default="computer" if sam.endswith("$") else "user")
         try:
             kind = AccountKind(kind_s)
         except ValueError:
@@ -488,7 +436,7 @@ class _Parser:
         return LabAccount(
             sam=sam,
             kind=kind,
-            ou=self.string(a, "ou", fp, required=False, default=default_ou) or default_ou,
+            ou=self.string(a, "ou", fp, default=default_ou) or default_ou,
             enabled=self.boolean(a, "enabled", fp, True),
             spns=self.strings(a, "spns", fp),
             enctypes=enctypes,
@@ -500,7 +448,7 @@ class _Parser:
             not_delegated=self.boolean(a, "not_delegated", fp, False),
             protected_user=self.boolean(a, "protected_user", fp, False),
             dont_expire=self.boolean(a, "dont_expire", fp, True),
-            description=self.string(a, "description", fp, required=False, default="") or "",
-            upn=self.string(a, "upn", fp, required=False),
+            description=self.string(a, "description", fp, default="") or "",
+            upn=self.string(a, "upn", fp),
             uac=self.integer(a, "uac", fp, None),
         )

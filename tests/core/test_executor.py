@@ -3,7 +3,6 @@ interrupted run resumes, undo puts the lab back, and the journal tells the truth
 
 from __future__ import annotations
 
-import copy
 import threading
 
 import pytest
@@ -179,18 +178,6 @@ def test_undo_keeps_a_credential_it_cannot_restore(journal):
 GENERATE = "-GenerateNewPasswordFor $Account"  # how the lab endpoint receives a generate
 
 
-def fresh_with_servers(count: int) -> Scenario:
-    """`fresh` with `count` servers EX01.. (the plan generates on EX01 and copies to the others)."""
-    s = load_scenario(find_scenario("fresh"))
-    template = s.servers[0]
-    s.servers = []
-    for i in range(1, count + 1):
-        srv = copy.deepcopy(template)
-        srv.name, srv.fqdn = f"EX0{i}", f"ex0{i}.contoso.com"
-        s.servers.append(srv)
-    return s
-
-
 def lab_target(scenario: Scenario, exchange=None) -> Target:
     world = LabWorld(scenario)
     return Target(label="Lab", directory=world.directory_port(), exchange=exchange(world.exchange_port())
@@ -228,7 +215,7 @@ class CountingCopies:
 def test_apply_rolls_out_through_the_engine_with_the_plans_concurrency(journal):
     answers = parse_answers('[target]\nlab = "fresh"\n' + ANSWERS["fresh"] + "[rollout]\nconcurrency = 2\n", "a.toml")
     counting: list[CountingCopies] = []
-    target = lab_target(fresh_with_servers(5), lambda real: counting.append(CountingCopies(real, 2)) or counting[0])
+    target = lab_target(load_scenario(find_scenario("fresh")).with_servers(5), lambda real: counting.append(CountingCopies(real, 2)) or counting[0])
     events = []
     try:
         plan = plan_on(target, answers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from pathlib import Path
@@ -20,31 +19,12 @@ ASA = "CONTOSO\\EXASA$"
 
 def contoso(count: int = 4, **faults: str) -> Scenario:
     """`fresh` with `count` servers and the ASA created in AD (no server holds it yet)."""
-    s = load_scenario(find_scenario("fresh"))
-    template = s.servers[0]
-    s.servers = []
-    for i in range(1, count + 1):
-        srv = copy.deepcopy(template)
-        srv.name, srv.fqdn = f"EX0{i}", f"ex0{i}.contoso.com"
+    s = load_scenario(find_scenario("fresh")).with_servers(count)
+    for srv in s.servers:
         srv.fault = faults.get(srv.name, "none")
-        s.servers.append(srv)
     s.accounts.append(LabAccount(sam="EXASA$", kind=AccountKind.COMPUTER, ou="OU=Service Accounts", enctypes=24))
     s.asa = "EXASA$"
     return s
-
-
-@pytest.fixture
-def lab():
-    worlds = []
-
-    def make(s: Scenario) -> LabWorld:
-        w = LabWorld(s)
-        worlds.append(w)
-        return w
-
-    yield make
-    for w in worlds:
-        w.close()
 
 
 def request(world: LabWorld, **kw) -> RolloutRequest:
@@ -55,8 +35,8 @@ def pwd_last_set(world: LabWorld, sam: str):
     return lambda: next(a.pwd_last_set for a in world.directory.current_accounts() if a.sam == sam)
 
 
-def test_fresh_generate_then_copy(lab, tmp_path):
-    w = lab(contoso(2))
+def test_fresh_generate_then_copy(world_of, tmp_path):
+    w = world_of(contoso(2))
     journal = Journal.create(tmp_path)
     events = []
     report = run_rollout(w.exchange_port(), journal, request(w), progress=events.append,
@@ -75,8 +55,8 @@ def test_fresh_generate_then_copy(lab, tmp_path):
     assert spn_registration_allowed(report, "mail.contoso.com")[0]
 
 
-def test_new_server_gets_a_copy_without_a_new_password(lab, tmp_path):
-    w = lab(load_scenario(find_scenario("new-server-missing-asa")))
+def test_new_server_gets_a_copy_without_a_new_password(world_of, tmp_path):
+    w = world_of(load_scenario(find_scenario("new-server-missing-asa")))
     report = run_rollout(w.exchange_port(), Journal.create(tmp_path),
                          request(w, account="TAILSPINTOYS\\E15ASA$", source="Exch-2016"),
                          pwd_last_set=pwd_last_set(w, "E15ASA$"))
@@ -89,8 +69,8 @@ def test_new_server_gets_a_copy_without_a_new_password(lab, tmp_path):
     assert spn_registration_allowed(env_after, "mail.tailspintoys.ca")[0]
 
 
-def test_copy_from_a_stale_source_is_refused(lab, tmp_path):
-    w = lab(load_scenario(find_scenario("stale-credential")))
+def test_copy_from_a_stale_source_is_refused(world_of, tmp_path):
+    w = world_of(load_scenario(find_scenario("stale-credential")))
     stale = next(s.name for s in w.scenario.servers if s.asa_latest.key_version == 3)
     report = run_rollout(w.exchange_port(), Journal.create(tmp_path),
                          request(w, account="CONTOSO\\EXASA$", source=stale), pwd_last_set=pwd_last_set(w, "EXASA$"))
@@ -99,8 +79,8 @@ def test_copy_from_a_stale_source_is_refused(lab, tmp_path):
     assert "does not hold the current" in next(iter(report.servers.values())).reason
 
 
-def test_failure_midway_then_resume_without_a_new_password(lab, tmp_path):
-    w = lab(contoso(4, EX03="fail-roll"))
+def test_failure_midway_then_resume_without_a_new_password(world_of, tmp_path):
+    w = world_of(contoso(4, EX03="fail-roll"))
     port = w.exchange_port()
     journal = Journal.create(tmp_path)
     first = run_rollout(port, journal, request(w, concurrency=2), pwd_last_set=pwd_last_set(w, "EXASA$"))
@@ -125,8 +105,8 @@ def test_failure_midway_then_resume_without_a_new_password(lab, tmp_path):
     assert len(copies_in_resume) == 1  # only EX03; the others were re-read, not copied again
 
 
-def test_unreachable_server_from_the_start(lab, tmp_path):
-    w = lab(contoso(3, EX01="unreachable"))
+def test_unreachable_server_from_the_start(world_of, tmp_path):
+    w = world_of(contoso(3, EX01="unreachable"))
     report = run_rollout(w.exchange_port(), Journal.create(tmp_path), request(w))
     assert report.source == "EX02"  # the first reachable server took the generate
     assert report.servers["EX01"].phase == Phase.FAILED
@@ -135,8 +115,8 @@ def test_unreachable_server_from_the_start(lab, tmp_path):
     assert not spn_registration_allowed(report, "mail.contoso.com")[0]
 
 
-def test_failed_generate_blocks_every_copy(lab, tmp_path):
-    w = lab(contoso(3, EX01="access-denied"))
+def test_failed_generate_blocks_every_copy(world_of, tmp_path):
+    w = world_of(contoso(3, EX01="access-denied"))
     journal = Journal.create(tmp_path)
     report = run_rollout(w.exchange_port(), journal, request(w))
     assert report.servers["EX01"].phase == Phase.FAILED
@@ -146,8 +126,8 @@ def test_failed_generate_blocks_every_copy(lab, tmp_path):
     assert w.directory.account_key_version("EXASA$") == 1
 
 
-def test_interrupted_generate_is_decided_by_rereading(lab, tmp_path):
-    w = lab(contoso(3))
+def test_interrupted_generate_is_decided_by_rereading(world_of, tmp_path):
+    w = world_of(contoso(3))
     real = w.exchange_port()
 
     class Crash(BaseException):
@@ -172,11 +152,11 @@ def test_interrupted_generate_is_decided_by_rereading(lab, tmp_path):
     assert w.directory.account_key_version("EXASA$") == 2
 
 
-def test_cancellation_finishes_running_servers_and_resumes(lab, tmp_path):
+def test_cancellation_finishes_running_servers_and_resumes(world_of, tmp_path):
     s = contoso(4)
     for srv in s.servers:
         srv.fault, srv.slow_seconds = "slow", 0.2
-    w = lab(s)
+    w = world_of(s)
     port = w.exchange_port()
     cancel = threading.Event()
 
@@ -195,8 +175,8 @@ def test_cancellation_finishes_running_servers_and_resumes(lab, tmp_path):
     assert w.directory.account_key_version("EXASA$") == 2
 
 
-def test_secrets_absent_from_journal_and_wire(lab, tmp_path):
-    w = lab(contoso(2))
+def test_secrets_absent_from_journal_and_wire(world_of, tmp_path):
+    w = world_of(contoso(2))
     _, admin_password = w.exchange.current_credentials()
     journal = Journal.create(tmp_path)
     report = run_rollout(w.exchange_port(), journal, request(w))
@@ -213,8 +193,8 @@ def test_secrets_absent_from_journal_and_wire(lab, tmp_path):
                                "-ToSpecificServers 'ex01.contoso.com' -GenerateNewPasswordFor 'CONTOSO\\EXASA$'"]
 
 
-def test_spn_gate_from_an_environment(lab):
-    w = lab(load_scenario(find_scenario("new-server-missing-asa")))
+def test_spn_gate_from_an_environment(world_of):
+    w = world_of(load_scenario(find_scenario("new-server-missing-asa")))
     env = w.truth()
     allowed, reason = spn_registration_allowed(env, "mail.tailspintoys.ca")
     assert not allowed and "Exch-2019 (does not hold E15ASA$)" in reason

@@ -60,36 +60,39 @@ def kcd_service_account_spn(ctx: Context) -> list[Finding]:
 @check("kcd.protocol-transition", "The SEG account may use any authentication protocol", "seg",
        "TRUSTED_TO_AUTH_FOR_DELEGATION (0x1000000) is set on the gateway's service account (protocol transition).")
 def kcd_protocol_transition(ctx: Context) -> list[Finding]:
-    c = CHECKS["kcd.protocol-transition"]
-    a, skip = _seg_account(ctx, c)
-    if a is None:
-        return skip or []
-    evidence = f"userAccountControl = 0x{a.uac:x}"
-    if a.has_flag(UAC_TRUSTED_TO_AUTH_FOR_DELEGATION):
-        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence + " (TRUSTED_TO_AUTH_FOR_DELEGATION set)")]
-    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence + " (TRUSTED_TO_AUTH_FOR_DELEGATION not set)",
-                      reason="The gateway receives certificates or passwords, not Kerberos tickets, from devices: it "
-                      "needs protocol transition (S4U2Self with a forwardable ticket), else the KDC answers "
-                      "S4U2Proxy with KDC_ERR_BADOPTION.",
-                      fix=f"Set-ADAccountControl -Identity {ps_quote(a.sam)} -TrustedToAuthForDelegation $true\n"
-                      "(ADUC: Delegation tab, 'Use any authentication protocol'; wizard step seg)")]
+    return _uac_flag(
+        ctx, "kcd.protocol-transition", UAC_TRUSTED_TO_AUTH_FOR_DELEGATION, "TRUSTED_TO_AUTH_FOR_DELEGATION", True,
+        reason="The gateway receives certificates or passwords, not Kerberos tickets, from devices: it "
+        "needs protocol transition (S4U2Self with a forwardable ticket), else the KDC answers "
+        "S4U2Proxy with KDC_ERR_BADOPTION.",
+        fix="Set-ADAccountControl -Identity {identity} -TrustedToAuthForDelegation $true\n"
+        "(ADUC: Delegation tab, 'Use any authentication protocol'; wizard step seg)")
 
 
 @check("kcd.no-unconstrained", "The SEG account is not trusted for unconstrained delegation", "seg",
        "TRUSTED_FOR_DELEGATION (0x80000) is not set on the gateway's service account.")
 def kcd_no_unconstrained(ctx: Context) -> list[Finding]:
-    c = CHECKS["kcd.no-unconstrained"]
+    return _uac_flag(
+        ctx, "kcd.no-unconstrained", UAC_TRUSTED_FOR_DELEGATION, "TRUSTED_FOR_DELEGATION", False,
+        reason="Unconstrained delegation lets the gateway act as any user to any service in the forest; "
+        "and with it set, the constrained delegation list is not what the KDC uses.",
+        fix="Set-ADAccountControl -Identity {identity} -TrustedForDelegation $false\n(wizard step seg)")
+
+
+def _uac_flag(ctx: Context, check_id: str, flag: int, name: str, wanted: bool, reason: str,
+              fix: str) -> list[Finding]:
+    """The gateway account's userAccountControl flag `name`, which passes when its being set is `wanted`;
+    `fix` names the account as {identity}."""
+    c = CHECKS[check_id]
     a, skip = _seg_account(ctx, c)
     if a is None:
         return skip or []
-    evidence = f"userAccountControl = 0x{a.uac:x}"
-    if not a.has_flag(UAC_TRUSTED_FOR_DELEGATION):
-        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence + " (TRUSTED_FOR_DELEGATION not set)")]
-    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence + " (TRUSTED_FOR_DELEGATION set)",
-                      reason="Unconstrained delegation lets the gateway act as any user to any service in the forest; "
-                      "and with it set, the constrained delegation list is not what the KDC uses.",
-                      fix=f"Set-ADAccountControl -Identity {ps_quote(a.sam)} -TrustedForDelegation $false\n"
-                      "(wizard step seg)")]
+    is_set = a.has_flag(flag)
+    evidence = f"userAccountControl = 0x{a.uac:x} ({name} {'set' if is_set else 'not set'})"
+    if is_set == wanted:
+        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence)]
+    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence, reason=reason,
+                      fix=fix.format(identity=ps_quote(a.sam)))]
 
 
 @check("kcd.target", "The SEG may delegate to the ActiveSync SPN on the ASA", "seg",
