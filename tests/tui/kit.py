@@ -15,6 +15,12 @@ async def settle(app: AsaWizardApp, pilot: Any, rounds: int = 3) -> None:
         await pilot.pause()
         await app.workers.wait_for_complete()
     await pilot.pause()
+    # DataTable measures its columns when it next goes idle: under load a screenshot can come first and
+    # show every column at its header's width. Wait (bounded) until every table has measured its rows.
+    for _ in range(40):
+        if not any(t._require_update_dimensions or t._updated_cells for t in app.query(DataTable)):
+            break
+        await pilot.pause(0.05)
 
 
 async def press(app: AsaWizardApp, pilot: Any, *keys: str) -> None:
