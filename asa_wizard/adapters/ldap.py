@@ -59,6 +59,7 @@ from ..core.model import (
     Service,
     UAC_DONT_EXPIRE_PASSWD,
     UAC_NORMAL_ACCOUNT,
+    UAC_SERVER_TRUST_ACCOUNT,
     UAC_TRUSTED_FOR_DELEGATION,
     UAC_WORKSTATION_TRUST_ACCOUNT,
     VirtualDirectory,
@@ -269,6 +270,7 @@ class LdapDirectory:
         self._gc_conn: Connection | None = None
         self._root: dict[str, list[str]] | None = None
         self._tree_roots: list[str] | None = None
+        self._gc_failed: str | None = None  # why the global catalog could not be used (lookups fell back)
         # Reads repeated within one discovery pass (seconds apart) are served from here; any write
         # through this adapter clears it. Changes always re-read their object (`_reread`), never from here.
         self._recent: dict[str, tuple[float, object]] = {}
@@ -613,10 +615,19 @@ class LdapDirectory:
 
     def _forest_accounts(self, flt: str, what: str) -> list[Account]:
         """Forest-wide through the GC when configured (then re-read full attributes of the accounts of
-        our own domain from the DC: the GC holds only a partial set, without the encryption types)."""
-        if self._gc_server is None:
+        our own domain from the DC: the GC holds only a partial set, without the encryption types). When the
+        GC cannot be reached the lookup falls back to this domain, and `spn_lookup_scope` says so."""
+        if self._gc_server is None or self._gc_failed is not None:
             return self._accounts(flt, what=what)
-        partial = [a for b in self._gc_bases() for a in self._accounts(flt, base=b, gc=True, what=what)]
+        try:
+            partial = [a for b in self._gc_bases() for a in self._accounts(flt, base=b, gc=True, what=what)]
+        except (le.ConnectionFailed, le.OperationTimeout) as exc:
+            if isinstance(exc, InsecureConnection):
+                raise
+            with self._lock:
+                self._gc_failed = exc.problem
+                self._reset(True)
+            return self._accounts(flt, what=what)
         base = self.base_dn.lower()
         local = [a.dn for a in partial if a.dn.lower().endswith(base)]
         full = {a.dn.lower(): a for a in self._by_dns(local, what)}
@@ -637,6 +648,25 @@ class LdapDirectory:
             flt = "(|" + "".join(f"(distinguishedName={escape_filter_chars(d)})" for d in chunk) + ")"
             out += self._accounts(flt, what=what)
         return out
+
+    def spn_lookup_scope(self) -> str:
+        """For the evidence: how the SPN owners were looked up."""
+        if self._gc_server is None:
+            return f"this domain only ({self.base_dn}): no global catalog was configured"
+        if self._gc_failed is not None:
+            return (f"this domain only ({self.base_dn}): the global catalog {self._where(self._gc_server)} could not "
+                    f"be used ({self._gc_failed})")
+        return f"forest-wide, through the global catalog {self._where(self._gc_server)}"
+
+    def find_unconstrained_delegation(self) -> list[Account]:
+        """Forest-wide: the accounts trusted for unconstrained delegation (TRUSTED_FOR_DELEGATION) that are not
+        domain controllers (SERVER_TRUST_ACCOUNT). On a DC the bitwise matching rule narrows the search; the
+        flags are tested again here (the lab's mock has no matching rules, so it is given every account)."""
+        bit = f"(userAccountControl:1.2.840.113556.1.4.803:={UAC_TRUSTED_FOR_DELEGATION})"
+        flt = f"(&(objectClass=user){bit})" if self._strategy == SYNC else "(objectClass=user)"
+        found = self._forest_accounts(flt, "look for accounts trusted for unconstrained delegation")
+        return sorted((a for a in found if a.has_flag(UAC_TRUSTED_FOR_DELEGATION)
+                       and not a.has_flag(UAC_SERVER_TRUST_ACCOUNT)), key=lambda a: a.dn.lower())
 
     def find_spn_owners(self, spn: str) -> list[Account]:
         validate_spn(spn)

@@ -82,6 +82,9 @@ class RolloutAnswers:
 class SpnAnswers:
     namespaces: list[str] = field(default_factory=list)  # empty: every discovered namespace
     move_from: list[str] = field(default_factory=list)  # owners (DOMAIN\name) the user named: SPNs may move
+    # The user confirmed by hand that every server behind each namespace holds the ASA's current credential
+    # (needed to register an SPN on the ASA when the servers cannot be read, e.g. no_exchange).
+    confirm_servers_hold_credential: bool = False
 
 
 @dataclass
@@ -115,6 +118,7 @@ class Answers:
     seg: SegAnswers = field(default_factory=SegAnswers)
     iis_auth: IisAuthAnswers = field(default_factory=IisAuthAnswers)
     dry_run: bool = False
+    no_exchange: bool = False  # directory-side changes only: nothing is read from or done on the Exchange servers
     path: str | None = None  # where it was loaded from, for messages
 
 
@@ -174,7 +178,7 @@ class _Reader(TomlReader):
 
     # --- sections ---------------------------------------------------------------------------------
     def read(self, d: dict[str, Any]) -> Answers:
-        self.unknown(d, {"version", "dry_run", "target", "asa", "rollout", "spns", "client_auth", "seg", "iis_auth"},
+        self.unknown(d, {"version", "dry_run", "no_exchange", "target", "asa", "rollout", "spns", "client_auth", "seg", "iis_auth"},
                      ())
         version = self.integer(d, "version", (), ANSWERS_VERSION, (1, ANSWERS_VERSION))
         assert version == ANSWERS_VERSION
@@ -187,6 +191,7 @@ class _Reader(TomlReader):
             seg=self.seg(self.table(d, "seg", ())),
             iis_auth=self.iis_auth(self.table(d, "iis_auth", ())),
             dry_run=self.boolean(d, "dry_run", (), False),
+            no_exchange=self.boolean(d, "no_exchange", (), False),
         )
 
     def target(self, t: dict[str, Any]) -> TargetAnswers:
@@ -258,11 +263,12 @@ class _Reader(TomlReader):
 
     def spns(self, s: dict[str, Any]) -> SpnAnswers:
         fp = ("spns",)
-        self.unknown(s, {"namespaces", "move_from"}, fp)
+        self.unknown(s, {"namespaces", "move_from", "confirm_servers_hold_credential"}, fp)
         return SpnAnswers(
             namespaces=[h.lower() for h in
                         self.strings(s, "namespaces", fp, pattern=HOST_RE, example="mail.contoso.com")],
             move_from=self.strings(s, "move_from", fp, pattern=QUALIFIED_RE, example="CONTOSO\\\\OLDASA$"),
+            confirm_servers_hold_credential=self.boolean(s, "confirm_servers_hold_credential", fp, False),
         )
 
     def client_auth(self, c: dict[str, Any]) -> ClientAuthAnswers:
@@ -316,7 +322,10 @@ def dumps_answers(a: Answers) -> str:
     """The answers as a commented TOML file that `load_answers` reads back to the same `Answers`."""
     lines = ["# asa-wizard answers file (docs/answers.md). No passwords: they come from the keyring,",
              f"# {LDAP_PASSWORD_ENV} / {WINRM_PASSWORD_ENV}, or a prompt.",
-             f"version = {ANSWERS_VERSION}", f"dry_run = {_v(a.dry_run)}", ""]
+             f"version = {ANSWERS_VERSION}", f"dry_run = {_v(a.dry_run)}"]
+    if a.no_exchange:
+        lines.append("no_exchange = true")
+    lines.append("")
 
     def section(name: str, items: list[tuple[str, Any]]) -> None:
         lines.append(f"[{name}]")
@@ -341,7 +350,8 @@ def dumps_answers(a: Answers) -> str:
     r = a.rollout
     section("rollout", [("first_server", r.first_server), ("concurrency", r.concurrency), ("servers", r.servers),
                         ("new_password", r.new_password)])
-    section("spns", [("namespaces", a.spns.namespaces), ("move_from", a.spns.move_from)])
+    section("spns", [("namespaces", a.spns.namespaces), ("move_from", a.spns.move_from)]
+            + ([("confirm_servers_hold_credential", True)] if a.spns.confirm_servers_hold_credential else []))
     section("client_auth", [("outlook_anywhere", a.client_auth.outlook_anywhere), ("mapi", a.client_auth.mapi)])
     s = a.seg
     if s.enabled:

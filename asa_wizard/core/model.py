@@ -15,6 +15,7 @@ UAC_ACCOUNTDISABLE = 0x2
 UAC_PASSWD_NOTREQD = 0x20
 UAC_NORMAL_ACCOUNT = 0x200
 UAC_WORKSTATION_TRUST_ACCOUNT = 0x1000
+UAC_SERVER_TRUST_ACCOUNT = 0x2000  # a domain controller's computer account
 UAC_DONT_EXPIRE_PASSWD = 0x10000
 UAC_TRUSTED_FOR_DELEGATION = 0x80000
 UAC_NOT_DELEGATED = 0x100000
@@ -348,6 +349,10 @@ class Environment:
     protected_users: list[str] = field(default_factory=list)  # DNs of Protected Users members
     autodiscover_urls: dict[str, str] = field(default_factory=dict)  # server -> SCP URL
     hybrid: bool = False
+    # forest-wide: accounts trusted for unconstrained delegation that are not domain controllers (None: not read)
+    unconstrained_delegation: list[Account] | None = None
+    spn_scope: str = ""  # how the SPN owners were looked up (forest-wide through the GC, or this domain only)
+    asa_source: str = ""  # how the ASA was chosen: named by the user, or found from the servers / the SPNs
 
     def account_by_dn(self, dn: str) -> Account | None:
         for a in self.accounts:

@@ -38,6 +38,7 @@ from .model import (
 )
 
 PLAN_VERSION = 1
+KEYS_GROUP = "asa-keys"  # params["group"]: changes the executor applies together or not at all
 IIS_APPS = {Service.EAS: "Microsoft-Server-ActiveSync", Service.EWS: "EWS"}
 IIS_SITE = "Default Web Site"
 IIS_RESET_WARNING = ("Exchange cumulative updates may reset IIS settings made outside the Exchange cmdlets: "
@@ -96,7 +97,8 @@ class Plan:
 
     @property
     def blockers(self) -> list[Prerequisite]:
-        return [p for p in self.prerequisites if p.blocking]
+        """The blocking prerequisites not met: `apply` refuses to start while there is one."""
+        return [p for p in self.prerequisites if p.blocking and p.status != "met"]
 
     def change(self, change_id: str) -> Change:
         for c in self.changes:
@@ -168,6 +170,7 @@ class _Planner:
         self.asa_created = False
         self.rollout_deps: list[str] = []  # what the rollout waits for: the new account / the AES change
         self.enctypes_gain_aes = False
+        self.no_exchange = answers.no_exchange  # directory-side changes only (no WinRM)
 
     # --- helpers ----------------------------------------------------------------------------------
     def add(self, change: Change) -> Change:
@@ -211,12 +214,28 @@ class _Planner:
         servers = self.servers()
         self.server_prerequisites(servers)
         if self.asa is not None or self.asa_change_ids:
-            self.plan_rollout(servers)
+            if not self.no_exchange:
+                self.plan_rollout(servers)
+                if self.enctypes_gain_aes and self.roll_ids:
+                    # The new encryption types and the roll that creates their keys: together or not at all.
+                    self.plan.change("asa.enctypes").params["group"] = KEYS_GROUP
             self.plan_spns(servers)
-        self.plan_client_auth(servers)
+        if self.no_exchange:
+            left = ["the ASA credential rollout"]
+            if self.a.client_auth.outlook_anywhere or self.a.client_auth.mapi:
+                left.append("client authentication (Outlook Anywhere, MAPI)")
+            if self.a.seg.enabled:
+                left.append("IIS_IUSRS membership on each server")
+            if self.a.iis_auth.enabled:
+                left.append("IIS authentication")
+            self.plan.notes.append("Directory-side changes only (no_exchange / --no-exchange): nothing is read from "
+                                   "or done on the Exchange servers. Left for a run with the servers: "
+                                   + ", ".join(left) + ".")
+        else:
+            self.plan_client_auth(servers)
         if self.a.seg.enabled:
             self.plan_seg(servers)
-        if self.a.iis_auth.enabled:
+        if self.a.iis_auth.enabled and not self.no_exchange:
             self.plan_iis_auth(servers)
         return self.plan
 
@@ -231,11 +250,15 @@ class _Planner:
                             "points to.", "unmet", False, f"Publish {ns.host} as an A record.")
 
     def server_prerequisites(self, servers: list[ExchangeServer]) -> None:
+        if self.no_exchange:
+            return
         for s in servers:
-            if s.reachable is False:
-                self.prereq(f"{s.name} could not be read ({s.error or 'unreachable'}): changes on it will fail "
-                            "and the changes that depend on it stop.", "unmet", False,
-                            f"Make WinRM on {s.fqdn} reachable, then run the plan again.")
+            if s.reachable is False or not s.asa_state_known:
+                self.prereq(f"{s.name} could not be read ({s.error or 'unreachable'}): what ASA credential it holds "
+                            "is unknown (not 'none'), so neither its rollout nor an SPN behind it can be planned "
+                            "safely.", "unmet", True,
+                            f"Make WinRM on {s.fqdn} reachable, then run the plan again; or plan the directory-side "
+                            "changes only (no_exchange = true / --no-exchange).")
             if s.service_host_running is False:
                 self.prereq(f"MSExchangeServiceHost is stopped on {s.name}: it manages the ASA credential.",
                             "unmet", False, f"Start-Service MSExchangeServiceHost on {s.name}.")
@@ -269,7 +292,14 @@ class _Planner:
         self.asa_q = self.qualified(existing)
         self.plan.asa = self.asa_q
         if a.enctypes is not None and existing.enctypes != a.enctypes:
-            self.set_enctypes(existing, a.enctypes)
+            if self.no_exchange and not _has_aes(existing.enctypes) and _has_aes(a.enctypes):
+                self.prereq(f"{name} gains AES ({_enc(existing.enctypes)} -> {_enc(a.enctypes)}): the new encryption "
+                            "types and the password roll that creates the AES keys go together, and the roll needs "
+                            "the Exchange servers. Not planned in this directory-only plan.", "unmet", False,
+                            "Plan again with the Exchange servers reachable (without no_exchange): both are then "
+                            "applied together.")
+            else:
+                self.set_enctypes(existing, a.enctypes)
 
     def create_asa(self, sam: str) -> None:
         a = self.a.asa
@@ -339,6 +369,10 @@ class _Planner:
         created = self.asa_created
         current = {s.name.lower(): (not created) and credential_is_current(s.asa_latest, self.asa, self.asa_q)
                    for s in servers}
+        # A server that could not be read holds an unknown credential (never "none"): it gets no rollout, and
+        # "no server holds it" cannot be concluded while one is unknown (server_prerequisites blocks the plan).
+        unknown = {s.name.lower() for s in servers if not s.asa_state_known}
+        known = [s for s in servers if s.name.lower() not in unknown]
         regenerate_reason = ""
         if created:
             regenerate_reason = "the ASA is new"
@@ -346,30 +380,34 @@ class _Planner:
             regenerate_reason = "a new password was asked for (rollout.new_password)"
         elif self.enctypes_gain_aes:
             regenerate_reason = "the ASA gains AES: a new password makes sure AES keys exist for it"
-        elif servers and not any(current.values()):
+        elif known and not unknown and not any(current.values()):
             regenerate_reason = "no server holds the ASA's current credential"
         if created:
             self.rollout_deps = ["asa.create"]
         elif self.enctypes_gain_aes and not self.a.rollout.new_password:
             self.rollout_deps = ["asa.enctypes"]
         if regenerate_reason:
-            first = self.first_server(servers)
+            if not known:
+                return
+            first = self.first_server(known)
             self.roll_change(first, None)
-            for s in servers:
+            for s in known:
                 if s is not first:
                     self.roll_change(s, first)
                 self.holds[s.name.lower()] = True
             self.plan.notes.append(f"A new ASA password is generated on {first.name} because {regenerate_reason}.")
             return
         sources = [s for s in servers if current[s.name.lower()]]
+        if not sources:
+            return
         source = self.first_server(sources)
-        missing = [s.name for s in servers if not current[s.name.lower()]]
+        missing = [s.name for s in known if not current[s.name.lower()]]
         if missing:
             self.plan.notes.append(
                 f"{', '.join(s.name for s in sources)} already {'holds' if len(sources) == 1 else 'hold'} the current "
                 f"{self.asa_q} credential: {', '.join(missing)} {'gets' if len(missing) == 1 else 'get'} a copy from "
                 f"{source.name}, and no new password is generated.")
-        for s in servers:
+        for s in known:
             self.holds[s.name.lower()] = True
             if not current[s.name.lower()]:
                 self.roll_change(s, source)
@@ -386,6 +424,7 @@ class _Planner:
         return (reachable or candidates)[0]
 
     def roll_change(self, server: ExchangeServer, source: ExchangeServer | None) -> str:
+        group = {"group": KEYS_GROUP} if self.enctypes_gain_aes else {}
         old = _cred(server.asa_latest)
         reversible = server.asa_latest is None
         undo = ([f"Set-ClientAccessService -Identity {ps(server.name)} -RemoveAlternateServiceAccountCredentials"]
@@ -399,7 +438,8 @@ class _Planner:
                 id=cid, system=System.EXCHANGE, action="roll-generate", target=server.name,
                 summary=f"Generate a new password for {self.asa_q} and give it to {server.name} ({server.fqdn})",
                 attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
-                params={"server": server.fqdn, "account": self.asa_q, "undo": "remove" if reversible else "keep"},
+                params={"server": server.fqdn, "account": self.asa_q, "undo": "remove" if reversible else "keep",
+                        **group},
                 commands=["Set-Location $exscripts",
                           f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {ps(server.fqdn)} "
                           f"-GenerateNewPasswordFor {ps(self.asa_q)}"],
@@ -412,7 +452,8 @@ class _Planner:
                 id=cid, system=System.EXCHANGE, action="roll-copy", target=server.name,
                 summary=f"Copy the {self.asa_q} credential from {source.name} to {server.name} ({server.fqdn})",
                 attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
-                params={"server": server.fqdn, "source": source.fqdn, "undo": "remove" if reversible else "keep"},
+                params={"server": server.fqdn, "source": source.fqdn, "undo": "remove" if reversible else "keep",
+                        **group},
                 commands=["Set-Location $exscripts",
                           f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {ps(server.fqdn)} "
                           f"-CopyFrom {ps(source.fqdn)}"],
@@ -428,6 +469,10 @@ class _Planner:
         hosts = self.a.spns.namespaces or [n.host for n in self.env.namespaces]
         included = {s.name.lower() for s in servers}
         move_from = {normalize_account(m) for m in self.a.spns.move_from}
+        if self.no_exchange and self.asa_created:
+            self.plan.notes.append("The SPNs are not planned: the new ASA's credential is on no server yet, and the "
+                                   "rollout needs the Exchange servers (plan again without no_exchange).")
+            return
         for host in sorted(dict.fromkeys(h.lower() for h in hosts)):
             ns = next((n for n in self.env.namespaces if n.host == host), None)
             if ns is None:
@@ -437,16 +482,28 @@ class _Planner:
             behind = [self.env.server(n) for n in (ns.servers if ns else [s.name for s in servers])]
             blocked = False
             deps = list(self.asa_change_ids)
+            unknown: list[ExchangeServer] = []
             for s in behind:
                 if s is None:
                     continue
-                if s.name.lower() not in included and not credential_is_current(s.asa_latest, self.asa, self.asa_q):
+                if s.name.lower() in self.roll_ids:
+                    deps.append(self.roll_ids[s.name.lower()])
+                    continue
+                if credential_is_current(s.asa_latest, self.asa, self.asa_q):
+                    continue
+                if not s.asa_state_known:
+                    unknown.append(s)
+                elif s.name.lower() not in included:
                     self.prereq(f"{s.name} answers on {host} but is not in the rollout and lacks the ASA credential: "
                                 f"registering {spn} would break Kerberos on it.", "unmet", True,
                                 f"Add {s.name} to rollout.servers, or take it out of the load balancer for {host}.")
                     blocked = True
-                if s.name.lower() in self.roll_ids:
-                    deps.append(self.roll_ids[s.name.lower()])
+            confirmed_by_user = False
+            if unknown and not blocked and not self.asa.has_spn(spn):
+                if self.servers_confirmed(host, spn, unknown):
+                    confirmed_by_user = True
+                else:
+                    blocked = True
             removals = []
             for owner_dn in self.env.spn_owners.get(spn.lower(), []):
                 if owner_dn.lower() == self.asa.dn.lower():
@@ -472,6 +529,8 @@ class _Planner:
                                 f'If {owner_q} is an old account, name it to move the SPN: [spns] move_from = '
                                 f'["{owner_q}"]. Otherwise choose {owner_q} as the ASA.')
                     blocked = True
+            if blocked and removals:  # an SPN is moved whole or not at all
+                self.plan.changes = [c for c in self.plan.changes if c.id not in removals]
             if blocked or self.asa.has_spn(spn):
                 continue
             cid = f"spn.add:{spn}"
@@ -482,8 +541,31 @@ class _Planner:
                 commands=[f"setspn -F -Q {ps(spn)}", f"setspn -S {ps(spn)} {ps(self.asa_q)}"],
                 undo_commands=[f"setspn -D {ps(spn)} {ps(self.asa_q)}"],
                 proven_by=["spn.present", "spn.owner", "spn.duplicate", "kerberos.server"], step="spns",
-                depends_on=list(dict.fromkeys(deps + removals))))
+                depends_on=list(dict.fromkeys(deps + removals)),
+                warning=(f"Registered on the user's confirmation that every server behind {host} holds the current "
+                         f"{self.asa_q} credential (the servers were not read).") if confirmed_by_user else None))
             self.spn_add_ids[spn.lower()] = cid
+
+    def servers_confirmed(self, host: str, spn: str, unknown: list[ExchangeServer]) -> bool:
+        """An SPN on the ASA is safe only when every server behind the name holds its credential. When the servers
+        were not read that is the user's to confirm, by hand: a prerequisite says how; met only once confirmed."""
+        names = ", ".join(s.name for s in unknown)
+        assert self.asa is not None
+        since = (f" and was added after the ASA's last password change ({aware(self.asa.pwd_last_set).isoformat()})"
+                 if self.asa.pwd_last_set else "")
+        how = (f"On an Exchange server, in the Exchange Management Shell, for each of {names}: Get-ClientAccessService "
+               f"-Identity <server> -IncludeAlternateServiceAccountCredentialStatus | Format-List Name,"
+               f"AlternateServiceAccountConfiguration. The latest credential must name {self.asa_q}{since}.")
+        confirmed = self.a.spns.confirm_servers_hold_credential
+        why = "could not be read" if not self.no_exchange else "are not read in a directory-only plan"
+        text = (f"Every server behind {host} ({names}) holds the current {self.asa_q} credential before {spn} is "
+                f"registered on it (the servers {why}).")
+        if confirmed:
+            self.prereq(text + " Confirmed by the user (confirm_servers_hold_credential).", "met", True, how)
+        else:
+            self.prereq(text, "unmet", True, how + " Then confirm it: --confirm-servers-hold-credential, or "
+                        "[spns] confirm_servers_hold_credential = true in the answers file.")
+        return confirmed
 
     def spn_deps_for(self, server: ExchangeServer, service: Service | None = None) -> list[str]:
         deps = [self.roll_ids[server.name.lower()]] if server.name.lower() in self.roll_ids else []
@@ -597,18 +679,29 @@ class _Planner:
             if not on_asa:
                 self.prereq(f"The delegation target {target} is not (and will not be) registered on the ASA.", "unmet",
                             True, f"Add {host} to spns.namespaces, or fix seg.delegate_to.")
-            if not any(x.lower() == target.lower() for x in sa.delegate_to):
-                old = list(sa.delegate_to)
-                new = old + [target]
+            old = list(sa.delegate_to)
+            # Every entry that is not an SPN on the ASA (nor planned onto it) is a stale target: removed.
+            stale = [x for x in old if x.lower() != target.lower() and self.asa is not None
+                     and not self.asa.has_spn(x) and x.lower() not in self.spn_add_ids]
+            add = [] if any(x.lower() == target.lower() for x in old) else [target]
+            if stale or add:
+                new = [x for x in old if x not in stale] + add
                 cid = "seg.delegate-to"
                 deps = [d for d in (spn_id, self.spn_add_ids.get(target.lower())) if d]
+                parts = ([f"allow {sa_q} to delegate to {target}"] if add else []) + (
+                    [f"remove the stale target{'s' if len(stale) > 1 else ''} {', '.join(stale)} (not an SPN on the "
+                     "ASA)"] if stale else [])
+                ident = f"{cmdlet} -Identity {ps(sa.sam)}"
+                commands = [f"{ident} -Add @{{'msDS-AllowedToDelegateTo'={ps(x)}}}" for x in add] + \
+                    [f"{ident} -Remove @{{'msDS-AllowedToDelegateTo'={ps(x)}}}" for x in stale]
+                undo = [f"{ident} -Remove @{{'msDS-AllowedToDelegateTo'={ps(x)}}}" for x in add] + \
+                    [f"{ident} -Add @{{'msDS-AllowedToDelegateTo'={ps(x)}}}" for x in stale]
                 self.add(Change(
                     id=cid, system=System.DIRECTORY, action="set-delegate-to", target=sa.dn,
-                    summary=f"Allow {sa_q} to delegate to {target} (constrained delegation)",
+                    summary=(f"Allow {sa_q} to delegate to {target} (constrained delegation)" if not stale else
+                             "Constrained delegation of " + sa_q + ": " + "; ".join(parts)),
                     attribute="msDS-AllowedToDelegateTo", old=old, new=new, params={"dn": sa.dn, "spns": new},
-                    commands=[f"{cmdlet} -Identity {ps(sa.sam)} -Add @{{'msDS-AllowedToDelegateTo'={ps(target)}}}"],
-                    undo_commands=[f"{cmdlet} -Identity {ps(sa.sam)} -Remove @{{'msDS-AllowedToDelegateTo'="
-                                   f"{ps(target)}}}"],
+                    commands=commands, undo_commands=undo,
                     proven_by=["kcd.target", "kerberos.s4u"], step="seg", depends_on=deps))
                 self.seg_ids.append(cid)
         want = (sa.uac | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION) & ~UAC_TRUSTED_FOR_DELEGATION
@@ -629,7 +722,7 @@ class _Planner:
                 commands=commands, undo_commands=undo, proven_by=["kcd.protocol-transition", "kcd.no-unconstrained"],
                 step="seg", depends_on=[spn_id] if spn_id else []))
             self.seg_ids.append(cid)
-        for s in servers:
+        for s in [] if self.no_exchange else servers:
             members = {m.lower() for m in self.env.iis_iusrs.get(s.name, [])}
             if sa_q.lower() in members:
                 continue

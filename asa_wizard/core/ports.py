@@ -74,6 +74,14 @@ class DirectoryPort(Protocol):
         """Accounts that look like an ASA: hold HTTP/ SPNs for Exchange names, or are named/described so."""
         ...
 
+    def find_unconstrained_delegation(self) -> list[Account]:
+        """Forest-wide: every account trusted for unconstrained delegation that is not a domain controller."""
+        ...
+
+    def spn_lookup_scope(self) -> str:
+        """How the SPN lookups were made: forest-wide through the global catalog, or this domain only (and why)."""
+        ...
+
     def protected_users(self) -> list[str]:
         """DNs of the members of the Protected Users group."""
         ...
