@@ -63,6 +63,12 @@ _KDC_WORDS = [
     (re.compile(r"integrity check failed|BAD_INTEGRITY|Message stream modified|AP_ERR_MODIFIED", re.I),
      "KRB_AP_ERR_MODIFIED"),
     (re.compile(r"Clock skew too great", re.I), "KRB_AP_ERR_SKEW"),
+    # this machine's side (the checks report these as "could not run", not as the domain's failure)
+    (re.compile(r"Cannot find KDC for realm|Cannot resolve network address for KDC|does not specify default realm",
+                re.I), "KRB5_KDC_UNKNOWN"),
+    (re.compile(r"Cannot contact any KDC", re.I), "KRB5_KDC_UNREACH"),
+    (re.compile(r"No Kerberos credentials available|No credentials cache found|credentials cache .*not found",
+                re.I), "KRB5_FCC_NOFILE"),
 ]
 
 
@@ -306,7 +312,13 @@ class GssKerberosProbe:
         try:
             _bounded(run, self.timeout, f"kinit {full}")
         except krb5.Krb5Error as exc:
-            raise AuthenticationFailed(f"The KDC refused a ticket for {full}: {redact(str(exc), password)}",
+            text = redact(str(exc), password)
+            name = kerberos_error_name(text)
+            if name in ("KRB5_KDC_UNKNOWN", "KRB5_KDC_UNREACH", "KRB_AP_ERR_SKEW"):
+                raise AuthenticationFailed(f"{name}: no ticket for {full} could be had from this machine: {text}",
+                                           "Fix this machine's Kerberos configuration (krb5.conf: the realm's KDC), "
+                                           "its reach of port 88 or its clock.") from None
+            raise AuthenticationFailed(f"The KDC refused a ticket for {full}: {text}",
                                        "Check the user name, the password (or keytab) and the realm.") from None
         with self._lock:
             self._own_ccaches.append(name)

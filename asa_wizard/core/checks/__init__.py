@@ -36,7 +36,7 @@ STEP_CHECKS: dict[str, list[str]] = {
     "spns": ["spn.present", "spn.owner", "spn.duplicate", "spn.order", "kerberos.ticket"],
     "client-auth": ["auth.outlook-anywhere", "auth.mapi"],
     "seg": ["kcd.service-account-spn", "kcd.protocol-transition", "kcd.no-unconstrained", "kcd.target",
-            "kcd.same-domain", "kcd.users-delegable", "kcd.iis-iusrs"],
+            "kcd.same-domain", "kcd.users-delegable", "kcd.iis-iusrs", "kcd.unconstrained-forest"],
     "iis-auth": ["kcd.eas-auth", "kcd.ews-auth"],
     "verify": ["kerberos.ticket", "kerberos.server", "kerberos.s4u", "logs.iis-401", "logs.httpproxy-auth",
                "logs.krb-ap-err-modified"],

@@ -95,35 +95,89 @@ def _uac_flag(ctx: Context, check_id: str, flag: int, name: str, wanted: bool, r
                       fix=fix.format(identity=ps_quote(a.sam)))]
 
 
-@check("kcd.target", "The SEG may delegate to the ActiveSync SPN on the ASA", "seg",
-       "msDS-AllowedToDelegateTo of the gateway's account holds HTTP/<ActiveSync namespace>, registered on the ASA.")
+@check("kcd.target", "The SEG may delegate to the ActiveSync SPN on the ASA, and nothing else", "seg",
+       "Every entry of the gateway's msDS-AllowedToDelegateTo is judged: HTTP/<ActiveSync namespace> must be there and "
+       "registered on the ASA; an entry that is not an SPN on the ASA is stale.")
 def kcd_target(ctx: Context) -> list[Finding]:
     c = CHECKS["kcd.target"]
     a, skip = _seg_account(ctx, c)
     if a is None:
         return skip or []
     wanted = target_spns(ctx)
-    if not wanted:
-        return [c.skipped("No ActiveSync namespace was found.", subject=a.sam)]
-    allowed = {s.lower() for s in a.delegate_to}
     asa = ctx.asa
-    on_asa = [s for s in wanted if s.lower() in allowed and asa is not None and asa.has_spn(s)]
-    evidence = f"msDS-AllowedToDelegateTo = {join(a.delegate_to)}; ActiveSync SPN(s): {join(wanted)}"
-    if asa is not None:
-        evidence += f"; on the ASA {ctx.qualified(asa)}: {join([s for s in wanted if asa.has_spn(s)])}"
-    if on_asa:
-        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence)]
-    fix = [f"{_set_cmd(a)} -Identity {ps_quote(a.sam)} -Add @{{'msDS-AllowedToDelegateTo'={ps_quote(s)}}}"
-           for s in wanted if s.lower() not in allowed]
-    if asa is None:
+    allowed = {s.lower() for s in a.delegate_to}
+    if not wanted and not a.delegate_to:
+        return [c.skipped("No ActiveSync namespace was found and the account delegates to nothing.", subject=a.sam)]
+    lines, stale = [], []
+    for entry in a.delegate_to:
+        if asa is not None and asa.has_spn(entry):
+            lines.append(f"{entry}: registered on the ASA {ctx.qualified(asa)}")
+            continue
+        holders = [x for x in ctx.owners(entry) if asa is None or x.dn.lower() != asa.dn.lower()]
+        where = (f"registered on {join([ctx.qualified(h) for h in holders])}" if holders else
+                 "not registered on the ASA" if asa is not None else "the ASA is not known")
+        lines.append(f"{entry}: {where}" + (" (stale: not an SPN on the ASA)" if asa is not None else ""))
+        if asa is not None:
+            stale.append(entry)
+    if not a.delegate_to:
+        lines.append("msDS-AllowedToDelegateTo is empty")
+    missing = [s for s in wanted if s.lower() not in allowed]
+    off_asa = [s for s in wanted if asa is None or not asa.has_spn(s)]
+    evidence = (f"ActiveSync SPN(s): {join(wanted) if wanted else 'none found'}; msDS-AllowedToDelegateTo of "
+                f"{a.sam}:\n" + "\n".join(lines))
+    ident = f"{_set_cmd(a)} -Identity {ps_quote(a.sam)}"
+    fix = [f"{ident} -Add @{{'msDS-AllowedToDelegateTo'={ps_quote(s)}}}" for s in missing]
+    if asa is None and wanted:
         fix.insert(0, "Create the ASA and register the ActiveSync SPN on it first (wizard steps asa, rollout, spns).")
-    else:
+    elif asa is not None:
         fix += [f"setspn -S {s} {ctx.qualified(asa)}" for s in wanted if not asa.has_spn(s)]
-    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence,
-                      reason="The KDC issues the gateway a ticket on the user's behalf only for SPNs in this list; the "
-                      "SPN must be the one on the ASA so that every Exchange server can decrypt it. Otherwise "
-                      "S4U2Proxy fails with KDC_ERR_BADOPTION.",
-                      fix="\n".join(fix) + "\n(wizard step seg)")]
+    fix += [f"{ident} -Remove @{{'msDS-AllowedToDelegateTo'={ps_quote(s)}}}" for s in stale]
+    if wanted and (missing or off_asa):
+        reason = ("The KDC issues the gateway a ticket on the user's behalf only for SPNs in this list; the SPN must "
+                  "be the one on the ASA so that every Exchange server can decrypt it. Otherwise S4U2Proxy fails "
+                  "with KDC_ERR_BADOPTION.")
+        if stale:
+            reason += " Stale entries let the gateway act as its users towards services it does not serve."
+        return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence, reason=reason,
+                          fix="\n".join(fix) + "\n(wizard step seg)")]
+    if stale:
+        return [c.finding(Status.WARN, subject=a.sam, evidence=evidence,
+                          reason="An entry that is not an SPN on the ASA is stale (an old ASA, a server's own "
+                                 "account, another service): the gateway may still impersonate every user towards it, "
+                                 "which it does not need.",
+                          fix="\n".join(fix) + "\n(wizard step seg)")]
+    return [c.finding(Status.PASS, subject=a.sam, evidence=evidence)]
+
+
+@check("kcd.unconstrained-forest", "No account but the domain controllers has unconstrained delegation", "seg",
+       "Forest-wide: every account with TRUSTED_FOR_DELEGATION (0x80000) that is not a domain controller.")
+def kcd_unconstrained_forest(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.unconstrained-forest"]
+    found = ctx.env.unconstrained_delegation
+    if found is None:
+        return [c.skipped("The directory was not searched for accounts with unconstrained delegation.")]
+    if not found:
+        return [c.finding(Status.PASS, evidence="No account other than the domain controllers is trusted for "
+                                                "unconstrained delegation (forest-wide).")]
+    out = []
+    seg = ctx.env.seg.service_account.lower() if ctx.env.seg else ""
+    for a in found:
+        server = ctx.is_server_computer(a)
+        what = (f"the computer account of Exchange server {server.name}" if server is not None else
+                "the SEG service account (see kcd.no-unconstrained)" if a.sam.lower() == seg else
+                "the ASA" if ctx.asa is not None and a.dn.lower() == ctx.asa.dn.lower() else
+                ("a computer account" if a.is_computer else "a user (service) account"))
+        out.append(c.finding(
+            Status.WARN, subject=ctx.qualified(a),
+            evidence=f"{ctx.qualified(a)} ({what}, {a.dn}): userAccountControl = 0x{a.uac:x}, TRUSTED_FOR_DELEGATION "
+                     "set.",
+            reason="Every user who authenticates to a service on this account leaves a forwardable TGT there: whoever "
+                   "controls the account can act as those users (domain admins included) anywhere in the forest. "
+                   "Only domain controllers need it; services use constrained delegation.",
+            fix=f"Set-ADAccountControl -Identity {ps_quote(a.sam)} -TrustedForDelegation $false\n(first give the "
+                f"service constrained delegation to the SPNs it really needs, e.g. {_set_cmd(a)} -Identity "
+                f"{ps_quote(a.sam)} -Add @{{'msDS-AllowedToDelegateTo'='HTTP/<name>'}})"))
+    return out
 
 
 @check("kcd.same-domain", "Gateway, users and ASA are in one domain", "seg",
