@@ -56,6 +56,14 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seg-account", metavar="SAM", help="the SEG service account, to check KCD")
 
 
+def _add_directory_only_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-exchange", action="store_true",
+                   help="directory-side changes only (no WinRM); same as no_exchange = true in the answers")
+    p.add_argument("--confirm-servers-hold-credential", action="store_true",
+                   help="you confirmed by hand that every server behind each namespace holds the ASA's current "
+                   "credential (lets a directory-only plan register the SPNs on the ASA)")
+
+
 def add_headless_commands(sub: Any) -> None:
     c = sub.add_parser("check", help="run the whole check catalogue and exit 0 pass / 1 warn / 2 fail / 3 error",
                        description="Run every check against the lab or a real organisation. Exit codes: 0 all pass, "
@@ -64,6 +72,10 @@ def add_headless_commands(sub: Any) -> None:
     c.add_argument("--format", choices=FORMATS_CHECK, default="text")
     c.add_argument("--out", metavar="FILE", help="write the result here instead of standard output")
     c.add_argument("--only", action="append", metavar="ID", help="a check id or area (repeatable)")
+    c.add_argument("--namespace", action="append", default=[], metavar="HOST",
+                   help="a namespace to check besides the discovered ones (repeatable)")
+    c.add_argument("--test-user", action="append", default=[], metavar="SAM",
+                   help="a user the delegation checks impersonate (repeatable; with --seg-account)")
 
     p = sub.add_parser("plan", help="the change plan for an answers file, as a runbook",
                        description="Prerequisites, every change in order with its exact commands, the check that "
@@ -72,6 +84,7 @@ def add_headless_commands(sub: Any) -> None:
     p.add_argument("--lab", metavar="SCENARIO", help="plan against this lab scenario instead of [target]")
     p.add_argument("--format", choices=FORMATS_DOC, default="markdown")
     p.add_argument("--out", metavar="FILE")
+    _add_directory_only_options(p)
 
     a = sub.add_parser("apply", help="make the planned changes, with a journal",
                        description="Do what the plan says, non-interactively: progress on stderr, one confirmation "
@@ -82,6 +95,7 @@ def add_headless_commands(sub: Any) -> None:
     a.add_argument("--journal-dir", metavar="DIR", help="default: the data directory's journals/")
     a.add_argument("--then-check", action="store_true",
                    help="run the check catalogue after the changes (in this process: needed for the lab)")
+    _add_directory_only_options(a)
 
     r = sub.add_parser("resume", help="finish an interrupted apply from its journal")
     r.add_argument("--journal", metavar="FILE", help="default: the newest unfinished journal")
@@ -90,6 +104,8 @@ def add_headless_commands(sub: Any) -> None:
     u = sub.add_parser("undo", help="reverse the changes a journal recorded, newest first")
     u.add_argument("--journal", metavar="FILE", help="default: the newest journal with changes")
     u.add_argument("--yes", action="store_true")
+    u.add_argument("--no-exchange", action="store_true",
+                   help="reconnect to the directory only (no WinRM): for a run made with --no-exchange")
 
     rp = sub.add_parser("report", help="the report of a run: environment, before / after, changes, evidence")
     rp.add_argument("--journal", required=True, metavar="FILE")
@@ -151,6 +167,12 @@ def _answers_with(target: Any, args: argparse.Namespace):
     a.asa = AsaAnswers(mode="reuse", name=args.asa, enctypes=None)
     if args.seg_account:
         a.seg = SegAnswers(enabled=True, service_account=args.seg_account)
+    if getattr(args, "test_user", None):
+        if not args.seg_account:
+            raise ConfigError("--test-user", "test users are for the gateway's delegation checks",
+                              "Name the gateway's service account too: --seg-account SAM.")
+        a.seg.test_users = list(args.test_user)
+    a.spns.namespaces = [h.strip().lower() for h in getattr(args, "namespace", None) or []]
     return a
 
 
@@ -351,7 +373,8 @@ def _discover(opened: Opened):
 
     _err(f"Reading {opened.target.label}")
     return discover(opened.target.directory, opened.target.exchange,
-                    DiscoveryOptions(asa_sam=a.asa.name, seg=discovery_seg(a)), progress=progress)
+                    DiscoveryOptions(asa_sam=a.asa.name, seg=discovery_seg(a), namespaces=list(a.spns.namespaces)),
+                    progress=progress)
 
 
 def _run_checks(opened: Opened, env: Any, only: list[str] | None = None) -> list[Any]:
@@ -433,7 +456,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .core.report import exit_code_for
 
     answers = _target_answers_from_args(args)
-    opened = open_target(answers, exchange=not args.no_exchange, tls_name=args.dc_tls_name)
+    opened = open_target(answers, exchange=not (args.no_exchange or answers.no_exchange), tls_name=args.dc_tls_name)
     try:
         env = _discover(opened)
         rows = _run_checks(opened, env, args.only)
@@ -454,6 +477,9 @@ def _answers_for(args: argparse.Namespace):
         from .core.answers import TargetAnswers
 
         answers.target = TargetAnswers(lab=args.lab)
+    answers.no_exchange = answers.no_exchange or bool(getattr(args, "no_exchange", False))
+    if getattr(args, "confirm_servers_hold_credential", False):
+        answers.spns.confirm_servers_hold_credential = True
     return answers
 
 
@@ -467,7 +493,8 @@ def _make_plan(opened: Opened):
 def cmd_plan(args: argparse.Namespace) -> int:
     from .core.report import render_plan
 
-    opened = open_target(_answers_for(args))
+    answers = _answers_for(args)
+    opened = open_target(answers, exchange=not answers.no_exchange)
     try:
         _, plan = _make_plan(opened)
     finally:
@@ -513,7 +540,7 @@ def _target_record(answers: Any) -> dict[str, Any]:
     """What resume / undo / report need to reconnect: the [target] (never a password) and the ASA / SEG choices."""
     t = asdict(answers.target)
     return {"target": t, "asa": answers.asa.name,
-            "seg": asdict(answers.seg) if answers.seg.enabled else None}
+            "seg": asdict(answers.seg) if answers.seg.enabled else None, "no_exchange": answers.no_exchange}
 
 
 def _before_rows(rows: list[Any]) -> list[dict[str, Any]]:
@@ -525,7 +552,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from .core.journal import Journal
 
     answers = _answers_for(args)
-    opened = open_target(answers)
+    opened = open_target(answers, exchange=not answers.no_exchange)
     try:
         env, plan = _make_plan(opened)
         if plan.blockers:
@@ -609,7 +636,7 @@ def _journal_path(arg: str | None, predicate) -> Path:
     return _newest_journal(predicate)
 
 
-def _reopen(path: Path) -> tuple[Opened, Any]:
+def _reopen(path: Path, no_exchange: bool = False) -> tuple[Opened, Any]:
     """Reconnect to the target a journal recorded. A lab is rebuilt and the done changes replayed onto it."""
     from .core.answers import Answers, AsaAnswers, SegAnswers, TargetAnswers, WinRmAnswers
     from .core.executor import plan_from_journal
@@ -624,7 +651,8 @@ def _reopen(path: Path) -> tuple[Opened, Any]:
     if record.get("seg"):
         answers.seg = SegAnswers(**record["seg"])
     answers.path = str(path)
-    opened = open_target(answers)
+    answers.no_exchange = no_exchange or bool(record.get("no_exchange"))
+    opened = open_target(answers, exchange=not answers.no_exchange)
     if opened.target.is_lab:
         _replay_lab(opened, plan, events)
     return opened, plan
@@ -686,7 +714,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
         for cmd in change.undo_commands:
             _err(f"        {cmd}")
     _confirm(f"Undo these {len(todo)} changes?", args.yes)
-    opened, _ = _reopen(path)
+    opened, _ = _reopen(path, no_exchange=args.no_exchange)
     try:
         result = Executor(opened.target.directory, opened.target.exchange, Journal.open(path),
                           progress=_progress_printer()).undo()

@@ -223,6 +223,24 @@ def validate_dn(dn: str, what: str = "distinguished name") -> str:
     return dn
 
 
+def check_ca_file(path: str) -> None:
+    """The CA file must exist and hold a PEM certificate: said before any connection is tried."""
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InvalidInput(f"The CA file {path} does not exist{' (it is a folder)' if p.is_dir() else ''}.",
+                           "Give the path of the PEM file of the CA that issued the DC's certificate "
+                           "(--ca-file / ca_file); export it with certutil -ca.cert ca.cer and convert it with "
+                           "openssl x509 -inform der -in ca.cer -out ca.pem.")
+    try:
+        ssl.create_default_context(cafile=str(p))
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise InvalidInput(f"The CA file {path} is not a PEM certificate ({exc}).",
+                           "Give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----); a DER file converts "
+                           "with openssl x509 -inform der -in ca.cer -out ca.pem.") from None
+
+
 def validate_sam(sam: str, kind: AccountKind) -> None:
     bad = sorted({c for c in sam if c in SAM_FORBIDDEN or ord(c) < 32})
     if not sam or len(sam) > 20 or bad or sam.strip(" .") != sam:
@@ -286,6 +304,8 @@ class LdapDirectory:
     # --- connection ------------------------------------------------------------------------------------
     def _make_server(self, host: str, port: int, use_ssl: bool) -> Server:
         s = self.settings
+        if s.ca_file and not s.insecure_skip_tls_verify:
+            check_ca_file(s.ca_file)
         tls = Tls(
             validate=ssl.CERT_NONE if s.insecure_skip_tls_verify else ssl.CERT_REQUIRED,
             ca_certs_file=s.ca_file,
@@ -346,6 +366,15 @@ class LdapDirectory:
                     "Use a Kerberos bind (kinit first) or a simple bind over TLS. Samba never accepts NTLM "
                     "over LDAP; Windows DCs that enforce LDAP channel binding refuse this tool's NTLM.",
                     detail=le.redact(str(exc), *self._secrets())) from None
+            if isinstance(exc, lx.LDAPSocketOpenError) and ("invalid server address" in str(exc).lower()
+                                                             or "name or service" in str(exc).lower()):
+                why = le.dns_failure(server.host)
+                if why:
+                    raise le.ConnectionFailed(
+                        f"The name {server.host} does not resolve (DNS: {why}).",
+                        "Check the spelling and that this machine uses a DNS server that knows the domain's names; "
+                        "or connect by address (--dc 10.0.0.10) and give the name on the DC's certificate as "
+                        "--dc-tls-name.", detail=le.redact(str(exc), *self._secrets())) from None
             raise le.translate_exception(exc, operation="connect and log on", where=where,
                                          secrets=self._secrets()) from None
         finally:

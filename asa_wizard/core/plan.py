@@ -678,7 +678,10 @@ class _Planner:
             on_asa = (self.asa is not None and self.asa.has_spn(target)) or target.lower() in self.spn_add_ids
             if not on_asa:
                 self.prereq(f"The delegation target {target} is not (and will not be) registered on the ASA.", "unmet",
-                            True, f"Add {host} to spns.namespaces, or fix seg.delegate_to.")
+                            True, f"Add {host} to spns.namespaces, or fix seg.delegate_to." + (
+                                " In a directory-only plan the SPN goes on the ASA only once you confirm that every "
+                                "server behind it holds the credential (see the prerequisite above)."
+                                if self.no_exchange else ""))
             old = list(sa.delegate_to)
             # Every entry that is not an SPN on the ASA (nor planned onto it) is a stale target: removed.
             stale = [x for x in old if x.lower() != target.lower() and self.asa is not None

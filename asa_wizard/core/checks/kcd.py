@@ -95,7 +95,7 @@ def _uac_flag(ctx: Context, check_id: str, flag: int, name: str, wanted: bool, r
                       fix=fix.format(identity=ps_quote(a.sam)))]
 
 
-@check("kcd.target", "The SEG may delegate to the ActiveSync SPN on the ASA, and nothing else", "seg",
+@check("kcd.target", "The SEG may delegate to the ActiveSync SPN on the ASA", "seg",
        "Every entry of the gateway's msDS-AllowedToDelegateTo is judged: HTTP/<ActiveSync namespace> must be there and "
        "registered on the ASA; an entry that is not an SPN on the ASA is stale.")
 def kcd_target(ctx: Context) -> list[Finding]:

@@ -26,17 +26,21 @@ def spn_present(ctx: Context) -> list[Finding]:
     if not ctx.env.namespaces:
         return [c.skipped("No namespaces were found (no virtual directory host names, no Autodiscover SCP).")]
     target = ctx.qualified(ctx.asa, ctx.asa_name or "<ASA>$")
+    scope = f" (looked up {ctx.env.spn_scope})" if ctx.env.spn_scope else ""
     out = []
     for ns in ctx.env.namespaces:
         owners = ctx.owners(ns.spn)
         if owners:
             out.append(c.finding(Status.PASS, subject=ns.host,
-                                 evidence=f"{ns.spn} is registered on {join([_describe(ctx, a) for a in owners])}."))
+                                 evidence=f"{ns.spn} is registered on {join([_describe(ctx, a) for a in owners])}"
+                                          f"{scope}."))
             continue
         first = "" if ctx.asa is not None else "Create the ASA first (wizard step asa), then "
         out.append(c.finding(
             Status.FAIL, subject=ns.host,
-            evidence=f"No account in the forest holds {ns.spn} (serves {join(sorted(s.title for s in ns.services))}).",
+            evidence=f"No account in {'this domain' if 'domain only' in scope else 'the forest'} holds {ns.spn}{scope}"
+                     + (f" (serves {join(sorted(s.title for s in ns.services))})." if ns.services else
+                        " (named in the answers / --namespace)."),
             reason="Without the SPN the KDC cannot issue a ticket for the name (KDC_ERR_S_PRINCIPAL_UNKNOWN) and "
                    "clients silently use NTLM.",
             fix=f"{first}after every server holds the ASA credential (wizard step rollout):\n"
@@ -99,7 +103,8 @@ def spn_duplicate(ctx: Context) -> list[Finding]:
                    f"from the others:\n" + fix)
         out.append(c.finding(
             Status.FAIL, subject=spn,
-            evidence=f"{spn} is registered on {len(owners)} accounts: {join([_describe(ctx, a) for a in owners])}.",
+            evidence=f"{spn} is registered on {len(owners)} accounts: {join([_describe(ctx, a) for a in owners])}"
+                     + (f" (looked up {ctx.env.spn_scope})." if ctx.env.spn_scope else "."),
             reason="With two owners the KDC cannot tell which key to use: it refuses the ticket (and logs event 11, "
                    "KDC_ERR_PRINCIPAL_NOT_UNIQUE) and clients fall back to NTLM.",
             fix=fix + "\n(wizard step spns)"))
