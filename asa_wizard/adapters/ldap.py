@@ -901,11 +901,13 @@ class LdapDirectory:
                     what=f"set msDS-SupportedEncryptionTypes on {acct.sam}", target=dn)
             return acct.enctypes
 
-    def set_uac(self, dn: str, value: int, *, expected=_UNSET) -> int:
+    def set_uac(self, dn: str, value: int, *, expected=_UNSET, restore: bool = False) -> int:
+        """`restore`: undo of the wizard's own change, which may put back the unconstrained delegation it
+        removed (the wizard never turns it on otherwise)."""
         with self._lock:
             acct = self._reread(dn)
             self._stale(acct, "userAccountControl", expected, acct.uac)
-            if value & UAC_TRUSTED_FOR_DELEGATION and not acct.uac & UAC_TRUSTED_FOR_DELEGATION:
+            if value & UAC_TRUSTED_FOR_DELEGATION and not acct.uac & UAC_TRUSTED_FOR_DELEGATION and not restore:
                 raise PolicyRefused(f"Refusing to turn on unconstrained delegation (TRUSTED_FOR_DELEGATION) for {acct.sam}.",
                                     "KCD needs only TRUSTED_TO_AUTH_FOR_DELEGATION (0x1000000) and "
                                     "msDS-AllowedToDelegateTo.")

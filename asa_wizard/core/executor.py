@@ -443,7 +443,7 @@ class Executor:
                     return (f"kept off: {exc.spn} is registered on {exc.owner} now, and putting it back would make "
                             "a duplicate again")
         elif a == "set-uac":
-            d.set_uac(u["dn"], int(u["value"]))
+            d.set_uac(u["dn"], int(u["value"]), restore=True)  # may put back what this change removed
         elif a == "set-delegate-to":
             d.set_delegate_to(u["dn"], list(u.get("spns") or []))
         elif a in ROLL_ACTIONS:

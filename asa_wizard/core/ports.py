@@ -109,8 +109,9 @@ class DirectoryPort(Protocol):
         """Set msDS-SupportedEncryptionTypes (None clears it); returns the previous value."""
         ...
 
-    def set_uac(self, dn: str, value: int) -> int:
-        """Set userAccountControl; returns the previous value."""
+    def set_uac(self, dn: str, value: int, *, restore: bool = False) -> int:
+        """Set userAccountControl; returns the previous value. Turning on unconstrained delegation is refused,
+        except with `restore` (the undo of a change that removed it)."""
         ...
 
     def set_delegate_to(self, dn: str, spns: list[str]) -> list[str]:
