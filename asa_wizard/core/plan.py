@@ -499,7 +499,10 @@ class _Planner:
                                 f"Add {s.name} to rollout.servers, or take it out of the load balancer for {host}.")
                     blocked = True
             confirmed_by_user = False
-            if unknown and not blocked and not self.asa.has_spn(spn):
+            # registering the SPN, or taking it from another owner (then the KDC uses the ASA's key): either makes
+            # the servers behind the name decrypt with the ASA's credential
+            others = [d for d in self.env.spn_owners.get(spn.lower(), []) if d.lower() != self.asa.dn.lower()]
+            if unknown and not blocked and (not self.asa.has_spn(spn) or others):
                 if self.servers_confirmed(host, spn, unknown):
                     confirmed_by_user = True
                 else:
