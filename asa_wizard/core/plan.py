@@ -524,7 +524,9 @@ class _Planner:
                         commands=[f"setspn -D {ps(stored)} {ps(owner_q)}"],
                         undo_commands=[f"setspn -S {ps(stored)} {ps(owner_q)}"],
                         warning="Undo puts the SPN back only if no other account holds it then (setspn -S refuses "
-                                "a duplicate).",
+                                "a duplicate)." + (f" Planned on the user's confirmation that every server behind "
+                                                   f"{host} holds the current {self.asa_q} credential (the servers "
+                                                   "were not read)." if confirmed_by_user else ""),
                         proven_by=["spn.duplicate", "spn.owner"], step="spns", depends_on=list(dict.fromkeys(deps))))
                     removals.append(rid)
                 else:
