@@ -45,7 +45,7 @@ class NeedsPassword(ConfigError):
     """No password for `key` was found (environment, keyring, memory) and there is no one to prompt."""
 
     def __init__(self, env_name: str, key: str, user: str) -> None:
-        ConfigError.__init__(self, env_name, "no password available",
+        ConfigError.__init__(self, env_name, f"no password available for {user}",
                              f"Set {env_name}, store it in the keyring (the wizard offers to), or run on a terminal.")
         self.key = key
         self.user = user

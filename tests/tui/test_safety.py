@@ -98,8 +98,8 @@ async def test_a_real_domain_asks_for_the_password_then_explains_a_refused_conne
         app.query_one("#target-tabs", TabbedContent).active = "tab-real"
         app.query_one("#real-dc", Input).value = "localhost"
         app.query_one("#real-user", Input).value = "CONTOSO\\admin"
-        app.query_one("#real-bind", Select).value = "ldaps-simple"
-        app.query_one("#real-winrm", Select).value = "ntlm"
+        app.query_one("#real-bind", Select).value = "simple"
+        app.query_one("#real-winrm-transport", Select).value = "ntlm"
         app.query_one("#connection-results").focus()
         await press(app, pilot, "r")
         assert isinstance(app.screen, CredentialModal)
