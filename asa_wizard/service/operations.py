@@ -42,15 +42,19 @@ def subset(plan: Plan, change_ids: Iterable[str]) -> Plan:
 
 # --- apply ------------------------------------------------------------------------------------------------
 def target_record(answers: Answers, *, label: str = "", before: Iterable[Any] | None = None,
-                  step: str | None = None) -> dict[str, Any]:
+                  step: str | None = None, previous_runs: Iterable[Path] = ()) -> dict[str, Any]:
     """What resume / undo / report need to reconnect: the [target] (never a password), the ASA / SEG choices, the
-    findings before the change (for the report's before / after) and the wizard step it came from."""
+    findings before the change (for the report's before / after), the wizard step it came from, and the runs
+    of the same session before it (a fresh lab replays them first)."""
     record: dict[str, Any] = {"target": asdict(answers.target), "asa": answers.asa.name,
                               "seg": asdict(answers.seg) if answers.seg.enabled else None}
     if label:
         record["label"] = label
     if step:
         record["step"] = step
+    previous = [str(p) for p in previous_runs]
+    if previous:
+        record["previous_runs"] = previous
     if before is not None:
         from ..core.report import finding_rows
 
@@ -69,14 +73,15 @@ def new_journal(opened: Opened, *, directory: Path | None = None, what: str = "a
 
 
 def apply(opened: Opened, plan: Plan, journal: Journal, *, change_ids: Iterable[str] | None = None,
-          before: Iterable[Any] | None = None, step: str | None = None, progress: ChangeProgress | None = None,
-          cancel: threading.Event | None = None) -> Any:
+          before: Iterable[Any] | None = None, step: str | None = None, previous_runs: Iterable[Path] = (),
+          progress: ChangeProgress | None = None, cancel: threading.Event | None = None) -> Any:
     """Apply the plan (or only `change_ids` of it) through the executor: `run-start` with the target record, then
     every change journalled; the rollout by the rollout engine inside the executor. Returns the RunResult."""
     from ..core.executor import Executor
 
     run = subset(plan, change_ids) if change_ids is not None else plan
-    record = target_record(opened.answers, label=opened.label, before=before, step=step)
+    record = target_record(opened.answers, label=opened.label, before=before, step=step,
+                           previous_runs=previous_runs)
     executor = Executor(opened.target.directory, opened.target.exchange, journal, progress=progress, cancel=cancel)
     return executor.apply(run, target=record)
 
@@ -174,6 +179,21 @@ def replay_lab(opened: Opened, plan: Plan, events: list[JournalEvent],
                say: Callable[[str], None] | None = None) -> int:
     """Bring a fresh lab to where the journal's run left it: its done changes, in order, through the ports (not
     journalled again). Returns how many changes were replayed."""
+    from ..core.executor import plan_from_journal
+    from ..core.journal import read_events
+
+    _, record = plan_from_journal(events)
+    replayed = 0
+    for earlier in record.get("previous_runs") or []:  # the same session's runs before this one, in order
+        path = Path(earlier)
+        if path.is_file():
+            earlier_events = list(read_events(path))
+            earlier_plan, _ = plan_from_journal(earlier_events)
+            replayed += _replay(opened, earlier_plan, earlier_events, say)
+    return replayed + _replay(opened, plan, events, say)
+
+
+def _replay(opened: Opened, plan: Plan, events: list[JournalEvent], say: Callable[[str], None] | None) -> int:
     from ..core.executor import Executor
     from ..core.journal import summarize
 

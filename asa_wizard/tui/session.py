@@ -227,9 +227,10 @@ class WizardSession:
         opened = self.require()
         plan = self.plan()
         journal = ops.new_journal(opened)
+        previous = list(self.runs)
         self.runs.append(journal.path)
         return ops.apply(opened, plan, journal, change_ids=change_ids, before=self.baseline, step=step_id,
-                         progress=progress, cancel=cancel)
+                         previous_runs=previous, progress=progress, cancel=cancel)
 
     def unfinished_run(self, step_id: str | None = None) -> Path | None:
         """The newest run of this target that did not finish (this session's, or one an earlier session or
