@@ -92,6 +92,26 @@ STEPS: tuple[Step, ...] = (
          exchange_checks=(), pane="report.ReportPane"),
 )
 
+# The checklist's label of each check: short enough for a narrow sidebar (80 columns) and different from every
+# other, where the full titles (CHECKS[id].title) would be cut to the same words. Widened, it shows the titles.
+CHECK_LABELS: dict[str, str] = {
+    "inventory.servers": "Servers found", "auth.namespace-dns": "DNS A records",
+    "asa.exists": "ASA exists", "asa.enabled": "ASA enabled", "asa.kind": "ASA is a computer",
+    "asa.enctypes": "ASA uses AES", "asa.one-per-generation": "One ASA/version",
+    "rollout.coverage": "Credential on all", "rollout.current": "Password current",
+    "rollout.same-account": "Same ASA on all", "rollout.service-host": "ServiceHost runs",
+    "asa.password-age": "ASA password age",
+    "spn.present": "SPN per namespace", "spn.owner": "SPNs on the ASA", "spn.duplicate": "No duplicate SPN",
+    "spn.order": "SPN after rollout", "kerberos.ticket": "Ticket per name",
+    "auth.outlook-anywhere": "Outlook Anywhere", "auth.mapi": "MAPI Negotiate",
+    "kcd.service-account-spn": "SEG account SPN", "kcd.protocol-transition": "S4U2Self allowed",
+    "kcd.no-unconstrained": "No unconstrained", "kcd.target": "Delegates to EAS", "kcd.same-domain": "One domain",
+    "kcd.users-delegable": "Users delegable", "kcd.iis-iusrs": "In IIS_IUSRS",
+    "kcd.eas-auth": "EAS Kerberos", "kcd.ews-auth": "EWS Kerberos",
+    "kerberos.server": "Servers accept it", "kerberos.s4u": "Gateway S4U proof", "logs.iis-401": "IIS 401 logs",
+    "logs.httpproxy-auth": "HttpProxy logs", "logs.krb-ap-err-modified": "No AP_ERR_MODIFIED",
+}
+
 STEP_IDS: tuple[str, ...] = tuple(s.id for s in STEPS)
 # Which checks prove each step (the checklist shows these under the step).
 STEP_CHECKS: dict[str, tuple[str, ...]] = {s.id: s.checks for s in STEPS}

@@ -42,8 +42,8 @@ class AsaWizardApp(App[int]):
     TITLE = "ASA wizard"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next"),
-        Binding("ctrl+b", "back", "Back"),
+        Binding("ctrl+n", "next", "Next", show=False),  # the step's Next / Back buttons name them
+        Binding("ctrl+b", "back", "Back", show=False),
         Binding("r", "run", "Run"),
         Binding("a", "apply", "Apply"),
         Binding("c", "copy", "Copy cmds"),
@@ -225,9 +225,9 @@ class AsaWizardApp(App[int]):
         if action in ("run", "apply", "copy"):
             pane = self.current_pane
             return bool(pane is not None and action in pane.SUPPORTS)
-        if action == "cancel_work":
+        if action == "cancel_work":  # shown while the step's work runs
             pane = self.current_pane
-            return bool(pane is not None and pane.work_group)
+            return bool(pane is not None and pane.working)
         return True
 
     def _forward(self, action: str) -> None:
@@ -302,14 +302,7 @@ class AsaWizardApp(App[int]):
 
     def action_toggle_checklist(self) -> None:
         """ctrl+w: the checklist narrow, wide (labels in full), or hidden (the step gets the width)."""
-        checklist = self.query_one(Checklist)
-        if checklist.has_class("hidden"):
-            checklist.remove_class("hidden")
-        elif checklist.has_class("widened"):
-            checklist.remove_class("widened")
-            checklist.add_class("hidden")
-        else:
-            checklist.add_class("widened")
+        self.query_one(Checklist).widen()
 
     def action_toggle_guidance(self) -> None:
         self.show_guidance = not self.show_guidance

@@ -97,8 +97,22 @@ class Checklist(OptionList):
         return f"{marker}{title}  {badge(self.step_statuses.get(step.id))}"
 
     def _check_prompt(self, check_id: str) -> str:
-        title = self.check_titles.get(check_id, check_id)
+        from ..core.steps import CHECK_LABELS
+
+        full = self.check_titles.get(check_id, check_id)
+        title = full if self.has_class("widened") else CHECK_LABELS.get(check_id, full)
         return f"   {badge(self.statuses.get(check_id))} {escape(title)}"
+
+    def widen(self) -> None:
+        """Narrow -> wide (full titles) -> hidden -> narrow."""
+        if self.has_class("hidden"):
+            self.remove_class("hidden")
+        elif self.has_class("widened"):
+            self.remove_class("widened")
+            self.add_class("hidden")
+        else:
+            self.add_class("widened")
+        self.rebuild()
 
     def set_current(self, step_id: str) -> None:
         self.current_step = step_id

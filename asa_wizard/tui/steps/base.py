@@ -107,7 +107,13 @@ class StepPane(VerticalScroll):
                                  description=description, thread=True, exclusive=True, exit_on_error=False)
         if then is not None:
             self._then[worker] = then
+        self.app.refresh_bindings()
         return worker
+
+    @property
+    def working(self) -> bool:
+        """Work of this pane is running (x cancels it)."""
+        return any(w.node is self and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.app.workers)
 
     @property
     def work_group(self) -> str | None:
@@ -121,6 +127,8 @@ class StepPane(VerticalScroll):
         return False
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state not in (WorkerState.PENDING, WorkerState.RUNNING):
+            self.app.refresh_bindings()
         then = self._then.get(event.worker)
         if event.state == WorkerState.SUCCESS:
             self._then.pop(event.worker, None)
