@@ -41,7 +41,9 @@ def change_sections(c: Any) -> tuple[str, list[tuple[str, str]], str]:
         sections.append(("The same by hand", "\n".join(c.commands)))
     if c.undo_commands:
         sections.append(("Undo", "\n".join(c.undo_commands)))
-    return c.summary, sections, "\n".join(c.commands)
+    from .words import in_the_wizard
+
+    return in_the_wizard(c.summary), sections, "\n".join(c.commands)
 
 
 def server_sections(s: Any) -> tuple[str, list[tuple[str, str]], str]:

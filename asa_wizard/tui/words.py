@@ -56,3 +56,28 @@ def changed_flags(old: Any, new: Any, attribute: str | None) -> str:
             parts.append("removes " + flag_names(removed, UAC_NAMES))
         return "; ".join(parts) or "no change"
     return f"{show_value(old, attribute)} → {show_value(new, attribute)}"
+
+
+# The plan speaks to the answers file (it also writes the runbook of `asa-wizard plan`); in the wizard the same
+# advice names the choice on screen instead of file syntax.
+_IN_THE_WIZARD = [
+    (r'\[spns\] move_from = \["([^"]+)"\]', r'tick \1 under "Move the SPN from these owners" on this step'),
+    (r"\(named in spns\.move_from\)", "(you named this owner on the SPNs step)"),
+    (r'Set \[asa\] mode = "create" with a name, or name the existing ASA \(asa\.name\)\.',
+     'Choose "Create a new account" with a name on the ASA step, or type the existing ASA\'s name there.'),
+    (r'set \[asa\] mode = "create" to create ([^.\s]+)', r'choose "Create a new account" on the ASA step to create \1'),
+    (r"Fix the name in the answers file \(rollout\.servers\)\.", "Check the server names the rollout is limited to."),
+    (r"\(rollout\.new_password\)", "(you asked for a new password)"),
+    (r"fix seg\.service_account", "correct the gateway's service account on the SEG step"),
+    (r"Choose another SPN in seg\.spn\.", "Choose another SPN for the gateway's service account."),
+    (r"\(asa\.name\)", "(the account name on the ASA step)"),
+]
+
+
+def in_the_wizard(text: str) -> str:
+    """Plan advice in the wizard's words: the choice on screen, not the answers file's syntax."""
+    import re
+
+    for pattern, words in _IN_THE_WIZARD:
+        text = re.sub(pattern, words, text)
+    return text

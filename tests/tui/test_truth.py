@@ -211,3 +211,41 @@ async def test_the_wizard_offers_to_resume_an_unfinished_run_on_start(lab_sessio
         states = {s.change.id: s.state for s in summarize(list(read_events(path)))}
         assert states["rollout.copy:Exch-2019"] == "done"
         assert app.query_one(Checklist).step_statuses["rollout"] == "pass"
+
+
+async def test_guidance_names_the_choice_on_screen_not_the_answers_file(lab_session):
+    session = lab_session("duplicate-spn")
+    app = AsaWizardApp(session, start_step="discovery")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await goto(app, pilot, "spns")
+        blockers = str(app.query_one("#blockers-spns").render())
+        assert "E14ASA$" in blockers and "Move the SPN from these owners" in blockers
+        assert "move_from" not in blockers and "[spns]" not in blockers
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorModal)
+        assert "[spns]" not in app.screen.problem + app.screen.fix
+
+
+async def test_the_palette_finds_apply_and_help_speaks_of_this_organisation(lab_session):
+    from textual.command import CommandPalette
+
+    session = lab_session("new-server-missing-asa")
+    app = AsaWizardApp(session, start_step="discovery")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert any(t.startswith("Apply") for t in titles)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        for ch in "apply: credential":
+            await pilot.press(ch)
+        await pilot.pause(0.3)
+        await press(app, pilot, "enter")
+        assert app.current_step == "rollout"
+        assert isinstance(app.screen, ConfirmModal)  # Apply on the rollout step asks first
+        await press(app, pilot, "n")
+        text = app.organisation_text("Set-ClientAccessService -Identity EX01 ... mail.contoso.com CONTOSO\\EXASA$")
+        assert "mail.tailspintoys.ca" in text and "contoso" not in text.lower()

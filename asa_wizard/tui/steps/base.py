@@ -212,7 +212,10 @@ class StepPane(VerticalScroll):
         from textual.widgets import Markdown  # markdown-it is imported on first use, not at start-up
 
         placeholder = self.query_one(f"#guidance-{self.STEP_ID}", Static)
-        await placeholder.parent.mount(Markdown(guidance_intro(self.STEP_ID)), before=placeholder)
+        from ..guidance import with_names  # the organisation's own names once discovery has read them
+
+        text = with_names(guidance_intro(self.STEP_ID), self.session.env)
+        await placeholder.parent.mount(Markdown(text), before=placeholder)
         await placeholder.remove()
 
     def compose_progress(self) -> ComposeResult:

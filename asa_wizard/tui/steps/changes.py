@@ -23,7 +23,7 @@ from .discovery import fill_findings
 from ..widgets import TickBox
 
 
-from ..words import changed_flags, show_value  # noqa: F401  (show_value: the value in a person's words)
+from ..words import changed_flags, in_the_wizard, show_value  # noqa: F401  (show_value: re-exported)
 
 
 def where(change: Change) -> str:
@@ -34,7 +34,7 @@ def change_lines(changes: list[Change]) -> list[str]:
     """The confirmation text: every change, old -> new, in the order it will be applied."""
     lines = []
     for c in changes:
-        line = c.summary
+        line = in_the_wizard(c.summary)
         if c.attribute:
             line += f"  [{c.attribute}: {changed_flags(c.old, c.new, c.attribute).replace(' → ', ' -> ')}]"
         if c.warning:
@@ -103,9 +103,10 @@ class ChangePane(StepPane):
         table.clear()
         for c in self.changes:
             old_new = changed_flags(c.old, c.new, c.attribute) if c.attribute else ""
-            table.add_row(Text(c.summary), Text(c.attribute or ""), Text(old_new), Text(where(c)), key=c.id)
+            table.add_row(Text(in_the_wizard(c.summary)), Text(c.attribute or ""), Text(old_new), Text(where(c)),
+                          key=c.id)
         blockers = self.query_one(f"#blockers-{self.STEP_ID}", Static)
-        lines = [f"Blocked: {p.text}" + (f" Fix: {p.fix}" if p.fix else "") for p in self.blockers]
+        lines = [in_the_wizard(f"Blocked: {p.text}" + (f" Fix: {p.fix}" if p.fix else "")) for p in self.blockers]
         if not self.changes and not self.blockers:
             lines.append("Nothing to change: this step is already done." if self.session.env
                          else "Run discovery first (step 2).")
@@ -157,7 +158,7 @@ class ChangePane(StepPane):
             return
         if self.blockers:
             first = self.blockers[0]
-            self.problem(first.text, first.fix, title="This step cannot be applied yet")
+            self.problem(in_the_wizard(first.text), in_the_wizard(first.fix), title="This step cannot be applied yet")
             return
         if not self.changes:
             self.app.notify("Nothing to apply: this step is already done.", markup=False)
