@@ -109,7 +109,7 @@ CHECK_LABELS: dict[str, str] = {
     "kcd.users-delegable": "Users delegable", "kcd.iis-iusrs": "In IIS_IUSRS",
     "kcd.eas-auth": "EAS Kerberos", "kcd.ews-auth": "EWS Kerberos",
     "kerberos.server": "Servers accept it", "kerberos.s4u": "Gateway S4U proof", "logs.iis-401": "IIS 401 logs",
-    "logs.httpproxy-auth": "HttpProxy logs", "logs.krb-ap-err-modified": "No AP_ERR_MODIFIED",
+    "logs.httpproxy-auth": "HttpProxy logs", "logs.krb-ap-err-modified": "No ERR_MODIFIED",
 }
 
 STEP_IDS: tuple[str, ...] = tuple(s.id for s in STEPS)
