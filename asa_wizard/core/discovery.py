@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import WizardError
-from .model import Environment, ExchangeServer, SegConfig, derive_namespaces
+from .model import Environment, ExchangeServer, ExtendedProtection, SegConfig, derive_namespaces
 from .ports import DirectoryPort, ExchangePort, ServerState
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -37,6 +37,7 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
     scps = directory.autodiscover_scps()
 
     iis_iusrs: dict[str, list[str]] = {}
+    extended: dict[str, ExtendedProtection] = {}
     if exchange is not None and options.read_servers and servers:
         states: dict[str, ServerState | WizardError] = {}
         done = 0
@@ -50,8 +51,11 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
                 result: ServerState | WizardError = exchange.read_server(server.fqdn or server.name)
             except WizardError as exc:
                 result = exc
+            ep = read_extended_protection(exchange, server) if isinstance(result, ServerState) else None
             with lock:
                 states[server.name] = result
+                if ep is not None:
+                    extended[server.name] = ep
                 done += 1
                 say(f"Read {server.name}", done, len(servers))
 
@@ -112,7 +116,21 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
     return Environment(forest=forest, servers=servers, vdirs=vdirs, namespaces=namespaces,
                        accounts=sorted(accounts.values(), key=lambda a: a.dn.lower()), spn_owners=spn_owners,
                        asa_sam=options.asa_sam, seg=options.seg, iis_iusrs=iis_iusrs, protected_users=protected,
-                       autodiscover_urls=scps)
+                       autodiscover_urls=scps, extended_protection=extended)
+
+
+def read_extended_protection(exchange: ExchangePort, server: ExchangeServer) -> ExtendedProtection | None:
+    """The server's Extended Protection settings (None: this Exchange port cannot read them); a failure is kept
+    with its reason so the checks say why they could not judge."""
+    reader = getattr(exchange, "read_extended_protection", None)
+    if reader is None:
+        return None
+    try:
+        ep = reader(server.fqdn or server.name)
+    except WizardError as exc:
+        return ExtendedProtection(server=server.name, error=str(exc))
+    ep.server = server.name
+    return ep
 
 
 def merge_server(into: ExchangeServer, reported: ExchangeServer) -> None:

@@ -15,11 +15,12 @@ from datetime import datetime, timezone
 from asa_wizard.core.logs import LogText
 from asa_wizard.core.model import Environment
 from asa_wizard.core.ports import KerberosProbe
-# Registration order is the catalogue order: inventory, asa, spn, rollout, auth, kcd, kerberos, logs.
+# Registration order is the catalogue order: inventory, asa, spn, rollout, auth, ep, kcd, kerberos, logs.
 from . import asa  # noqa: F401,I001
 from . import spn  # noqa: F401
 from . import rollout  # noqa: F401
 from . import auth  # noqa: F401
+from . import extended_protection  # noqa: F401
 from . import kcd  # noqa: F401
 from . import kerberos  # noqa: F401
 from . import logchecks  # noqa: F401
@@ -34,11 +35,11 @@ STEP_CHECKS: dict[str, list[str]] = {
     "rollout": ["rollout.coverage", "rollout.current", "rollout.same-account", "rollout.service-host",
                 "asa.password-age"],
     "spns": ["spn.present", "spn.owner", "spn.duplicate", "spn.order", "kerberos.ticket"],
-    "client-auth": ["auth.outlook-anywhere", "auth.mapi"],
+    "client-auth": ["auth.outlook-anywhere", "auth.mapi", "ep.configured", "ep.ssl-offloading"],
     "seg": ["kcd.service-account-spn", "kcd.protocol-transition", "kcd.no-unconstrained", "kcd.target",
             "kcd.same-domain", "kcd.users-delegable", "kcd.iis-iusrs"],
     "iis-auth": ["kcd.eas-auth", "kcd.ews-auth"],
-    "verify": ["kerberos.ticket", "kerberos.server", "kerberos.s4u", "logs.iis-401", "logs.httpproxy-auth",
+    "verify": ["kerberos.ticket", "kerberos.server", "kerberos.channel-binding", "kerberos.s4u", "logs.iis-401", "logs.httpproxy-auth",
                "logs.krb-ap-err-modified"],
     "report": [],
 }

@@ -16,7 +16,7 @@ from asa_wizard.core.logs import LogText
 from asa_wizard.core.model import Account, AccountKind, AsaCredential, Environment, ExchangeServer, Namespace, Service
 from asa_wizard.core.ports import ProbeResult, TicketResult
 
-AREAS = ("inventory", "asa", "spn", "rollout", "auth", "kcd", "kerberos", "logs")
+AREAS = ("inventory", "asa", "spn", "rollout", "auth", "ep", "kcd", "kerberos", "logs")
 STEPS = ("target", "discovery", "asa", "rollout", "spns", "client-auth", "seg", "iis-auth", "verify", "report")
 
 
