@@ -235,6 +235,10 @@ class TlsTerminatingProxy:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
+        except OSError:
+            pass
         self._listener.close()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -187,3 +187,15 @@ def test_a_probe_without_paths_is_still_used():
     env = environment_from_scenario(load_scenario(Lab().scenario("healthy").path))
     report = run_probes(env, Old())
     assert {r.outcome for r in report.servers} == {ProbeOutcome.ACCEPTED} and len(report.servers) == 4
+
+
+@pytest.mark.parametrize("version, supported", [
+    ("15.2.1544.4", True), ("15.2.1118.11", True), ("15.2.1118.7", False), ("15.2.986.28", True),
+    ("15.2.986.5", False), ("15.1.2507.11", True), ("15.1.2375.30", True), ("15.1.2375.7", False),
+    ("15.0.1497.38", True), ("15.0.1497.36", False), ("14.3.513.0", False),
+])
+def test_which_builds_support_extended_protection(version, supported):
+    from asa_wizard.core.checks.extended_protection import ep_supported
+    from asa_wizard.core.model import parse_build
+
+    assert ep_supported(parse_build(version)) is supported

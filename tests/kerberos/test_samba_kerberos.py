@@ -184,11 +184,11 @@ def test_every_server_holding_the_current_password_accepts(samba_dc, kdc, org):
     with acceptor(org, kt, "EX01") as a1, acceptor(org, kt, "EX02") as a2:
         probe = probe_for(samba_dc, org, {"EX01": a1, "EX02": a2})
         env = environment(samba_dc, org, {"EX01": "current", "EX02": "current"})
-        findings = run_catalogue(env, probe=probe, only=["kerberos"])
+        findings = run_catalogue(env, probe=probe, only=["kerberos", "ep.channel-binding"])
         probe.close()
     status = summarize(findings)
     assert status["kerberos.ticket"] == Status.PASS and status["kerberos.server"] == Status.PASS
-    assert status["kerberos.channel-binding"] == Status.PASS
+    assert status["ep.channel-binding"] == Status.PASS
     ticket = next(f for f in findings if f.check_id == "kerberos.ticket")
     assert "AES256" in ticket.evidence
     # the acceptors really saw the user, once per client path, each accepted
@@ -373,7 +373,7 @@ def test_a_tls_terminating_load_balancer_breaks_the_binding_and_is_named(samba_d
             TlsTerminatingProxy(a1.address, org["host"], balancer_cert, org["ca"].ca_file) as lb:
         probe = probe_for(samba_dc, org, {"EX01": lb})
         env = environment(samba_dc, org, {"EX01": "current"})
-        findings = run_catalogue(env, probe=probe, only=["kerberos"])
+        findings = run_catalogue(env, probe=probe, only=["kerberos", "ep.channel-binding"])
         probe.close()
     by = {f.check_id: f for f in findings}
     # EWS (Allow) refused the bound token with GSS_S_BAD_BINDINGS and took the unbound one; MAPI and RPC
@@ -381,7 +381,7 @@ def test_a_tls_terminating_load_balancer_breaks_the_binding_and_is_named(samba_d
     assert any("BAD_BINDINGS" in r for r in a1.rejected), a1.rejected
     assert ("POST", "/EWS/Exchange.asmx", "accepted") in a1.seen
     assert ("POST", "/mapi/emsmdb/", "accepted") not in a1.seen
-    binding = by["kerberos.channel-binding"]
+    binding = by["ep.channel-binding"]
     assert binding.status == Status.FAIL
     assert "EWS /EWS/Exchange.asmx: channel-binding" in binding.evidence
     assert "MAPI over HTTP /mapi/emsmdb/: channel-binding" in binding.evidence

@@ -39,7 +39,7 @@ STEP_CHECKS: dict[str, list[str]] = {
     "seg": ["kcd.service-account-spn", "kcd.protocol-transition", "kcd.no-unconstrained", "kcd.target",
             "kcd.same-domain", "kcd.users-delegable", "kcd.iis-iusrs"],
     "iis-auth": ["kcd.eas-auth", "kcd.ews-auth"],
-    "verify": ["kerberos.ticket", "kerberos.server", "kerberos.channel-binding", "kerberos.s4u", "logs.iis-401", "logs.httpproxy-auth",
+    "verify": ["kerberos.ticket", "kerberos.server", "ep.channel-binding", "kerberos.s4u", "logs.iis-401", "logs.httpproxy-auth",
                "logs.krb-ap-err-modified"],
     "report": [],
 }
@@ -66,7 +66,7 @@ def run_catalogue(env: Environment, probe: ProbeReport | KerberosProbe | None = 
     """
     checks = select(only)
     if probe is not None and not isinstance(probe, ProbeReport):
-        needs_probe = any(c.area == "kerberos" for c in checks)
+        needs_probe = any(c.area == "kerberos" or c.id == "ep.channel-binding" for c in checks)
         probe = run_probes(env, probe, cancel=cancel) if needs_probe else None
     ctx = Context(env, probe, logs, now or datetime.now(timezone.utc))
     findings: list[Finding] = []

@@ -9,6 +9,7 @@ TLS itself, or the channel binding it checks is not the client's (Kerberos and N
 from __future__ import annotations
 
 from asa_wizard.core.model import ExchangeServer, ExtendedProtection, parse_build
+from asa_wizard.core.ports import PathResult, ProbeOutcome
 from .base import CHECKS, Context, Finding, Status, check, ps_quote
 
 FE = "Default Web Site"
@@ -33,14 +34,15 @@ EXPECTED: dict[str, str] = {
     f"{BE}/MAPI/nspi": "Require",
 }
 RANK = {"None": 0, "Allow": 1, "Require": 2}
+NO_PROBE = "No Kerberos probe ran (wizard step verify runs it)."
 DEFAULT_ON_BUILD = (15, 2, 1544)  # Exchange Server 2019 CU14: setup turns Extended Protection on
 
 
 def ep_supported(build: tuple[int, ...]) -> bool:
     """Does this Exchange build (ExSetup version: SUs count) support Extended Protection (August 2022 SU+)?"""
-    if len(build) < 4 or build[0] != 15:
-        return len(build) >= 3 and build[0] == 15 and build[1] == 2 and build[2] >= DEFAULT_ON_BUILD[2]
-    minor, b, rev = build[1], build[2], build[3]
+    if len(build) < 3 or build[0] != 15:
+        return False
+    minor, b, rev = build[1], build[2], build[3] if len(build) > 3 else 0
     if minor == 2:
         return b > 1118 or (b == 1118 and rev >= 11) or (b == 986 and rev >= 28)
     if minor == 1:
@@ -181,3 +183,54 @@ def ep_ssl_offloading(ctx: Context) -> list[Finding]:
                 "and let the load balancer pass TLS through to the server, or re-encrypt (SSL bridging) with the "
                 "same certificate the servers have: the channel binding is the hash of that certificate."))
     return out or [c.skipped("No client-facing Exchange servers were found.")]
+
+
+@check("ep.channel-binding", "The ticket is accepted with the channel binding of the client's TLS", "verify",
+       "Per server and path: a ticket bound to the probe's own TLS connection (Extended Protection) is accepted; "
+       "a path that accepts the ticket only without the binding has a TLS-terminating device in front of it.")
+def ep_channel_binding(ctx: Context) -> list[Finding]:
+    c = CHECKS["ep.channel-binding"]
+    if ctx.probe is None:
+        return [c.skipped(NO_PROBE)]
+    by_server: dict[str, list[PathResult]] = {}
+    why_not: dict[str, str] = {}
+    for r in ctx.probe.servers:
+        by_server.setdefault(r.server.lower(), []).extend(r.paths)
+        if not r.paths and r.detail:
+            why_not.setdefault(r.server.lower(), f"{r.spn}: {r.outcome.value} - {r.detail}")
+    out = []
+    for s in ctx.client_servers():
+        paths = by_server.get(s.name.lower(), [])
+        if not paths:
+            out.append(c.skipped("No path of this server was probed" + (
+                f" ({why_not[s.name.lower()]})" if s.name.lower() in why_not else "") + ".", subject=s.name))
+            continue
+        proven = [p for p in paths if p.outcome == ProbeOutcome.ACCEPTED]
+        broken = [p for p in paths if p.outcome == ProbeOutcome.CHANNEL_BINDING]
+        if broken:
+            out.append(c.finding(
+                Status.FAIL, subject=s.name, evidence="\n".join(path_line(p) for p in broken + proven),
+                reason="Extended Protection checks the channel binding of the TLS connection the server itself "
+                       "terminated. The ticket was refused with the binding of the probe's connection and accepted "
+                       "without it, so another TLS connection ends in front of the server (a TLS-terminating load "
+                       "balancer or proxy). Clients going that way fail Kerberos and NTLM on every Require path.",
+                fix=binding_fix(s)))
+        elif not proven:
+            out.append(c.skipped("No path of this server accepted the ticket, so the channel binding is not proven "
+                                 "(see kerberos.server).", subject=s.name))
+        else:
+            evidence = "\n".join(path_line(p) + (" (channel-bound)" if p.channel_bound else "") for p in proven)
+            out.append(c.finding(Status.PASS, subject=s.name, evidence=evidence))
+    return out or [c.skipped("No client-facing Exchange servers were found.")]
+
+
+def path_line(p: PathResult) -> str:
+    """One path's result as the evidence shows it: 'MAPI over HTTP /mapi/emsmdb/: accepted - ...'."""
+    return f"{p.path.title} {p.path.path}: {p.outcome.value}" + (f" - {p.detail}" if p.detail else "")
+
+
+def binding_fix(server: ExchangeServer) -> str:
+    return (f"Let the load balancer (or reverse proxy) in front of {server.name} pass TLS through, or re-encrypt "
+            "(SSL bridging) with the very certificate the server has: the channel binding is the hash of the "
+            "certificate the client saw, so a device with another certificate breaks it. Then check that "
+            f"Get-OutlookAnywhere -Server {server.name} shows SSLOffloading $false (see ep.ssl-offloading).")

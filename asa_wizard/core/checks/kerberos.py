@@ -23,9 +23,9 @@ from asa_wizard.core.ports import (
     paths_for_services,
 )
 from .base import CHECKS, SEVERITY, Context, Finding, ProbeReport, Status, check
+from .extended_protection import NO_PROBE, binding_fix, path_line
 from .kcd import target_spns
 
-NO_PROBE = "No Kerberos probe ran (wizard step verify runs it)."
 
 OUTCOME_STATUS = {
     ProbeOutcome.ACCEPTED: Status.PASS,
@@ -189,11 +189,6 @@ def _result_line(r: ProbeResult) -> str:
     return "\n".join([head, *(f"  {path_line(p)}" for p in r.paths)])
 
 
-def path_line(p: PathResult) -> str:
-    """One path's result as the evidence shows it: 'MAPI over HTTP /mapi/emsmdb/: accepted - ...'."""
-    return f"{p.path.title} {p.path.path}: {p.outcome.value}" + (f" - {p.detail}" if p.detail else "")
-
-
 def _server_fix(ctx: Context, server: ExchangeServer, bad: list[ProbeResult]) -> str:
     fixes: list[str] = []
     for r in bad:
@@ -202,7 +197,7 @@ def _server_fix(ctx: Context, server: ExchangeServer, bad: list[ProbeResult]) ->
             fix = ctx.roll_fix([server]) if ctx.asa is not None else "Create and roll out the ASA (wizard step asa)."
             fix += "\n(if the SPN sits on another account than the ASA, see spn.owner)"
         elif r.outcome == ProbeOutcome.CHANNEL_BINDING:
-            fix = _binding_fix(server)
+            fix = binding_fix(server)
         elif r.outcome == ProbeOutcome.NTLM_FALLBACK and ticket is not None and not ticket.ok:
             fix = _ticket_fix(ctx, r.spn, ticket.error or "")
         elif r.outcome == ProbeOutcome.NTLM_FALLBACK:
@@ -249,7 +244,7 @@ def kerberos_server(ctx: Context) -> list[Finding]:
                                    "used (no ASA credential, an old password, or the SPN on another account)",
             ProbeOutcome.CHANNEL_BINDING: "the server accepts the ticket but not with the channel binding of the "
                                           "probe's TLS connection: something between ends the TLS (see "
-                                          "kerberos.channel-binding)",
+                                          "ep.channel-binding)",
             ProbeOutcome.NTLM_FALLBACK: "Kerberos was not used: clients authenticate with NTLM",
             ProbeOutcome.NOT_OFFERED: "no probed path offers Negotiate, so Kerberos is not proven on this server",
             ProbeOutcome.KDC_REFUSED: "the KDC refused the ticket",
@@ -264,45 +259,6 @@ def kerberos_server(ctx: Context) -> list[Finding]:
 
 def _rank(st: Status) -> int:
     return SEVERITY[st]
-
-
-def _binding_fix(server: ExchangeServer) -> str:
-    return (f"Let the load balancer (or reverse proxy) in front of {server.name} pass TLS through, or re-encrypt "
-            "(SSL bridging) with the very certificate the server has: the channel binding is the hash of the "
-            "certificate the client saw, so a device with another certificate breaks it. Then check that "
-            f"Get-OutlookAnywhere -Server {server.name} shows SSLOffloading $false (see ep.ssl-offloading).")
-
-
-@check("kerberos.channel-binding", "The ticket is accepted with the channel binding of the client's TLS", "verify",
-       "Per server and path: a ticket bound to the probe's own TLS connection (Extended Protection) is accepted; "
-       "a path that accepts the ticket only without the binding has a TLS-terminating device in front of it.")
-def kerberos_channel_binding(ctx: Context) -> list[Finding]:
-    c = CHECKS["kerberos.channel-binding"]
-    if ctx.probe is None:
-        return [c.skipped(NO_PROBE)]
-    by_server: dict[str, list[PathResult]] = {}
-    for r in ctx.probe.servers:
-        by_server.setdefault(r.server.lower(), []).extend(r.paths)
-    out = []
-    for s in ctx.client_servers():
-        paths = by_server.get(s.name.lower(), [])
-        proven = [p for p in paths if p.outcome == ProbeOutcome.ACCEPTED]
-        broken = [p for p in paths if p.outcome == ProbeOutcome.CHANNEL_BINDING]
-        if broken:
-            out.append(c.finding(
-                Status.FAIL, subject=s.name, evidence="\n".join(path_line(p) for p in broken + proven),
-                reason="Extended Protection checks the channel binding of the TLS connection the server itself "
-                       "terminated. The ticket was refused with the binding of the probe's connection and accepted "
-                       "without it, so another TLS connection ends in front of the server (a TLS-terminating load "
-                       "balancer or proxy). Clients going that way fail Kerberos and NTLM on every Require path.",
-                fix=_binding_fix(s)))
-        elif not proven:
-            out.append(c.skipped("No path of this server accepted the ticket, so the channel binding is not proven "
-                                 "(see kerberos.server).", subject=s.name))
-        else:
-            evidence = "\n".join(path_line(p) + (" (channel-bound)" if p.channel_bound else "") for p in proven)
-            out.append(c.finding(Status.PASS, subject=s.name, evidence=evidence))
-    return out or [c.skipped("No client-facing Exchange servers were found.")]
 
 
 @check("kerberos.s4u", "The gateway can impersonate a test user to ActiveSync", "seg",
