@@ -118,10 +118,12 @@ def ep_configured(ctx: Context) -> list[Finding]:
                 fix=f"Run Microsoft's ExchangeExtendedProtectionManagement.ps1 -ExchangeServerNames {s.name} "
                     "(https://aka.ms/ExchangeEPDoc) after checking the load balancer does not offload TLS."))
             continue
-        shown = [f"{loc}: {ep.setting(loc)}" for loc in expected if ep.setting(loc) is not None]
         if not higher and not lower:
+            front = "; ".join(f"{loc.split('/', 1)[1]} {ep.setting(loc)}" for loc in expected
+                              if loc.startswith(FE + "/") and ep.setting(loc) is not None)
             out.append(c.finding(Status.PASS, subject=s.name,
-                                 evidence="As expected: " + "; ".join(shown)
+                                 evidence=f"All {len(expected) - len(missing)} locations as expected ({version}); "
+                                          f"front end: {front}"
                                  + (f" (not present on this server: {', '.join(missing)})" if missing else "")))
             continue
         evidence = "\n".join(higher + lower)
