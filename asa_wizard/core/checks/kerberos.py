@@ -16,7 +16,6 @@ from asa_wizard.core.model import Environment, ExchangeServer
 from asa_wizard.core.ports import (
     ClientPath,
     KerberosProbe,
-    PathResult,
     ProbeOutcome,
     ProbeResult,
     TicketResult,
