@@ -40,7 +40,7 @@ from ..core.errors import (
     ScriptFailed,
     WizardError,
 )
-from ..core.model import ExchangeServer, IisAuth, Service, VirtualDirectory
+from ..core.model import ExchangeServer, ExtendedProtection, IisAuth, Service, VirtualDirectory
 from ..core.ports import RollResult, ServerState
 from ..core.secrets import Secret, redact
 from . import powershell as ps
@@ -189,6 +189,12 @@ class WinRmExchange:
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
         text = str(self._run(server, ps.fetch_log_script(kind, max_lines), "log").get("text") or "")
         return "\n".join(text.splitlines()[-max_lines:])
+
+    def read_extended_protection(self, server: str) -> ExtendedProtection:
+        from . import iis_ep
+
+        return iis_ep.parse_extended_protection(server, self._run(server, iis_ep.read_extended_protection_script(server),
+                                                                  "read_server"))
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import WizardError
-from .model import Account, Environment, ExchangeServer, Namespace, SegConfig, derive_namespaces
+from .model import (Account, Environment, ExchangeServer, ExtendedProtection, Namespace, SegConfig,
+                    derive_namespaces)
 from .ports import DirectoryPort, ExchangePort, ServerState
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -43,6 +44,7 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
     scps = directory.autodiscover_scps()
 
     iis_iusrs: dict[str, list[str]] = {}
+    extended: dict[str, ExtendedProtection] = {}
     if exchange is not None and options.read_servers and servers:
         states: dict[str, ServerState | WizardError] = {}
         done = 0
@@ -56,8 +58,11 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
                 result: ServerState | WizardError = exchange.read_server(server.fqdn or server.name)
             except WizardError as exc:
                 result = exc
+            ep = read_extended_protection(exchange, server) if isinstance(result, ServerState) else None
             with lock:
                 states[server.name] = result
+                if ep is not None:
+                    extended[server.name] = ep
                 done += 1
                 say(f"Read {server.name}", done, len(servers))
 
@@ -134,7 +139,8 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
                        accounts=sorted(accounts.values(), key=lambda a: a.dn.lower()), spn_owners=spn_owners,
                        asa_sam=asa_sam, seg=options.seg, iis_iusrs=iis_iusrs, protected_users=protected,
                        autodiscover_urls=scps, unconstrained_delegation=unconstrained,
-                       spn_scope=directory.spn_lookup_scope(), asa_source=asa_source)
+                       spn_scope=directory.spn_lookup_scope(), asa_source=asa_source,
+                       extended_protection=extended)
 
 
 def _find_asa(directory: DirectoryPort, servers: list[ExchangeServer], namespaces: list[Namespace],
@@ -155,6 +161,20 @@ def _find_asa(directory: DirectoryPort, servers: list[ExchangeServer], namespace
     if len(found) == 1:
         return found.pop(), "the account that holds the namespaces' HTTP SPNs"
     return None, ""
+
+
+def read_extended_protection(exchange: ExchangePort, server: ExchangeServer) -> ExtendedProtection | None:
+    """The server's Extended Protection settings (None: this Exchange port cannot read them); a failure is kept
+    with its reason so the checks say why they could not judge."""
+    reader = getattr(exchange, "read_extended_protection", None)
+    if reader is None:
+        return None
+    try:
+        ep = reader(server.fqdn or server.name)
+    except WizardError as exc:
+        return ExtendedProtection(server=server.name, error=str(exc))
+    ep.server = server.name
+    return ep
 
 
 def merge_server(into: ExchangeServer, reported: ExchangeServer) -> None:

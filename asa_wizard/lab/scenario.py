@@ -55,6 +55,7 @@ class LabVdir:
     providers: list[str] = field(default_factory=lambda: ["Negotiate", "NTLM"])
     use_kernel_mode: bool = False
     use_app_pool_credentials: bool = False
+    ssl_offloading: bool = False  # Outlook Anywhere: the load balancer ends TLS (SSLOffloading $true)
 
 
 @dataclass
@@ -72,6 +73,8 @@ class LabServer:
     fault: str = "none"
     slow_seconds: float = 2.0
     extra_spns: list[str] = field(default_factory=list)  # SPNs on the server's own computer account
+    # IIS location ("Default Web Site/Rpc") -> tokenChecking, over the build's defaults (lab/extended_protection.py)
+    extended_protection: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -255,7 +258,7 @@ class _Parser(TomlReader):
         now = self.when(lab, "now", ("lab",)) or datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc)
 
         defaults = self.table(d, "defaults", ())
-        self.unknown(defaults, set(VDIR_SECTIONS), ("defaults",))
+        self.unknown(defaults, set(VDIR_SECTIONS) | {"extended_protection"}, ("defaults",))
 
         raw_servers = d.get("servers", [])
         if not isinstance(raw_servers, list) or not raw_servers:
@@ -333,7 +336,7 @@ class _Parser(TomlReader):
         if not isinstance(s, dict):
             raise self.fail(fp, "must be a table")
         self.unknown(s, {"name", "fqdn", "version", "roles", "site", "asa", "service_host_running", "iis_iusrs",
-                         "fault", "slow_seconds", "extra_spns", *VDIR_SECTIONS}, fp)
+                         "fault", "slow_seconds", "extra_spns", "extended_protection", *VDIR_SECTIONS}, fp)
         name = self.string(s, "name", fp, required=True) or ""
         if not NAME_RE.fullmatch(name):
             raise self.fail(fp + ("name",), f"{name!r} is not a valid computer name", "Use letters, digits and dashes.")
@@ -364,6 +367,8 @@ class _Parser(TomlReader):
                 continue
             vfp = fp + (key,) if key in s else ("defaults", key)
             vdirs[service] = self.vdir(service, merged, vfp)
+        ep = self.extended_protection(defaults, ("defaults", "extended_protection"))
+        ep.update(self.extended_protection(s, fp + ("extended_protection",)))
         return LabServer(
             name=name,
             fqdn=fqdn,
@@ -379,11 +384,30 @@ class _Parser(TomlReader):
             fault=fault,
             slow_seconds=self.number(s, "slow_seconds", fp, 2.0),
             extra_spns=self.strings(s, "extra_spns", fp),
+            extended_protection=ep,
         )
+
+    def extended_protection(self, obj: dict[str, Any], fp: tuple[Any, ...]) -> dict[str, str]:
+        """`extended_protection = { "Default Web Site/Rpc" = "Require" }`: IIS location -> tokenChecking."""
+        from ..core.checks.extended_protection import EXPECTED
+        from ..core.model import EP_VALUES
+
+        table = self.table(obj, fp[-1], fp[:-1])
+        out: dict[str, str] = {}
+        known = {k.lower() for k in EXPECTED}
+        for location, value in table.items():
+            if location.lower() not in known:
+                raise self.fail(fp + (location,), f"{location!r} is not an Exchange virtual directory location",
+                                'Write it as "Default Web Site/EWS" or "Exchange Back End/MAPI/emsmdb".')
+            if value not in EP_VALUES:
+                raise self.fail(fp + (location,), f"must be \"None\", \"Allow\" or \"Require\", not {value!r}")
+            out[location] = value
+        return out
 
     def vdir(self, service: Service, v: dict[str, Any], fp: tuple[Any, ...]) -> LabVdir:
         self.unknown(v, {"internal_host", "external_host", "auth", "internal_client_auth", "external_client_auth",
-                         "basic", "windows", "providers", "use_kernel_mode", "use_app_pool_credentials"}, fp)
+                         "basic", "windows", "providers", "use_kernel_mode", "use_app_pool_credentials",
+                         *(("ssl_offloading",) if service == Service.OUTLOOK_ANYWHERE else ())}, fp)
         for k in ("internal_host", "external_host"):
             h = v.get(k)
             if h is not None and (not isinstance(h, str) or not re.fullmatch(r"[A-Za-z0-9.-]+", h)):
@@ -403,6 +427,7 @@ class _Parser(TomlReader):
             providers=self.strings(v, "providers", fp, PROVIDERS) if "providers" in v else ["Negotiate", "NTLM"],
             use_kernel_mode=self.boolean(v, "use_kernel_mode", fp, False),
             use_app_pool_credentials=self.boolean(v, "use_app_pool_credentials", fp, False),
+            ssl_offloading=self.boolean(v, "ssl_offloading", fp, False),
         )
 
     def account(self, a: Any, i: int) -> LabAccount:

@@ -97,7 +97,7 @@ class _TicketsOnly:
     def service_ticket(self, spn: str) -> Any:
         return self._probe.service_ticket(spn)
 
-    def probe_server(self, server: Any, namespace: str) -> Any:
+    def probe_server(self, server: Any, namespace: str, paths: Any = None) -> Any:
         from ..core.ports import ProbeOutcome, ProbeResult
 
         return ProbeResult(server.name, f"HTTP/{namespace}", ProbeOutcome.ERROR, NO_EXCHANGE)

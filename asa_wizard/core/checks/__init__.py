@@ -15,11 +15,12 @@ from datetime import datetime, timezone
 from asa_wizard.core.logs import LogText
 from asa_wizard.core.model import Environment
 from asa_wizard.core.ports import KerberosProbe
-# Registration order is the catalogue order: inventory, asa, spn, rollout, auth, kcd, kerberos, logs.
+# Registration order is the catalogue order: inventory, asa, spn, rollout, auth, ep, kcd, kerberos, logs.
 from . import asa  # noqa: F401,I001
 from . import spn  # noqa: F401
 from . import rollout  # noqa: F401
 from . import auth  # noqa: F401
+from . import extended_protection  # noqa: F401
 from . import kcd  # noqa: F401
 from . import kerberos  # noqa: F401
 from . import logchecks  # noqa: F401
@@ -52,7 +53,7 @@ def run_catalogue(env: Environment, probe: ProbeReport | KerberosProbe | None = 
     """
     checks = select(only)
     if probe is not None and not isinstance(probe, ProbeReport):
-        needs_probe = any(c.area == "kerberos" for c in checks)
+        needs_probe = any(c.area == "kerberos" or c.id == "ep.channel-binding" for c in checks)
         probe = run_probes(env, probe, cancel=cancel) if needs_probe else None
     ctx = Context(env, probe, logs, now or datetime.now(timezone.utc))
     findings: list[Finding] = []

@@ -17,7 +17,7 @@ from asa_wizard.core.model import Account, AccountKind, AsaCredential, Environme
 from asa_wizard.core.ports import ProbeResult, TicketResult
 from asa_wizard.core.steps import STEP_IDS
 
-AREAS = ("inventory", "asa", "spn", "rollout", "auth", "kcd", "kerberos", "logs")
+AREAS = ("inventory", "asa", "spn", "rollout", "auth", "ep", "kcd", "kerberos", "logs")
 STEPS = STEP_IDS  # the wizard steps a check may name: the one step registry's ids
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -13,15 +14,24 @@ from datetime import datetime, timezone
 
 from asa_wizard.core.errors import WizardError
 from asa_wizard.core.model import Environment, ExchangeServer
-from asa_wizard.core.ports import KerberosProbe, ProbeOutcome, ProbeResult, TicketResult
+from asa_wizard.core.ports import (
+    ClientPath,
+    KerberosProbe,
+    ProbeOutcome,
+    ProbeResult,
+    TicketResult,
+    paths_for_services,
+)
 from .base import CHECKS, SEVERITY, Context, Finding, ProbeReport, Status, check, join
+from .extended_protection import NO_PROBE, binding_fix, path_line
 from .kcd import target_spns
 
-NO_PROBE = "No Kerberos probe ran (wizard step verify runs it)."
 
 OUTCOME_STATUS = {
     ProbeOutcome.ACCEPTED: Status.PASS,
     ProbeOutcome.REJECTED: Status.FAIL,
+    ProbeOutcome.CHANNEL_BINDING: Status.FAIL,
+    ProbeOutcome.NOT_OFFERED: Status.WARN,  # overall only when no path of the server offers Negotiate
     ProbeOutcome.NTLM_FALLBACK: Status.FAIL,
     ProbeOutcome.KDC_REFUSED: Status.FAIL,
     ProbeOutcome.UNREACHABLE: Status.WARN,
@@ -39,6 +49,20 @@ def probe_targets(env: Environment) -> list[tuple[str, list[ExchangeServer]]]:
     return out
 
 
+def probe_paths(env: Environment, host: str) -> tuple[ClientPath, ...]:
+    """The client paths a namespace serves (Autodiscover, EWS, MAPI, Outlook Anywhere, ActiveSync)."""
+    ns = next((n for n in env.namespaces if n.host.lower() == host.lower()), None)
+    return paths_for_services(ns.services) if ns is not None else ()
+
+
+def _takes_paths(probe: KerberosProbe) -> bool:
+    """Probes written before the per-path proof take (server, namespace) only."""
+    try:
+        return "paths" in inspect.signature(probe.probe_server).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def run_probes(env: Environment, probe: KerberosProbe, cancel: threading.Event | None = None,
                concurrency: int = 8) -> ProbeReport:
     """Ask for a ticket per namespace, present it to every server behind the namespace, and run the gateway's
@@ -49,12 +73,15 @@ def run_probes(env: Environment, probe: KerberosProbe, cancel: threading.Event |
         report.tickets.append(_safe_ticket(probe, f"HTTP/{host}"))
 
     jobs = [(s, host) for host, servers in targets for s in servers]
+    per_path = _takes_paths(probe)
 
     def one(job: tuple[ExchangeServer, str]) -> ProbeResult:
         server, host = job
         if cancel is not None and cancel.is_set():
             return ProbeResult(server.name, f"HTTP/{host}", ProbeOutcome.ERROR, "cancelled")
         try:
+            if per_path:
+                return probe.probe_server(server, host, paths=probe_paths(env, host) or None)
             return probe.probe_server(server, host)
         except WizardError as exc:
             return ProbeResult(server.name, f"HTTP/{host}", ProbeOutcome.ERROR, str(exc), at=_now())
@@ -227,8 +254,10 @@ def _rc4_fix(ctx: Context, spn: str, holders: list) -> str:
 
 
 def _result_line(r: ProbeResult) -> str:
-    return f"{r.spn}: {r.outcome.value}" + (f" ({_enctype_label(r.enctype)})" if r.enctype else "") + (
-        f" - {r.detail}" if r.detail else "")
+    head = f"{r.spn}: {r.outcome.value}" + (f" ({_enctype_label(r.enctype)})" if r.enctype else "")
+    if not r.paths:
+        return head + (f" - {r.detail}" if r.detail else "")
+    return "\n".join([head, *(f"  {path_line(p)}" for p in r.paths)])
 
 
 def _server_fix(ctx: Context, server: ExchangeServer, bad: list[ProbeResult]) -> str:
@@ -238,11 +267,16 @@ def _server_fix(ctx: Context, server: ExchangeServer, bad: list[ProbeResult]) ->
         if r.outcome == ProbeOutcome.REJECTED:
             fix = ctx.roll_fix([server]) if ctx.asa is not None else "Create and roll out the ASA (wizard step asa)."
             fix += "\n(if the SPN sits on another account than the ASA, see spn.owner)"
+        elif r.outcome == ProbeOutcome.CHANNEL_BINDING:
+            fix = binding_fix(server)
         elif r.outcome == ProbeOutcome.NTLM_FALLBACK and ticket is not None and not ticket.ok:
             fix = _ticket_fix(ctx, r.spn, ticket.error or "")
         elif r.outcome == ProbeOutcome.NTLM_FALLBACK:
             fix = (f"{server.name} answered with NTLM only: offer Negotiate on its virtual directories "
                    "(see auth.outlook-anywhere, auth.mapi; wizard step client-auth).")
+        elif r.outcome == ProbeOutcome.NOT_OFFERED:
+            fix = (f"Turn on Windows authentication with the Negotiate provider where clients should use Kerberos on "
+                   f"{server.name} (wizard steps client-auth and iis-auth).")
         elif r.outcome == ProbeOutcome.UNREACHABLE:
             fix = f"Test-NetConnection {server.fqdn or server.name} -Port 443 (firewall, DNS or the server is down)."
         elif r.outcome == ProbeOutcome.KDC_REFUSED:
@@ -282,7 +316,11 @@ def kerberos_server(ctx: Context) -> list[Finding]:
         reasons = {
             ProbeOutcome.REJECTED: "the server could not decrypt the ticket: it holds a different key than the KDC "
                                    "used (no ASA credential, an old password, or the SPN on another account)",
+            ProbeOutcome.CHANNEL_BINDING: "the server accepts the ticket but not with the channel binding of the "
+                                          "probe's TLS connection: something between ends the TLS (see "
+                                          "ep.channel-binding)",
             ProbeOutcome.NTLM_FALLBACK: "Kerberos was not used: clients authenticate with NTLM",
+            ProbeOutcome.NOT_OFFERED: "no probed path offers Negotiate, so Kerberos is not proven on this server",
             ProbeOutcome.KDC_REFUSED: "the KDC refused the ticket",
             ProbeOutcome.UNREACHABLE: "the server could not be reached, so it is not proven",
             ProbeOutcome.ERROR: "the probe failed, so the server is not proven",
