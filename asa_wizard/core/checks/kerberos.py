@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from asa_wizard.core.errors import WizardError
 from asa_wizard.core.model import Environment, ExchangeServer
 from asa_wizard.core.ports import KerberosProbe, ProbeOutcome, ProbeResult, TicketResult
+from asa_wizard.core.commands import command, setspn
 from .base import CHECKS, SEVERITY, Context, Finding, ProbeReport, Status, check
 from .kcd import target_spns
 
@@ -114,9 +115,9 @@ def _ticket_fix(ctx: Context, spn: str, error: str) -> str:
     if "NOT_UNIQUE" in e:
         owners = ctx.owners(spn)
         others = [a for a in owners if ctx.asa is None or a.dn.lower() != ctx.asa.dn.lower()]
-        return "\n".join(f"setspn -D {spn} {ctx.qualified(a)}" for a in others) + "\n(see spn.duplicate; wizard step spns)"
+        return "\n".join(setspn("-D", spn, ctx.qualified(a)) for a in others) + "\n(see spn.duplicate; wizard step spns)"
     if "UNKNOWN" in e:
-        return (f"setspn -S {spn} {asa}\n(only after every server holds the ASA credential: wizard steps rollout, "
+        return (f"{setspn('-S', spn, asa)}\n(only after every server holds the ASA credential: wizard steps rollout, "
                 "then spns)")
     if "ETYPE" in e:
         return "Give the ASA AES encryption types and roll its password (see asa.enctypes)."
@@ -172,7 +173,8 @@ def _server_fix(ctx: Context, server: ExchangeServer, bad: list[ProbeResult]) ->
             fix = (f"{server.name} answered with NTLM only: offer Negotiate on its virtual directories "
                    "(see auth.outlook-anywhere, auth.mapi; wizard step client-auth).")
         elif r.outcome == ProbeOutcome.UNREACHABLE:
-            fix = f"Test-NetConnection {server.fqdn or server.name} -Port 443 (firewall, DNS or the server is down)."
+            fix = (f"{command('Test-NetConnection', server.fqdn or server.name, Port=443)} "
+                   "(firewall, DNS or the server is down).")
         elif r.outcome == ProbeOutcome.KDC_REFUSED:
             fix = _ticket_fix(ctx, r.spn, r.detail)
         else:
