@@ -13,6 +13,7 @@ the same process, right after the changes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import importlib
 import os
@@ -105,8 +106,10 @@ def _console(stderr: bool = False):
 
 
 def _err(text: str) -> None:
-    """A plain line on stderr (progress and messages); never markup-interpreted."""
-    print(text, file=sys.stderr, flush=True)
+    """A plain line on stderr (progress and messages); never markup-interpreted, control characters escaped."""
+    from .core.text import terminal_safe
+
+    print(terminal_safe(text), file=sys.stderr, flush=True)
 
 
 def _write_out(text: str, out: str | None) -> None:
@@ -116,7 +119,9 @@ def _write_out(text: str, out: str | None) -> None:
         path.write_text(text, encoding="utf-8")
         _err(f"Written: {path}")
     else:
-        sys.stdout.write(text)
+        from .core.text import terminal_safe
+
+        sys.stdout.write(terminal_safe(text))
         sys.stdout.flush()
 
 
@@ -382,11 +387,11 @@ def _generated_at() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _print_findings_table(rows: list[Any], target: str) -> None:
-    from rich.markup import escape
+def _print_findings_table(rows: list[Any], target: str, insecure_tls: bool = False) -> None:
     from rich.table import Table
 
-    from .core.report import AREA_TITLES, STATUS_ICONS
+    from .core.report import AREA_TITLES, INSECURE_TLS_NOTE, STATUS_ICONS
+    from .core.text import markup_safe as escape
 
     console = _console()
     styles = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
@@ -415,15 +420,17 @@ def _print_findings_table(rows: list[Any], target: str) -> None:
     counts = {s: sum(1 for r in rows if r.status == s) for s in ("pass", "warn", "fail", "skipped")}
     console.print(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, "
                   f"{counts['skipped']} skipped")
+    if insecure_tls:
+        console.print(f"[bold red]Insecure TLS:[/] {escape(INSECURE_TLS_NOTE)}")
 
 
-def _render_findings(rows: list[Any], fmt: str, target: str, env: Any) -> str:
+def _render_findings(rows: list[Any], fmt: str, target: str, env: Any, insecure_tls: bool = False) -> str:
     from .core.report import build_report, check_json, render_report
 
     generated = _generated_at()
     if fmt == "json":
-        return check_json(rows, target=target, generated_at=generated)
-    report = build_report(after=rows, env=env, target=target, generated_at=generated,
+        return check_json(rows, target=target, generated_at=generated, insecure_tls=insecure_tls)
+    report = build_report(after=rows, env=env, target=target, generated_at=generated, insecure_tls=insecure_tls,
                           title="Kerberos for Exchange: checks")
     return render_report(report, fmt, templates_dir())
 
@@ -440,10 +447,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         opened.close()
     if args.format == "text" and not args.out:
-        _print_findings_table(rows, opened.target.label)
+        _print_findings_table(rows, opened.target.label, opened.target.insecure_tls)
     else:
         fmt = "markdown" if args.format == "text" else args.format
-        _write_out(_render_findings(rows, fmt, opened.target.label, env), args.out)
+        _write_out(_render_findings(rows, fmt, opened.target.label, env, opened.target.insecure_tls), args.out)
     return exit_code_for(rows)
 
 
@@ -524,9 +531,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from .core.executor import Executor
     from .core.journal import Journal
 
+    from .core.journal import default_journal_dir
+    from .core.locks import target_lock
+
     answers = _answers_for(args)
     opened = open_target(answers)
-    try:
+    locks = contextlib.ExitStack()
+    try:  # one apply per target, and the journal's own lock while the run writes it
+        locks.enter_context(target_lock(_journal_dir(args) or default_journal_dir(), opened.target.label))
         env, plan = _make_plan(opened)
         if plan.blockers:
             for b in plan.blockers:
@@ -544,7 +556,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             return 0
         _confirm(f"Apply these {len(plan.changes)} changes?", args.yes)
         before = _run_checks(opened, env)
-        journal = Journal.create(_journal_dir(args), actor=opened.actor, label="apply")
+        journal = locks.enter_context(Journal.create(_journal_dir(args), actor=opened.actor, label="apply"))
         record = _target_record(answers)
         record["before"] = _before_rows(before)
         cancel = threading.Event()
@@ -563,6 +575,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             return _then_check(opened, args)
         return code
     finally:
+        locks.close()
         opened.close()
 
 
@@ -585,7 +598,7 @@ def _then_check(opened: Opened, args: argparse.Namespace) -> int:
 
     env = _discover(opened)
     rows = _run_checks(opened, env)
-    _print_findings_table(rows, opened.target.label)
+    _print_findings_table(rows, opened.target.label, opened.target.insecure_tls)
     return exit_code_for(rows)
 
 
@@ -651,10 +664,18 @@ def _replay_lab(opened: Opened, plan: Any, events: list[Any]) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from .core.executor import unfinished
+    from .core.journal import journal_lock
+
+    path = _journal_path(args.journal, unfinished)
+    with journal_lock(path):  # one resume / undo of a journal at a time
+        return _resume(path)
+
+
+def _resume(path: Path) -> int:
     from .core.executor import Executor, unfinished
     from .core.journal import Journal
 
-    path = _journal_path(args.journal, unfinished)
     opened, plan = _reopen(path)
     try:
         journal = Journal.open(path)
@@ -672,10 +693,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
+    from .core.executor import undo_order
+    from .core.journal import journal_lock
+
+    path = _journal_path(args.journal, lambda evs: bool(undo_order(evs)))
+    with journal_lock(path):  # one resume / undo of a journal at a time
+        return _undo(path, args)
+
+
+def _undo(path: Path, args: argparse.Namespace) -> int:
     from .core.executor import Executor, undo_order
     from .core.journal import Journal, read_events
 
-    path = _journal_path(args.journal, lambda evs: bool(undo_order(evs)))
     todo = undo_order(list(read_events(path)))
     if not todo:
         _err("Nothing to undo in this journal.")
@@ -717,6 +746,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         opened.close()
     before = [FindingRow(**r) for r in record.get("before") or []]
     report = build_report(after=after, env=env, before=before or None, events=events, target=opened.target.label,
-                          generated_at=events[-1].ts if events else "", journal=path.name)
+                          generated_at=events[-1].ts if events else "", journal=path.name,
+                          insecure_tls=opened.target.insecure_tls)
     _write_out(render_report(report, args.format, templates_dir()), args.out)
     return 0

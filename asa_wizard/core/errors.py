@@ -40,6 +40,12 @@ class ConfigError(WizardError):
         self.reason = problem
 
 
+class JournalCorrupt(ConfigError):
+    """A journal line that cannot be read or does not match the event schema: resume, undo and report stop."""
+
+    kind = "journal"
+
+
 class ConnectionFailed(WizardError):
     kind = "connection"
 
