@@ -31,7 +31,7 @@ _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SETSPN_FLAGS = {"-S", "-D", "-Q", "-F -Q", "-L", "-X"}
 
 
-class UnsafeValue(WizardError):
+class UnsafeValue(WizardError, ValueError):
     """A value that cannot be put into a command at all (a NUL character)."""
 
     kind = "unsafe-value"

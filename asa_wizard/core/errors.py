@@ -68,9 +68,11 @@ class SpnConflict(WizardError):
     kind = "spn-conflict"
 
     def __init__(self, spn: str, owner: str, fix: str = ""):
+        from .commands import setspn
+
         super().__init__(
             f"The SPN {spn} is already registered on {owner}.",
-            fix or f"Remove it from {owner} first (setspn -D {spn} <owner>) or choose that account as the ASA.",
+            fix or f"Remove it from {owner} first ({setspn('-D', spn, owner)}) or choose that account as the ASA.",
         )
         self.spn = spn
         self.owner = owner

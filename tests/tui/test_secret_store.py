@@ -31,9 +31,11 @@ class MemoryBackend:
 
 
 class PlaintextKeyring(MemoryBackend):
-    """Named like keyrings.alt's file backend, which writes passwords to a plain file."""
+    """Like keyrings.alt's file backend: a file-backed store with keyring's not-recommended priority."""
 
     name = "keyrings.alt.file.PlaintextKeyring"
+    priority = 0.5
+    file_path = "/tmp/keyring_pass.cfg"
 
 
 class LockedBackend(MemoryBackend):

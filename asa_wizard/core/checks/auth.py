@@ -80,7 +80,7 @@ def auth_namespace_dns(ctx: Context) -> list[Finding]:
                 Status.WARN, subject=ns.host, evidence=f"{ns.host} is a CNAME.",
                 reason="Windows clients build the SPN from the name the CNAME points to, so they ask for a ticket "
                        f"to the target host instead of {ns.spn}: Kerberos falls back to NTLM or hits the wrong account.",
-                fix=f"Replace the CNAME with an A record for the load balancer's address:\n"
+                fix="Replace the CNAME with an A record for the load balancer's address:\n"
                     + command("Remove-DnsServerResourceRecord", ZoneName=zone, Name=label, RRType="CName") + "\n"
                     + command("Add-DnsServerResourceRecordA", ZoneName=zone, Name=label,
                               IPv4Address="<load balancer address>")))
