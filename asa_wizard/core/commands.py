@@ -4,7 +4,7 @@ line the tool prints (checks, plans, reports) or sends (the Exchange adapters) i
 The rule: a value is text from the outside world (a server name, an account, an SPN, a DN) and always becomes
 ONE single-quoted PowerShell literal (`quote`): nothing inside is expanded ($(), backticks, semicolons, pipes
 are plain text), every quote character PowerShell accepts (the ASCII one and the typographic ‘ ’ ‚ ‛) is doubled,
-and NUL, which no command line can carry, is refused with `UnsafeValue`. Code is only what this module makes:
+and NUL (which no command line can carry) or a lone surrogate (not text) is refused with `UnsafeValue`. Code is only what this module makes:
 `Code` is a `str` that the builder produced (a command, a pipeline, a script block, `$true`, a variable, a
 hashtable), and only `Code` is put into a command as it is. A command name and a parameter name are checked
 against a strict pattern, so they cannot carry anything either.
@@ -28,6 +28,7 @@ ROLL_SCRIPT = ".\\RollAlternateServiceAccountPassword.ps1"
 _COMMAND_NAME = re.compile(r"(?:\.\\)?[A-Za-z][A-Za-z0-9-]*(?:\.ps1|\.exe)?")
 _PARAMETER = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SETSPN_FLAGS = {"-S", "-D", "-Q", "-F -Q", "-L", "-X"}
 
 
@@ -61,6 +62,9 @@ def quote(value: str) -> Code:
     if "\x00" in value:
         raise UnsafeValue("A value holds a NUL character, which no command line can carry.",
                           "Fix the name in the directory or the input file (it must not contain NUL).")
+    if _SURROGATE.search(value):
+        raise UnsafeValue("A value holds a broken character (a lone UTF-16 surrogate), which is not text.",
+                          "Fix the name in the directory or the input file (it must be valid Unicode).")
     return Code("'" + "".join(c + c if c in SINGLE_QUOTES else c for c in value) + "'")
 
 
