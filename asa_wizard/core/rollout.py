@@ -524,7 +524,7 @@ class Rollout:
         if self.report.servers[name].action == "copy":  # journalled as failed: a resume copies it again
             self.journal.write("failed", self._change(name, "copy", self.report.source), message=problem)
         self._set(name, Phase.FAILED, problem,
-                  fix=f"Copy it again: -ToSpecificServers {name} -CopyFrom {self.report.source}")
+                  fix=f"Copy it again: {roll_script(name, CopyFrom=self.report.source or '')}")
 
     def _block_all(self, reason: str, fix: str) -> None:
         self._block_all_except(None, reason, fix)
