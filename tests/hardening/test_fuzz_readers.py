@@ -46,7 +46,8 @@ def mutate(source: str, data: st.DataObject) -> str:
     for _ in range(data.draw(st.integers(1, 3))):
         i = data.draw(st.sampled_from(candidates))
         m = VALUE_LINE.match(lines[i])
-        assert m is not None
+        if m is None:  # an earlier mutation left no value on this line
+            continue
         lines[i] = m.group(1) + toml_value(data.draw(hostile_text), data.draw(st.booleans()))
     return "\n".join(lines) + "\n"
 
