@@ -110,6 +110,7 @@ _CHANGE_TYPES: dict[str, tuple[type, ...]] = {
     "step": _TEXTS, "depends_on": _LIST, "warning": _OPT_TEXT,
 }
 _CHANGE_ANY = ("old", "new")  # the attribute's value: any JSON
+_SYSTEMS = frozenset(s.value for s in System)
 
 
 class _Bad(Exception):
@@ -133,8 +134,9 @@ def _check_type(value: Any, types: tuple[type, ...], field: str) -> None:
         raise _Bad(f"'{field}' must be {_type_name(types[0]())}, not {_type_name(value)}", field)
 
 
-def validate_change(d: Any, field: str = "change") -> Change:
-    """A change as the journal stores it (Change.to_dict), checked key by key; raises _Bad."""
+def validate_change(d: Any, field: str = "change") -> None:
+    """A change as the journal stores it (Change.to_dict), checked key by key (so `Change.from_dict` takes
+    it); raises _Bad."""
     if not isinstance(d, dict):
         raise _Bad(f"'{field}' must be an object, not {_type_name(d)}", field)
     for key in ("id", "system", "action", "target", "summary"):
@@ -150,9 +152,8 @@ def validate_change(d: Any, field: str = "change") -> Change:
             raise _Bad(f"'{field}.{key}' must be a list of texts", f"{field}.{key}")
     if not d["id"]:
         raise _Bad("the change's id is empty", f"{field}.id")
-    if d["system"] not in {s.value for s in System}:
+    if d["system"] not in _SYSTEMS:
         raise _Bad(f"unknown system {d['system']!r}", f"{field}.system")
-    return Change.from_dict(d)
 
 
 def validate_event(d: Any) -> JournalEvent:

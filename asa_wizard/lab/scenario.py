@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
-from ..core.hosts import dn_problem, host_problem, sam_problem
+from ..core.hosts import dn_problem, has_control, host_problem, sam_problem
 from ..core.model import AccountKind, Service
 from ..core.tomlpos import TomlReader, parse_toml, read_text
 from ..resources import scenario_dir
@@ -169,6 +169,9 @@ def list_scenarios() -> list[Scenario]:
 
 
 def find_scenario(name_or_path: str) -> Path:
+    if has_control(name_or_path) or len(name_or_path) > 4096:
+        raise ConfigError(name_or_path[:80].encode("unicode_escape").decode(), "not a scenario name or path",
+                          "Use a scenario name (asa-wizard lab list) or the path of a .toml scenario file.")
     p = Path(name_or_path)
     if p.suffix == ".toml" and p.exists():
         return p
