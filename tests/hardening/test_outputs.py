@@ -1,5 +1,5 @@
 """What reaches the user's terminal and files: outside text with its control characters escaped, insecure TLS
-stated in every format, URLs only from host names, and a keyring judged by what it is."""
+stated in every format, URLs only from host names (the keyring's judgement: tests/tui/test_secret_store.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import subprocess
 import sys
 import os
 
-import keyring.backends.chainer
-import keyring.backends.fail
 import pytest
 
-from asa_wizard.adapters.secrets import KeyringSecretStore, describe_backend
 from asa_wizard.adapters.winrm import WinRmSettings
 from asa_wizard.core.errors import WizardError
 from asa_wizard.core.hosts import dn_problem, host_problem, require_host, sam_problem
@@ -107,58 +104,3 @@ def test_names_by_active_directorys_rules():
     assert sam_problem("EX01", computer=True) and sam_problem("EX01$", computer=False)
     assert dn_problem("OU=Service Accounts,DC=contoso,DC=com") is None
     assert dn_problem("OU=a\\,b") is None and dn_problem("OU=a,b") and dn_problem("CN=x;y") and dn_problem("")
-
-
-class Store:
-    """A working in-memory backend."""
-
-    name = "Secret Service"
-    priority = 5
-
-    def __init__(self):
-        self.data = {}
-
-    def get_password(self, service, key):
-        return self.data.get((service, key))
-
-    def set_password(self, service, key, value):
-        self.data[(service, key)] = value
-
-    def delete_password(self, service, key):
-        self.data.pop((service, key), None)
-
-
-class QuietFile(Store):
-    """A plaintext file backend under an innocent name: it keeps a file_path and keyring rates it below 1."""
-
-    name = "Corporate vault"
-    priority = 0.5
-    file_path = "/home/u/.local/share/python_keyring/keyring_pass.cfg"
-
-
-class Chainer(keyring.backends.chainer.ChainerBackend):
-    members: list = []
-
-    @property
-    def backends(self):  # type: ignore[override]
-        return self.members
-
-
-def test_a_plaintext_backend_under_another_name_is_refused():
-    backend = QuietFile()
-    store = KeyringSecretStore(backend=backend)
-    assert store.is_plaintext and not store.available
-    store.set("k", Secret("pw-9"))
-    assert backend.data == {} and store.get("k").reveal() == "pw-9"  # kept in memory only
-
-
-def test_a_chainer_is_judged_by_every_backend_it_writes_to():
-    chain = Chainer()
-    chain.members = [Store(), QuietFile()]
-    name, plaintext, usable = describe_backend(chain)
-    assert plaintext and usable and "Corporate vault" in name
-    chain.members = [Store()]
-    assert describe_backend(chain)[1:] == (False, True)
-    chain.members = []
-    assert describe_backend(chain)[2] is False
-    assert describe_backend(keyring.backends.fail.Keyring())[2] is False
