@@ -119,9 +119,7 @@ def _write_out(text: str, out: str | None) -> None:
         path.write_text(text, encoding="utf-8")
         _err(f"Written: {path}")
     else:
-        from .core.text import terminal_safe
-
-        sys.stdout.write(terminal_safe(text))
+        sys.stdout.write(text)  # rendered by core.report: outside text already terminal-safe
         sys.stdout.flush()
 
 
@@ -529,16 +527,14 @@ def _before_rows(rows: list[Any]) -> list[dict[str, Any]]:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from .core.executor import Executor
-    from .core.journal import Journal
-
-    from .core.journal import default_journal_dir
+    from .core.journal import Journal, default_journal_dir
     from .core.locks import target_lock
 
     answers = _answers_for(args)
     opened = open_target(answers)
     locks = contextlib.ExitStack()
     try:  # one apply per target, and the journal's own lock while the run writes it
-        locks.enter_context(target_lock(_journal_dir(args) or default_journal_dir(), opened.target.label))
+        locks.enter_context(target_lock(default_journal_dir().parent, opened.target.label))  # whatever --journal-dir
         env, plan = _make_plan(opened)
         if plan.blockers:
             for b in plan.blockers:

@@ -85,7 +85,7 @@ def target_lock(directory: Path, target: str) -> FileLock:
     """The lock `apply` holds on a target (a domain controller, or a lab scenario) for the whole run."""
     slug = re.sub(r"[^a-z0-9.-]+", "_", target.lower())[:60]
     digest = hashlib.sha256(target.lower().encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return FileLock(Path(directory) / "locks" / f"target-{slug}-{digest}.lock", f"target {target}")
+    return FileLock(Path(directory) / "locks" / f"target-{slug}-{digest}.lock", f"target {target}")  # in the data dir
 
 
 def _lock(fd: int) -> None:
