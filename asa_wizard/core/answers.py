@@ -243,8 +243,9 @@ class _Reader(TomlReader):
         if "ou" in a and mode != "create":
             raise self.fail(fp + ("ou",), "ou is only used when the ASA is created", "Remove it, or set mode = \"create\".")
         ou = self.string(a, "ou", fp, pattern=DN_RE, example="OU=Service Accounts,DC=contoso,DC=com")
-        if ou is not None and dn_problem(ou):
-            raise self.fail(fp + ("ou",), dn_problem(ou) or "", 'Write it like ou = "OU=Service Accounts".')
+        ou_problem = dn_problem(ou) if ou is not None else None
+        if ou_problem:
+            raise self.fail(fp + ("ou",), ou_problem, 'Write it like ou = "OU=Service Accounts".')
         default_enc = ENC_AES_ONLY if mode == "create" else None
         enctypes = self.integer(a, "enctypes", fp, default_enc, (0, 0x3F))
         if enctypes is not None and enctypes not in ENCTYPE_CHOICES:

@@ -128,9 +128,7 @@ def _type_name(value: Any) -> str:
 
 
 def _check_type(value: Any, types: tuple[type, ...], field: str) -> None:
-    if isinstance(value, bool) and bool not in types:
-        raise _Bad(f"'{field}' must be {_type_name(types[0]())}, not {_type_name(value)}", field)
-    if not isinstance(value, types):
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):  # True is an int too
         raise _Bad(f"'{field}' must be {_type_name(types[0]())}, not {_type_name(value)}", field)
 
 

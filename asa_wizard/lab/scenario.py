@@ -239,9 +239,8 @@ class _Parser(TomlReader):
 
     def hosts(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...]) -> list[str]:
         out = self.strings(obj, key, fp)
-        for h in out:
-            if host_problem(h):
-                raise self.fail(fp + (key,), host_problem(h) or "", 'Write host names like "mail.contoso.com".')
+        for problem in filter(None, map(host_problem, out)):
+            raise self.fail(fp + (key,), problem, 'Write host names like "mail.contoso.com".')
         return [h.lower() for h in out]
 
     # --- sections ---------------------------------------------------------------------------------
@@ -463,9 +462,9 @@ class _Parser(TomlReader):
         for spn in self.strings(a, "spns", fp) + self.strings(a, "delegate_to", fp):
             if "/" not in spn:
                 raise self.fail(fp + ("spns",), f"{spn!r} is not an SPN", 'Write it as "HTTP/mail.contoso.com".')
-        ou = self.string(a, "ou", fp)
-        if ou is not None and dn_problem(ou):
-            raise self.fail(fp + ("ou",), dn_problem(ou) or "", 'Write it like ou = "OU=Service Accounts".')
+        ou_problem = dn_problem(self.string(a, "ou", fp) or "OU=x")
+        if ou_problem:
+            raise self.fail(fp + ("ou",), ou_problem, 'Write it like ou = "OU=Service Accounts".')
         default_ou = "CN=Computers" if kind == AccountKind.COMPUTER else "CN=Users"
         if kind == AccountKind.GMSA:
             default_ou = "CN=Managed Service Accounts"
