@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Iterator
 from types import TracebackType
 
 from .errors import WizardError
@@ -79,6 +82,28 @@ class FileLock:
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
+
+
+_HELD: ContextVar[frozenset[Path]] = ContextVar("asa_wizard_held_locks", default=frozenset())
+
+
+@contextmanager
+def holding(lock: FileLock) -> Iterator[FileLock]:
+    """Hold `lock` for the `with` block; when this call chain (this thread) already holds a lock on the same file
+    through `holding`, share it instead of failing on itself. So a command can take the lock early (before it
+    plans) and the service function it calls takes the same lock again without a second holder. Any other
+    holder, in another thread or process, still gets `Locked`."""
+    key = lock.path.resolve()
+    held = _HELD.get()
+    if key in held:
+        yield lock
+        return
+    with lock:
+        token = _HELD.set(held | {key})
+        try:
+            yield lock
+        finally:
+            _HELD.reset(token)
 
 
 def target_lock(directory: Path, target: str) -> FileLock:

@@ -219,7 +219,7 @@ def test_two_concurrent_applies_on_one_target_one_wins(tmp_path):
     gate.mkdir()
     answers = str(GOLDEN / "answers-fresh.toml")
     first = run(tmp_path, "apply", "--answers", answers, "--yes",
-                prelude=GATE.format(fn="_make_plan", gate=str(gate)), wait=False)
+                prelude=GATE.format(fn="_apply", gate=str(gate)), wait=False)
     try:
         while not (gate / "started").exists():  # the first apply holds the target's lock now
             assert first.poll() is None, first.communicate()
@@ -241,3 +241,53 @@ def test_a_lock_held_elsewhere_names_its_process(tmp_path):
     assert f"pid {os.getpid()}" in err.value.problem
     with journal_lock(tmp_path / "x.jsonl"):
         pass
+
+
+def test_the_service_holds_the_target_and_journal_locks_for_both_faces(tmp_path, monkeypatch):
+    """The wizard and the headless commands apply, resume and undo through the service: the locks are there,
+    not in one face. A lock another run holds refuses the run before anything is written; a lock the caller
+    took earlier (the headless apply holds the target from before it plans) is shared, not fought over."""
+    from asa_wizard.core.answers import load_answers
+    from asa_wizard.core.locks import holding
+    from asa_wizard.service import apply, discover, lock_journal, lock_target, make_plan, new_journal, open_target
+    from asa_wizard.service import undo
+
+    monkeypatch.setenv("ASA_WIZARD_DATA_DIR", str(tmp_path))
+    opened = open_target(load_answers(GOLDEN / "answers-fresh.toml"))
+    try:
+        plan = make_plan(opened, discover(opened))
+        journal = new_journal(opened)
+        with lock_target(opened):  # held by another run (its own open file, as another process's would be)
+            with pytest.raises(Locked) as err:
+                apply(opened, plan, journal)
+        assert err.value.problem.startswith("The target Lab: fresh") and f"pid {os.getpid()}" in err.value.problem
+        assert not journal.path.exists()  # refused before the first line
+        with holding(lock_target(opened)):  # taken earlier by the caller: the service shares it
+            result = apply(opened, plan, journal)
+        assert not result.failed and len(result.done) == len(plan.changes)
+        with lock_journal(journal.path):  # another run works on this journal
+            with pytest.raises(Locked) as err:
+                undo(opened, journal.path)
+        assert f"journal {journal.path.name} is locked" in err.value.problem
+        assert [e.event for e in read_events(journal.path)][-1] == "run-end"  # the refused undo wrote nothing
+    finally:
+        opened.close()
+
+
+def test_the_report_of_a_run_without_certificate_validation_says_so(tmp_path, monkeypatch):
+    from asa_wizard.core.answers import load_answers
+    from asa_wizard.core.report import INSECURE_TLS_NOTE
+    from asa_wizard.service import build_report, discover, open_target
+    from asa_wizard.service.operations import render_report
+
+    opened = open_target(load_answers(GOLDEN / "answers-fresh.toml"))
+    try:
+        env = discover(opened)
+        assert "Insecure TLS" not in render_report(build_report(opened, env, []), "markdown")
+        opened.target.insecure_tls = True  # the wizard's toggle sets this on its target
+        report = build_report(opened, env, [])
+    finally:
+        opened.close()
+    assert report.insecure_tls
+    assert INSECURE_TLS_NOTE in render_report(report, "markdown")
+    assert json.loads(render_report(report, "json"))["insecure_tls"] is True
