@@ -1,7 +1,8 @@
 """What the headless commands print: progress and messages on stderr, results on stdout or in a file.
 
 Nothing here decides anything; the commands (`headless_cli.py`) call the application service and hand its
-results here. Text from outside is printed literally (Rich markup escaped).
+results here. Text from outside is printed literally (Rich markup escaped, control characters shown escaped:
+`core.text`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ def console(stderr: bool = False):
 
 
 def err(text: str) -> None:
-    """A plain line on stderr (progress and messages); never markup-interpreted."""
-    print(text, file=sys.stderr, flush=True)
+    """A plain line on stderr (progress and messages); never markup-interpreted, control characters escaped."""
+    from .core.text import terminal_safe
+
+    print(terminal_safe(text), file=sys.stderr, flush=True)
 
 
 def write_out(text: str, out: str | None) -> None:
@@ -31,7 +34,7 @@ def write_out(text: str, out: str | None) -> None:
         path.write_text(text, encoding="utf-8")
         err(f"Written: {path}")
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text)  # rendered by core.report: outside text already terminal-safe
         sys.stdout.flush()
 
 
@@ -74,11 +77,11 @@ def confirm(question: str, yes: bool) -> None:
         raise Cancelled("Nothing was changed.", "Run the command again when ready.")
 
 
-def print_findings_table(rows: list[Any], target: str) -> None:
-    from rich.markup import escape
+def print_findings_table(rows: list[Any], target: str, insecure_tls: bool = False) -> None:
     from rich.table import Table
 
-    from .core.report import AREA_TITLES, STATUS_ICONS
+    from .core.report import AREA_TITLES, INSECURE_TLS_NOTE, STATUS_ICONS
+    from .core.text import markup_safe as escape
 
     c = console()
     styles = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
@@ -107,6 +110,8 @@ def print_findings_table(rows: list[Any], target: str) -> None:
     counts = {s: sum(1 for r in rows if r.status == s) for s in ("pass", "warn", "fail", "skipped")}
     c.print(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, "
             f"{counts['skipped']} skipped")
+    if insecure_tls:
+        c.print(f"[bold red]Insecure TLS:[/] {escape(INSECURE_TLS_NOTE)}")
 
 
 def summarize_result(result: Any, path: Path) -> int:

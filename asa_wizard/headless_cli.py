@@ -133,9 +133,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         opened.close()
     if args.format == "text" and not args.out:
-        out.print_findings_table(rows, opened.label)
+        out.print_findings_table(rows, opened.label, opened.target.insecure_tls)
     elif args.format == "json":
-        out.write_out(check_json(rows, target=opened.label, generated_at=_now()), args.out)
+        out.write_out(check_json(rows, target=opened.label, generated_at=_now(),
+                                 insecure_tls=opened.target.insecure_tls), args.out)
     else:
         fmt = "markdown" if args.format == "text" else args.format
         report = build_report(opened, env, rows, title="Kerberos for Exchange: checks")
@@ -163,59 +164,76 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 # --- apply / resume / undo -------------------------------------------------------------------------
 def cmd_apply(args: argparse.Namespace) -> int:
-    from .service import apply, make_plan, new_journal, open_target, run_checks
+    from .core.locks import holding
+    from .service import lock_target, open_target
 
     opened = open_target(_answers(args))
-    try:
-        env = _discover(opened)
-        plan = make_plan(opened, env)
-        if plan.blockers:
-            for b in plan.blockers:
-                out.err(f"Blocking: {b.text}" + (f"\n  Fix: {b.fix}" if b.fix else ""))
-            raise ConfigError(args.answers, f"{len(plan.blockers)} blocking prerequisite(s) are not met",
-                              "Resolve them (asa-wizard plan shows each with its fix), then apply again.")
-        if not plan.changes:
-            out.err("Nothing to change: everything these answers ask for is already in place.")
-            return _then_check(opened) if args.then_check else 0
-        out.err(f"{len(plan.changes)} changes on {opened.label}:")
-        for i, c in enumerate(plan.changes, 1):
-            out.err(f"  {i:>2}. {c.summary}")
-        if plan.dry_run:
-            out.err("Dry run (dry_run = true in the answers): nothing was changed.")
-            return 0
-        out.confirm(f"Apply these {len(plan.changes)} changes?", args.yes)
-        before = run_checks(opened, env)
-        journal = new_journal(opened, directory=Path(args.journal_dir).expanduser() if args.journal_dir else None)
-        out.err(f"Journal: {journal.path}")
-        cancel = threading.Event()
-        try:
-            result = apply(opened, plan, journal, before=before, progress=out.change_progress(), cancel=cancel)
-        except KeyboardInterrupt:
-            cancel.set()
-            out.err(f"Interrupted. Resume with: asa-wizard resume --journal {journal.path}")
-            return 130
-        print(f"Journal: {journal.path}")
-        code = out.summarize_result(result, journal.path)
-        if args.then_check and code == 0:
-            return _then_check(opened)
-        return code
+    try:  # one run per target, from the reading and planning to the last change
+        with holding(lock_target(opened)):
+            return _apply(opened, args)
     finally:
         opened.close()
+
+
+def _apply(opened: Any, args: argparse.Namespace) -> int:
+    from .service import apply, make_plan, new_journal, run_checks
+
+    env = _discover(opened)
+    plan = make_plan(opened, env)
+    if plan.blockers:
+        for b in plan.blockers:
+            out.err(f"Blocking: {b.text}" + (f"\n  Fix: {b.fix}" if b.fix else ""))
+        raise ConfigError(args.answers, f"{len(plan.blockers)} blocking prerequisite(s) are not met",
+                          "Resolve them (asa-wizard plan shows each with its fix), then apply again.")
+    if not plan.changes:
+        out.err("Nothing to change: everything these answers ask for is already in place.")
+        return _then_check(opened) if args.then_check else 0
+    out.err(f"{len(plan.changes)} changes on {opened.label}:")
+    for i, c in enumerate(plan.changes, 1):
+        out.err(f"  {i:>2}. {c.summary}")
+    if plan.dry_run:
+        out.err("Dry run (dry_run = true in the answers): nothing was changed.")
+        return 0
+    out.confirm(f"Apply these {len(plan.changes)} changes?", args.yes)
+    before = run_checks(opened, env)
+    journal = new_journal(opened, directory=Path(args.journal_dir).expanduser() if args.journal_dir else None)
+    out.err(f"Journal: {journal.path}")
+    cancel = threading.Event()
+    try:
+        result = apply(opened, plan, journal, before=before, progress=out.change_progress(), cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        out.err(f"Interrupted. Resume with: asa-wizard resume --journal {journal.path}")
+        return 130
+    print(f"Journal: {journal.path}")
+    code = out.summarize_result(result, journal.path)
+    if args.then_check and code == 0:
+        return _then_check(opened)
+    return code
 
 
 def _then_check(opened: Any) -> int:
     from .core.report import exit_code_for
 
     rows = _check_rows(opened, _discover(opened))
-    out.print_findings_table(rows, opened.label)
+    out.print_findings_table(rows, opened.label, opened.target.insecure_tls)
     return exit_code_for(rows)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from .core.executor import unfinished
-    from .service import find_journal, reopen, resume
+    from .core.locks import holding
+    from .service import find_journal, lock_journal
 
     path = find_journal(args.journal, unfinished)
+    with holding(lock_journal(path)):  # one resume / undo of a journal at a time, from its first reading
+        return _resume(path, args)
+
+
+def _resume(path: Path, args: argparse.Namespace) -> int:
+    from .core.executor import unfinished
+    from .service import reopen, resume
+
     opened, _, events = reopen(path, adjust=_adjust(args), say=out.err)
     try:
         if not unfinished(events):
@@ -232,10 +250,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     from .core.executor import undo_order
-    from .core.journal import read_events
-    from .service import find_journal, reopen, undo
+    from .core.locks import holding
+    from .service import find_journal, lock_journal
 
     path = find_journal(args.journal, lambda evs: bool(undo_order(evs)))
+    with holding(lock_journal(path)):  # one resume / undo of a journal at a time, from its first reading
+        return _undo(path, args)
+
+
+def _undo(path: Path, args: argparse.Namespace) -> int:
+    from .core.executor import undo_order
+    from .core.journal import read_events
+    from .service import reopen, undo
+
     todo = undo_order(list(read_events(path)))
     if not todo:
         out.err("Nothing to undo in this journal.")

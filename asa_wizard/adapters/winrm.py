@@ -40,6 +40,7 @@ from ..core.errors import (
     ScriptFailed,
     WizardError,
 )
+from ..core.hosts import require_host
 from ..core.model import ExchangeServer, ExtendedProtection, IisAuth, Service, VirtualDirectory
 from ..core.ports import RollResult, ServerState
 from ..core.secrets import Secret, redact
@@ -95,7 +96,8 @@ class WinRmSettings:
     def url_for(self, server: str) -> str:
         if self.url_override is not None:
             return self.url_override(server)
-        return f"{self.scheme}://{server}:{self.effective_port}/wsman"
+        host = require_host(server, "Exchange server name")  # never a URL from a name with user@, :port, /, #
+        return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{self.effective_port}/wsman"
 
     @property
     def insecure(self) -> bool:

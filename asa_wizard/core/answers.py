@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .hosts import dn_problem
 from .model import ENC_AES_AND_RC4, ENC_AES_ONLY, AccountKind
 from .tomlpos import TomlReader, parse_toml, read_text
 
@@ -27,10 +28,14 @@ WINRM_SCHEMES = ("https", "http")
 ASA_MODES = ("create", "reuse")
 ENCTYPE_CHOICES = (ENC_AES_ONLY, ENC_AES_AND_RC4)
 
-SAM_RE = re.compile(r"^[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f]{1,20}$")
-HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+# AD's rules for a sAMAccountName: up to 20 characters, none of " / \ [ ] : ; | = , + * ? < > @ or a control
+# character, not only dots, spaces and $, not ending in a dot (core.hosts.sam_problem says the same in words).
+SAM_RE = re.compile(r"^(?![. $]*$)[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f\x7f-\x9f]{1,20}(?<!\.)$")
+# A DNS host name: labels of up to 63 letters, digits and dashes, at most 253 characters (core.hosts.host_problem).
+HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 SPN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*/[A-Za-z0-9_.$-]+(:\d+)?$")
-QUALIFIED_RE = re.compile(r"^([A-Za-z0-9-]{1,15}\\)?[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f]{1,20}$")
+QUALIFIED_RE = re.compile(r"^([A-Za-z0-9-]{1,15}\\)?(?![. $]*$)[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f\x7f-\x9f]{1,20}(?<!\.)$")
 DN_RE = re.compile(r"^(?:[A-Za-z]+=[^,=]+)(?:,[A-Za-z]+=[^,=]+)*$")
 SECRET_KEYS = {"password", "passwd", "secret", "ldap_password", "winrm_password", "pass"}
 
@@ -246,6 +251,9 @@ class _Reader(TomlReader):
         if "ou" in a and mode != "create":
             raise self.fail(fp + ("ou",), "ou is only used when the ASA is created", "Remove it, or set mode = \"create\".")
         ou = self.string(a, "ou", fp, pattern=DN_RE, example="OU=Service Accounts,DC=contoso,DC=com")
+        ou_problem = dn_problem(ou) if ou is not None else None
+        if ou_problem:
+            raise self.fail(fp + ("ou",), ou_problem, 'Write it like ou = "OU=Service Accounts".')
         default_enc = ENC_AES_ONLY if mode == "create" else None
         enctypes = self.integer(a, "enctypes", fp, default_enc, (0, 0x3F))
         if enctypes is not None and enctypes not in ENCTYPE_CHOICES:

@@ -17,6 +17,8 @@ from typing import Any
 
 from .answers import Answers
 from .changes import Change, System
+from .commands import (SWITCH, assign, command, hashtable, pipeline, quote, roll_script, script_block, setspn,
+                       statements, subexpression, switch, variable)
 from .checks.base import ROLL_WINDOW, aware
 from .model import (
     ENC_AES128,
@@ -49,14 +51,12 @@ IIS_RESET_WARNING = ("Exchange cumulative updates may reset IIS settings made ou
 def ps(value: Any) -> str:
     """A PowerShell single-quoted literal: nothing inside is expanded. PowerShell also treats the typographic
     single quotes as quotes, so those are doubled too."""
-    text = str(value)
-    for q in ("'", "\u2018", "\u2019", "\u201a", "\u201b"):
-        text = text.replace(q, q + q)
-    return f"'{text}'"
+    return quote(str(value))
 
 
-def ps_list(values: list[str]) -> str:
-    return ",".join(ps(v) for v in values)
+def _read_password() -> str:
+    """(Read-Host -AsSecureString 'Initial password ...'): the initial password is typed, never written down."""
+    return subexpression(command("Read-Host", "Initial password (the rollout replaces it)", AsSecureString=SWITCH))
 
 
 def escape_dn_value(value: str) -> str:
@@ -287,7 +287,7 @@ class _Planner:
             return
         if not existing.enabled:
             self.prereq(f"The ASA {name} is disabled.", "unmet", True,
-                        f"Enable-ADAccount -Identity {ps(name)}, then plan again.")
+                        f"{command('Enable-ADAccount', Identity=name)}, then plan again.")
         self.asa = existing
         self.asa_q = self.qualified(existing)
         self.plan.asa = self.asa_q
@@ -315,20 +315,18 @@ class _Planner:
         description = "Exchange alternate service account"
         if kind == AccountKind.COMPUTER:
             commands = [
-                f"New-ADComputer -Name {ps(cn)} -SamAccountName {ps(cn)} -Path {ps(ou)} -Enabled $true "
-                f"-Description {ps(description)} -AccountPassword (Read-Host -AsSecureString "
-                f"'Initial password (the rollout replaces it)')",
-                f"Set-ADComputer -Identity {ps(sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={enctypes}}}",
+                command("New-ADComputer", Name=cn, SamAccountName=cn, Path=ou, Enabled=True, Description=description,
+                        AccountPassword=_read_password()),
+                command("Set-ADComputer", Identity=sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": enctypes})),
             ]
-            undo = [f"Remove-ADComputer -Identity {ps(sam)} -Confirm:$false"]
+            undo = [command("Remove-ADComputer", Identity=sam, Confirm=switch(False))]
         else:
             commands = [
-                f"New-ADUser -Name {ps(cn)} -SamAccountName {ps(sam)} -Path {ps(ou)} -Enabled $true "
-                f"-PasswordNeverExpires $true -Description {ps(description)} -AccountPassword (Read-Host "
-                f"-AsSecureString 'Initial password (the rollout replaces it)')",
-                f"Set-ADUser -Identity {ps(sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={enctypes}}}",
+                command("New-ADUser", Name=cn, SamAccountName=sam, Path=ou, Enabled=True, PasswordNeverExpires=True,
+                        Description=description, AccountPassword=_read_password()),
+                command("Set-ADUser", Identity=sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": enctypes})),
             ]
-            undo = [f"Remove-ADUser -Identity {ps(sam)} -Confirm:$false"]
+            undo = [command("Remove-ADUser", Identity=sam, Confirm=switch(False))]
         c = self.add(Change(
             id="asa.create", system=System.DIRECTORY, action="create-account", target=dn,
             summary=f"Create the {kind.value} account {q} in {ou} with encryption types {enctypes} "
@@ -347,15 +345,15 @@ class _Planner:
     def set_enctypes(self, account: Account, value: int) -> None:
         cmdlet = "Set-ADComputer" if account.is_computer else "Set-ADUser"
         old = account.enctypes
-        undo = (f"{cmdlet} -Identity {ps(account.sam)} -Clear 'msDS-SupportedEncryptionTypes'" if old is None else
-                f"{cmdlet} -Identity {ps(account.sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={old}}}")
+        undo = (command(cmdlet, Identity=account.sam, Clear="msDS-SupportedEncryptionTypes") if old is None else
+                command(cmdlet, Identity=account.sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": old})))
         c = self.add(Change(
             id="asa.enctypes", system=System.DIRECTORY, action="set-enctypes", target=account.dn,
             summary=f"Set the encryption types of {self.asa_q or account.sam} to {value} "
                     f"({'+'.join(enctype_names(value))}); they were {_enc(old)}",
             attribute="msDS-SupportedEncryptionTypes", old=old, new=value,
             params={"dn": account.dn, "value": value},
-            commands=[f"{cmdlet} -Identity {ps(account.sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={value}}}"],
+            commands=[command(cmdlet, Identity=account.sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": value}))],
             undo_commands=[undo], proven_by=["asa.enctypes", "kerberos.ticket"], step="asa",
             warning=("Clients that can only use RC4 lose Kerberos to these names: check that the domain controllers' "
                      "KDCSVC audit events (201-209) are clean first.") if old and old & ENC_RC4 and not value & ENC_RC4
@@ -427,7 +425,7 @@ class _Planner:
         group = {"group": KEYS_GROUP} if self.enctypes_gain_aes else {}
         old = _cred(server.asa_latest)
         reversible = server.asa_latest is None
-        undo = ([f"Set-ClientAccessService -Identity {ps(server.name)} -RemoveAlternateServiceAccountCredentials"]
+        undo = ([command("Set-ClientAccessService", Identity=server.name, RemoveAlternateServiceAccountCredentials=SWITCH)]
                 if reversible else [])
         warning = None if reversible else (
             f"{server.name} already held a credential: undo leaves the new one in place (the old password cannot "
@@ -440,9 +438,8 @@ class _Planner:
                 attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
                 params={"server": server.fqdn, "account": self.asa_q, "undo": "remove" if reversible else "keep",
                         **group},
-                commands=["Set-Location $exscripts",
-                          f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {ps(server.fqdn)} "
-                          f"-GenerateNewPasswordFor {ps(self.asa_q)}"],
+                commands=[command("Set-Location", variable("exscripts")),
+                          roll_script(server.fqdn, GenerateNewPasswordFor=self.asa_q)],
                 undo_commands=undo, proven_by=["rollout.coverage", "rollout.current"], step="rollout",
                 depends_on=list(self.rollout_deps), warning=warning)
         else:
@@ -454,9 +451,8 @@ class _Planner:
                 attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
                 params={"server": server.fqdn, "source": source.fqdn, "undo": "remove" if reversible else "keep",
                         **group},
-                commands=["Set-Location $exscripts",
-                          f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {ps(server.fqdn)} "
-                          f"-CopyFrom {ps(source.fqdn)}"],
+                commands=[command("Set-Location", variable("exscripts")),
+                          roll_script(server.fqdn, CopyFrom=source.fqdn)],
                 undo_commands=undo, proven_by=["rollout.coverage", "rollout.current"], step="rollout",
                 depends_on=list(self.rollout_deps) + ([gen_id] if gen_id else []), warning=warning)
         self.add(c)
@@ -521,8 +517,8 @@ class _Planner:
                         summary=f"Remove {stored} from {owner_q} (named in spns.move_from)",
                         attribute="servicePrincipalName", old=stored, new=None,
                         params={"dn": owner_dn, "spns": [stored]},
-                        commands=[f"setspn -D {ps(stored)} {ps(owner_q)}"],
-                        undo_commands=[f"setspn -S {ps(stored)} {ps(owner_q)}"],
+                        commands=[setspn("-D", stored, owner_q)],
+                        undo_commands=[setspn("-S", stored, owner_q)],
                         warning="Undo puts the SPN back only if no other account holds it then (setspn -S refuses "
                                 "a duplicate)." + (f" Planned on the user's confirmation that every server behind "
                                                    f"{host} holds the current {self.asa_q} credential (the servers "
@@ -543,8 +539,8 @@ class _Planner:
                 id=cid, system=System.DIRECTORY, action="add-spns", target=self.asa.dn,
                 summary=f"Register {spn} on {self.asa_q}",
                 attribute="servicePrincipalName", old=None, new=spn, params={"dn": self.asa.dn, "spns": [spn]},
-                commands=[f"setspn -F -Q {ps(spn)}", f"setspn -S {ps(spn)} {ps(self.asa_q)}"],
-                undo_commands=[f"setspn -D {ps(spn)} {ps(self.asa_q)}"],
+                commands=[setspn("-F -Q", spn), setspn("-S", spn, self.asa_q)],
+                undo_commands=[setspn("-D", spn, self.asa_q)],
                 proven_by=["spn.present", "spn.owner", "spn.duplicate", "kerberos.server"], step="spns",
                 depends_on=list(dict.fromkeys(deps + removals)),
                 warning=(f"Registered on the user's confirmation that every server behind {host} holds the current "
@@ -596,10 +592,11 @@ class _Planner:
                                 "-> Negotiate",
                         attribute="InternalClientAuthenticationMethod", old=old, new="Negotiate",
                         params={"server": s.fqdn, "method": "Negotiate"},
-                        commands=[f"Get-OutlookAnywhere -Server {ps(s.name)} | Set-OutlookAnywhere "
-                                  "-InternalClientAuthenticationMethod Negotiate"],
-                        undo_commands=[f"Get-OutlookAnywhere -Server {ps(s.name)} | Set-OutlookAnywhere "
-                                       f"-InternalClientAuthenticationMethod {ps(old or 'Ntlm')}"],
+                        commands=[pipeline(command("Get-OutlookAnywhere", Server=s.name),
+                                           command("Set-OutlookAnywhere", InternalClientAuthenticationMethod="Negotiate"))],
+                        undo_commands=[pipeline(command("Get-OutlookAnywhere", Server=s.name),
+                                                command("Set-OutlookAnywhere",
+                                                        InternalClientAuthenticationMethod=old or "Ntlm"))],
                         proven_by=["auth.outlook-anywhere"], step="client-auth",
                         depends_on=self.spn_deps_for(s, Service.OUTLOOK_ANYWHERE)))
             if ca.mapi:
@@ -614,10 +611,11 @@ class _Planner:
                                 f"{', '.join(new_m)})",
                         attribute="IISAuthenticationMethods", old=old_m, new=new_m,
                         params={"server": s.fqdn, "methods": new_m},
-                        commands=[f"Get-MapiVirtualDirectory -Server {ps(s.name)} | Set-MapiVirtualDirectory "
-                                  f"-IISAuthenticationMethods {ps_list(new_m)}"],
-                        undo_commands=[f"Get-MapiVirtualDirectory -Server {ps(s.name)} | Set-MapiVirtualDirectory "
-                                       f"-IISAuthenticationMethods {ps_list(old_m)}"] if old_m else [],
+                        commands=[pipeline(command("Get-MapiVirtualDirectory", Server=s.name),
+                                           command("Set-MapiVirtualDirectory", IISAuthenticationMethods=new_m))],
+                        undo_commands=[pipeline(command("Get-MapiVirtualDirectory", Server=s.name),
+                                                command("Set-MapiVirtualDirectory", IISAuthenticationMethods=old_m))]
+                        if old_m else [],
                         proven_by=["auth.mapi"], step="client-auth", depends_on=self.spn_deps_for(s, Service.MAPI),
                         warning=None if "oauth" in (m.lower() for m in old_m) or not self.env.hybrid else
                         "Hybrid organisation without OAuth on MAPI: check the hybrid configuration."))
@@ -667,7 +665,7 @@ class _Planner:
                 id=spn_id, system=System.DIRECTORY, action="add-spns", target=sa.dn,
                 summary=f"Register {spn} on the SEG service account {sa_q} (delegation needs an SPN)",
                 attribute="servicePrincipalName", old=None, new=spn, params={"dn": sa.dn, "spns": [spn]},
-                commands=[f"setspn -S {ps(spn)} {ps(sa_q)}"], undo_commands=[f"setspn -D {ps(spn)} {ps(sa_q)}"],
+                commands=[setspn("-S", spn, sa_q)], undo_commands=[setspn("-D", spn, sa_q)],
                 proven_by=["kcd.service-account-spn"], step="seg"))
             self.seg_ids.append(spn_id)
         host = self.seg_target_host(servers)
@@ -699,11 +697,11 @@ class _Planner:
                 parts = ([f"allow {sa_q} to delegate to {target}"] if add else []) + (
                     [f"remove the stale target{'s' if len(stale) > 1 else ''} {', '.join(stale)} (not an SPN on the "
                      "ASA)"] if stale else [])
-                ident = f"{cmdlet} -Identity {ps(sa.sam)}"
-                commands = [f"{ident} -Add @{{'msDS-AllowedToDelegateTo'={ps(x)}}}" for x in add] + \
-                    [f"{ident} -Remove @{{'msDS-AllowedToDelegateTo'={ps(x)}}}" for x in stale]
-                undo = [f"{ident} -Remove @{{'msDS-AllowedToDelegateTo'={ps(x)}}}" for x in add] + \
-                    [f"{ident} -Add @{{'msDS-AllowedToDelegateTo'={ps(x)}}}" for x in stale]
+                def deleg(op: str, x: str) -> str:
+                    return command(cmdlet, Identity=sa.sam, **{op: hashtable({"msDS-AllowedToDelegateTo": x})})
+
+                commands = [deleg("Add", x) for x in add] + [deleg("Remove", x) for x in stale]
+                undo = [deleg("Remove", x) for x in add] + [deleg("Add", x) for x in stale]
                 self.add(Change(
                     id=cid, system=System.DIRECTORY, action="set-delegate-to", target=sa.dn,
                     summary=(f"Allow {sa_q} to delegate to {target} (constrained delegation)" if not stale else
@@ -714,12 +712,12 @@ class _Planner:
                 self.seg_ids.append(cid)
         want = (sa.uac | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION) & ~UAC_TRUSTED_FOR_DELEGATION
         if want != sa.uac:
-            commands = [f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedToAuthForDelegation $true"]
-            undo = [f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedToAuthForDelegation "
-                    f"${str(sa.has_flag(UAC_TRUSTED_TO_AUTH_FOR_DELEGATION)).lower()}"]
+            commands = [command("Set-ADAccountControl", Identity=sa.sam, TrustedToAuthForDelegation=True)]
+            undo = [command("Set-ADAccountControl", Identity=sa.sam,
+                            TrustedToAuthForDelegation=sa.has_flag(UAC_TRUSTED_TO_AUTH_FOR_DELEGATION))]
             if sa.has_flag(UAC_TRUSTED_FOR_DELEGATION):
-                commands.append(f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedForDelegation $false")
-                undo.append(f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedForDelegation $true")
+                commands.append(command("Set-ADAccountControl", Identity=sa.sam, TrustedForDelegation=False))
+                undo.append(command("Set-ADAccountControl", Identity=sa.sam, TrustedForDelegation=True))
             cid = "seg.protocol-transition"
             self.add(Change(
                 id=cid, system=System.DIRECTORY, action="set-uac", target=sa.dn,
@@ -739,10 +737,10 @@ class _Planner:
                 id=cid, system=System.EXCHANGE, action="add-iis-iusrs", target=s.name,
                 summary=f"Add {sa_q} to the local IIS_IUSRS group on {s.name}",
                 attribute="IIS_IUSRS", old=None, new=sa_q, params={"server": s.fqdn, "member": sa_q},
-                commands=[f"Invoke-Command -ComputerName {ps(s.fqdn)} -ScriptBlock {{ Add-LocalGroupMember "
-                          f"-Group 'IIS_IUSRS' -Member {ps(sa_q)} }}"],
-                undo_commands=[f"Invoke-Command -ComputerName {ps(s.fqdn)} -ScriptBlock {{ Remove-LocalGroupMember "
-                               f"-Group 'IIS_IUSRS' -Member {ps(sa_q)} }}"],
+                commands=[command("Invoke-Command", ComputerName=s.fqdn, ScriptBlock=script_block(
+                    command("Add-LocalGroupMember", Group="IIS_IUSRS", Member=sa_q)))],
+                undo_commands=[command("Invoke-Command", ComputerName=s.fqdn, ScriptBlock=script_block(
+                    command("Remove-LocalGroupMember", Group="IIS_IUSRS", Member=sa_q)))],
                 proven_by=["kcd.iis-iusrs"], step="seg",
                 depends_on=[self.roll_ids[s.name.lower()]] if s.name.lower() in self.roll_ids else []))
             self.iusrs_ids[s.name.lower()] = cid
@@ -810,12 +808,12 @@ def _iis_summary(old: IisAuth, new: IisAuth) -> str:
 def _iis_script(fqdn: str, app: str, old: IisAuth, new: IisAuth) -> str:
     """The IIS settings that differ between `old` and `new`, as one Invoke-Command block for that server."""
     auth = "system.webServer/security/authentication"
-    lines = [f"Invoke-Command -ComputerName {ps(fqdn)} -ScriptBlock {{",
-             f"    $psPath = 'MACHINE/WEBROOT/APPHOST'; $location = {ps(IIS_SITE + '/' + app)}"]
+    where = {"PSPath": variable("psPath"), "Location": variable("location")}
+    lines = [statements(assign("psPath", "MACHINE/WEBROOT/APPHOST"), assign("location", IIS_SITE + "/" + app))]
 
     def prop(section: str, name: str, value: bool) -> None:
-        lines.append(f"    Set-WebConfigurationProperty -PSPath $psPath -Location $location "
-                     f"-Filter {ps(auth + '/' + section)} -Name {ps(name)} -Value ${str(value).lower()}")
+        lines.append(command("Set-WebConfigurationProperty", **where, Filter=auth + "/" + section, Name=name,
+                             Value=value))
 
     if old.basic != new.basic:
         prop("basicAuthentication", "enabled", new.basic)
@@ -826,10 +824,9 @@ def _iis_script(fqdn: str, app: str, old: IisAuth, new: IisAuth) -> str:
     if old.use_app_pool_credentials != new.use_app_pool_credentials:
         prop("windowsAuthentication", "useAppPoolCredentials", new.use_app_pool_credentials)
     if old.providers != new.providers:
-        flt = ps(auth + "/windowsAuthentication/providers")
-        lines.append(f"    Clear-WebConfiguration -PSPath $psPath -Location $location -Filter {flt}")
+        flt = auth + "/windowsAuthentication/providers"
+        lines.append(command("Clear-WebConfiguration", **where, Filter=flt))
         for p in new.providers:
-            lines.append(f"    Add-WebConfigurationProperty -PSPath $psPath -Location $location -Filter {flt} "
-                         f"-Name '.' -Value @{{value={ps(p)}}}")
-    lines.append("}")
-    return "\n".join(lines)
+            lines.append(command("Add-WebConfigurationProperty", **where, Filter=flt, Name=".",
+                                 Value=hashtable({"value": p})))
+    return command("Invoke-Command", ComputerName=fqdn, ScriptBlock=script_block(*lines, multiline=True))

@@ -2,7 +2,10 @@
 
 Every change, the credential rollout included, goes through the executor (`core.executor.Executor`): one
 `Change` shape, one journal per apply that starts with `run-start` (the plan, and the target to reconnect to,
-never a password). A journal the wizard wrote is resumed, undone and reported by the headless commands exactly
+never a password). One run at a time changes a target and writes a journal: `apply`, `resume` and `undo` hold
+the target's lock (`lock_target`, in the data directory) and the journal's own lock (`lock_journal`) while they
+work; a second run is refused with the process that holds them. A caller may take the same locks earlier (the
+headless `apply` holds the target's before it reads and plans) and the functions here share them. A journal the wizard wrote is resumed, undone and reported by the headless commands exactly
 like one `asa-wizard apply` wrote, and the other way round.
 """
 
@@ -17,6 +20,7 @@ from typing import Any, Callable, Iterable
 from ..core.answers import Answers, AsaAnswers, SegAnswers, TargetAnswers, WinRmAnswers
 from ..core.errors import ConfigError, WizardError
 from ..core.journal import Journal, JournalEvent
+from ..core.locks import FileLock, holding
 from ..core.model import Environment
 from ..core.plan import Plan
 from .session import Opened, SecretSource, open_target
@@ -64,13 +68,31 @@ def target_record(answers: Answers, *, label: str = "", before: Iterable[Any] | 
     return record
 
 
+# --- one run at a time ----------------------------------------------------------------------------------
+def lock_target(opened: Opened) -> FileLock:
+    """The lock on this target (one apply / resume / undo at a time): in the data directory, whatever journal
+    directory a run writes to, so every run on this machine meets it."""
+    from ..core.journal import default_journal_dir
+    from ..core.locks import target_lock
+
+    return target_lock(default_journal_dir().parent, opened.label)
+
+
+def lock_journal(path: Path) -> FileLock:
+    """The journal's own lock (one writer at a time)."""
+    from ..core.journal import journal_lock
+
+    return journal_lock(Path(path))
+
+
 def journal_label(opened: Opened, what: str = "apply") -> str:
     base = f"{what}-lab-{opened.target.lab.scenario.name}" if opened.target.is_lab else f"{what}-{opened.label}"
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in base)[:60]
 
 
 def new_journal(opened: Opened, *, directory: Path | None = None, what: str = "apply") -> Journal:
-    """A new journal for one apply (ASA_WIZARD_DATA_DIR or `directory` decides where)."""
+    """A new journal for one apply (ASA_WIZARD_DATA_DIR or `directory` decides where); its file name holds the
+    time and the run id, so no two runs share a file."""
     return Journal.create(directory, actor=opened.actor, label=journal_label(opened, what))
 
 
@@ -78,14 +100,17 @@ def apply(opened: Opened, plan: Plan, journal: Journal, *, change_ids: Iterable[
           before: Iterable[Any] | None = None, step: str | None = None, previous_runs: Iterable[Path] = (),
           progress: ChangeProgress | None = None, cancel: threading.Event | None = None) -> Any:
     """Apply the plan (or only `change_ids` of it) through the executor: `run-start` with the target record, then
-    every change journalled; the rollout by the rollout engine inside the executor. Returns the RunResult."""
+    every change journalled; the rollout by the rollout engine inside the executor. Holds the target's lock and
+    the journal's while it runs (`Locked` when another run holds either). Returns the RunResult."""
     from ..core.executor import Executor
 
     run = subset(plan, change_ids) if change_ids is not None else plan
-    record = target_record(opened.answers, label=opened.label, before=before, step=step,
-                           previous_runs=previous_runs)
-    executor = Executor(opened.target.directory, opened.target.exchange, journal, progress=progress, cancel=cancel)
-    return executor.apply(run, target=record)
+    with holding(lock_target(opened)), holding(lock_journal(journal.path)):
+        record = target_record(opened.answers, label=opened.label, before=before, step=step,
+                               previous_runs=previous_runs)
+        executor = Executor(opened.target.directory, opened.target.exchange, journal, progress=progress,
+                            cancel=cancel)
+        return executor.apply(run, target=record)
 
 
 # --- journals -----------------------------------------------------------------------------------------------
@@ -229,20 +254,24 @@ def remaining(path: Path) -> list[Any]:
 
 def resume(opened: Opened, path: Path, *, progress: ChangeProgress | None = None,
            cancel: threading.Event | None = None) -> Any:
-    """Finish the run a journal recorded, on an open target (never a second password for the rollout)."""
+    """Finish the run a journal recorded, on an open target (never a second password for the rollout). Holds the
+    journal's lock and the target's while it runs."""
     from ..core.executor import Executor
 
-    return Executor(opened.target.directory, opened.target.exchange, Journal.open(path), progress=progress,
-                    cancel=cancel).resume()
+    with holding(lock_journal(path)), holding(lock_target(opened)):
+        return Executor(opened.target.directory, opened.target.exchange, Journal.open(path), progress=progress,
+                        cancel=cancel).resume()
 
 
 def undo(opened: Opened, path: Path, *, progress: ChangeProgress | None = None,
          cancel: threading.Event | None = None) -> Any:
-    """Reverse the done changes a journal recorded, newest first."""
+    """Reverse the done changes a journal recorded, newest first. Holds the journal's lock and the target's while
+    it runs."""
     from ..core.executor import Executor
 
-    return Executor(opened.target.directory, opened.target.exchange, Journal.open(path), progress=progress,
-                    cancel=cancel).undo()
+    with holding(lock_journal(path)), holding(lock_target(opened)):
+        return Executor(opened.target.directory, opened.target.exchange, Journal.open(path), progress=progress,
+                        cancel=cancel).undo()
 
 
 # --- report -------------------------------------------------------------------------------------------------
@@ -260,7 +289,8 @@ def build_report(opened: Opened | None, env: Environment | None, after: Iterable
                  events: list[JournalEvent] | None = None, before: Iterable[Any] | None = None,
                  generated_at: str = "", journal: str = "", title: str | None = None) -> Any:
     """The report model: what was found, what was changed, what passes now. On the lab the time is the lab's
-    own (its dates are fixed), said as such, so the report has one clock."""
+    own (its dates are fixed), said as such, so the report has one clock. When the user turned certificate
+    validation off for this target, the report says so (every format)."""
     from ..core.report import build_report as build
 
     events = events or []
@@ -269,7 +299,8 @@ def build_report(opened: Opened | None, env: Environment | None, after: Iterable
     generated = generated_at or report_time(opened, events)
     kw: dict[str, Any] = {"title": title} if title else {}
     return build(after=after, env=env, before=before, events=events, target=opened.label if opened else "",
-                 generated_at=generated, journal=journal, **kw)
+                 generated_at=generated, journal=journal,
+                 insecure_tls=bool(opened is not None and opened.target.insecure_tls), **kw)
 
 
 def report_time(opened: Opened | None, events: list[JournalEvent] | None = None) -> str:

@@ -220,8 +220,8 @@ def test_a_server_with_the_old_or_no_credential_rejects_and_is_named_with_the_fi
     for name in ("EX02", "EX03"):
         f = server[name]
         assert f.status == Status.FAIL and "KRB_AP_ERR_MODIFIED" in f.evidence, f.evidence
-        assert (f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {name.lower()}.{samba_dc.domain} "
-                f"-CopyFrom ex01.{samba_dc.domain}") in f.fix
+        assert (f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers '{name.lower()}.{samba_dc.domain}' "
+                f"-CopyFrom 'ex01.{samba_dc.domain}'") in f.fix
     assert a2.rejected and a1.rejected == []
     status = summarize(findings)
     assert status["rollout.current"] == Status.FAIL and status["rollout.coverage"] == Status.FAIL
@@ -240,7 +240,7 @@ def test_no_spn_means_no_ticket_and_ntlm_fallback(samba_dc, kdc, org, unique_nam
     assert ticket.status == Status.FAIL and "KDC_ERR_S_PRINCIPAL_UNKNOWN" in ticket.evidence
     server = next(f for f in findings if f.check_id == "kerberos.server")
     assert server.status == Status.FAIL and "ntlm-fallback" in server.evidence
-    assert f"setspn -S {o['spn']}" in server.fix
+    assert f"setspn -S '{o['spn']}'" in server.fix
     assert a1.accepted == [] and a1.rejected == []  # nothing Kerberos reached the server
 
 

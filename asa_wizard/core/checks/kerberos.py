@@ -24,6 +24,7 @@ from asa_wizard.core.ports import (
 )
 from .base import CHECKS, SEVERITY, Context, Finding, ProbeReport, Status, check, join
 from .extended_protection import NO_PROBE, binding_fix, path_line
+from asa_wizard.core.commands import command, setspn
 from .kcd import target_spns
 
 
@@ -192,9 +193,9 @@ def _ticket_fix(ctx: Context, spn: str, error: str) -> str:
     if "NOT_UNIQUE" in e:
         owners = ctx.owners(spn)
         others = [a for a in owners if ctx.asa is None or a.dn.lower() != ctx.asa.dn.lower()]
-        return "\n".join(f"setspn -D {spn} {ctx.qualified(a)}" for a in others) + "\n(see spn.duplicate; wizard step spns)"
+        return "\n".join(setspn("-D", spn, ctx.qualified(a)) for a in others) + "\n(see spn.duplicate; wizard step spns)"
     if "UNKNOWN" in e:
-        return (f"setspn -S {spn} {asa}\n(only after every server holds the ASA credential: wizard steps rollout, "
+        return (f"{setspn('-S', spn, asa)}\n(only after every server holds the ASA credential: wizard steps rollout, "
                 "then spns)")
     if "ETYPE" in e:
         return "Give the ASA AES encryption types and roll its password (see asa.enctypes)."
@@ -278,7 +279,8 @@ def _server_fix(ctx: Context, server: ExchangeServer, bad: list[ProbeResult]) ->
             fix = (f"Turn on Windows authentication with the Negotiate provider where clients should use Kerberos on "
                    f"{server.name} (wizard steps client-auth and iis-auth).")
         elif r.outcome == ProbeOutcome.UNREACHABLE:
-            fix = f"Test-NetConnection {server.fqdn or server.name} -Port 443 (firewall, DNS or the server is down)."
+            fix = (f"{command('Test-NetConnection', server.fqdn or server.name, Port=443)} "
+                   "(firewall, DNS or the server is down).")
         elif r.outcome == ProbeOutcome.KDC_REFUSED:
             fix = _ticket_fix(ctx, r.spn, r.detail)
         else:

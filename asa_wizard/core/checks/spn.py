@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asa_wizard.core.model import Account, ExchangeServer
+from asa_wizard.core.commands import setspn
 from .base import CHECKS, Context, Finding, Status, check, join
 
 
@@ -44,7 +45,7 @@ def spn_present(ctx: Context) -> list[Finding]:
             reason="Without the SPN the KDC cannot issue a ticket for the name (KDC_ERR_S_PRINCIPAL_UNKNOWN) and "
                    "clients silently use NTLM.",
             fix=f"{first}after every server holds the ASA credential (wizard step rollout):\n"
-                f"setspn -F -Q {ns.spn}\nsetspn -S {ns.spn} {target}\n(wizard step spns)"))
+                f"{setspn('-F -Q', ns.spn)}\n{setspn('-S', ns.spn, target)}\n(wizard step spns)"))
     return out
 
 
@@ -68,9 +69,9 @@ def spn_owner(ctx: Context) -> list[Finding]:
         if not wrong:
             out.append(c.finding(Status.PASS, subject=ns.host, evidence=evidence))
             continue
-        fix = [f"setspn -D {ns.spn} {ctx.qualified(a)}" for a in wrong]
+        fix: list[str] = [setspn("-D", ns.spn, ctx.qualified(a)) for a in wrong]
         if not any(_is_asa(ctx, a) for a in owners):
-            fix.append(f"setspn -S {ns.spn} {ctx.qualified(ctx.asa, ctx.asa_name or '<ASA>$')}")
+            fix.append(setspn("-S", ns.spn, ctx.qualified(ctx.asa, ctx.asa_name or '<ASA>$')))
         out.append(c.finding(
             Status.FAIL, subject=ns.host, evidence=evidence,
             reason="Tickets for the name are encrypted with the key of the account that holds the SPN; only the "
@@ -97,7 +98,7 @@ def spn_duplicate(ctx: Context) -> list[Finding]:
             continue
         keep = [a for a in owners if _is_asa(ctx, a)]
         remove = [a for a in owners if a not in keep] if keep else owners
-        fix = "\n".join(f"setspn -D {spn} {ctx.qualified(a)}" for a in remove)
+        fix = "\n".join(setspn("-D", spn, ctx.qualified(a)) for a in remove)
         if not keep:
             fix = (f"Decide which account is the ASA ({join([ctx.qualified(a) for a in owners])}), then remove the SPN "
                    f"from the others:\n" + fix)
@@ -142,7 +143,7 @@ def spn_order(ctx: Context) -> list[Finding]:
                        "The credential must be on every server before the SPN exists.",
                 fix=ctx.roll_fix(lacking) if ctx.asa is not None and owner.dn == ctx.asa.dn else
                 f"Roll out {ctx.qualified(owner)} to {join([s.name for s in lacking])} first, or remove the SPN "
-                f"until then: setspn -D {ns.spn} {ctx.qualified(owner)}"))
+                f"until then: {setspn('-D', ns.spn, ctx.qualified(owner))}"))
         elif unknown:
             out.append(c.finding(Status.WARN, subject=ns.host,
                                  evidence=f"The ASA state of {join([s.name for s in unknown])} could not be read.",
