@@ -554,9 +554,9 @@ class _Planner:
         assert self.asa is not None
         since = (f" and was added after the ASA's last password change ({aware(self.asa.pwd_last_set).isoformat()})"
                  if self.asa.pwd_last_set else "")
-        how = (f"On an Exchange server, in the Exchange Management Shell, for each of {names}: Get-ClientAccessService "
-               f"-Identity <server> -IncludeAlternateServiceAccountCredentialStatus | Format-List Name,"
-               f"AlternateServiceAccountConfiguration. The latest credential must name {self.asa_q}{since}.")
+        read = command("Get-ClientAccessService", Identity="<server>", IncludeAlternateServiceAccountCredentialStatus=SWITCH)
+        how = (f"On an Exchange server, in the Exchange Management Shell, for each of {names}: {read} (its "
+               f"AlternateServiceAccountConfiguration). The latest credential must name {self.asa_q}{since}.")
         confirmed = self.a.spns.confirm_servers_hold_credential
         why = "could not be read" if not self.no_exchange else "are not read in a directory-only plan"
         text = (f"Every server behind {host} ({names}) holds the current {self.asa_q} credential before {spn} is "

@@ -34,7 +34,7 @@ def test_ssl_offloading_with_extended_protection_fails_with_the_fix(lab: Lab):
     assert [(f.subject, f.status) for f in offload] == [("EX01", Status.FAIL), ("EX02", Status.FAIL)]
     f = offload[0]
     assert "SSLOffloading = $true" in f.evidence and "Default Web Site/Rpc: Require" in f.evidence
-    assert ("Get-OutlookAnywhere -Server EX01 | Set-OutlookAnywhere -SSLOffloading $false "
+    assert ("Get-OutlookAnywhere -Server 'EX01' | Set-OutlookAnywhere -SSLOffloading $false "
             "-InternalClientsRequireSsl $true -ExternalClientsRequireSsl $true") in f.fix
     # Extended Protection itself is as Exchange 2019 CU14 sets it up, and Kerberos to each server works
     assert all(x.status == Status.PASS for x in by_id(findings, "ep.configured"))

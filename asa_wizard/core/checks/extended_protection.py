@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from asa_wizard.core.model import ExchangeServer, ExtendedProtection, parse_build
 from asa_wizard.core.ports import PathResult, ProbeOutcome
-from .base import CHECKS, Context, Finding, Status, check, ps_quote
+from asa_wizard.core.commands import FALSE, TRUE, command, pipeline
+from .base import CHECKS, Context, Finding, Status, check
 
 FE = "Default Web Site"
 BE = "Exchange Back End"
@@ -148,9 +149,9 @@ def _fix(server: ExchangeServer, lines: list[str]) -> str:
     for line in lines:
         location, _, rest = line.partition(": ")
         want = rest.rsplit("expected ", 1)[1].rstrip(")")
-        cmds.append(f"Set-WebConfigurationProperty -PSPath 'IIS:\\' -Location {ps_quote(location)} -Filter "
-                    "'system.webServer/security/authentication/windowsAuthentication/extendedProtection' "
-                    f"-Name tokenChecking -Value {want}")
+        cmds.append(command("Set-WebConfigurationProperty", PSPath="IIS:\\", Location=location,
+                            Filter="system.webServer/security/authentication/windowsAuthentication/extendedProtection",
+                            Name="tokenChecking", Value=want))
     return ("On " + server.name + " (elevated PowerShell), or run Microsoft's ExchangeExtendedProtectionManagement.ps1 "
             f"-ExchangeServerNames {server.name}:\n" + "\n".join(cmds))
 
@@ -180,8 +181,9 @@ def ep_ssl_offloading(ctx: Context) -> list[Finding]:
             reason="Extended Protection is not supported with SSL offloading: the load balancer ends the client's TLS, "
                    "so the channel binding the server checks is not the client's. Kerberos and NTLM both fail for "
                    "Outlook Anywhere (Microsoft's EP script refuses to run on such a server).",
-            fix=f"Get-OutlookAnywhere -Server {s.name} | Set-OutlookAnywhere -SSLOffloading $false "
-                "-InternalClientsRequireSsl $true -ExternalClientsRequireSsl $true\n"
+            fix=pipeline(command("Get-OutlookAnywhere", Server=s.name),
+                         command("Set-OutlookAnywhere", SSLOffloading=FALSE, InternalClientsRequireSsl=TRUE,
+                                 ExternalClientsRequireSsl=TRUE)) + "\n"
                 "and let the load balancer pass TLS through to the server, or re-encrypt (SSL bridging) with the "
                 "same certificate the servers have: the channel binding is the hash of that certificate."))
     return out or [c.skipped("No client-facing Exchange servers were found.")]
@@ -232,7 +234,7 @@ def path_line(p: PathResult) -> str:
 
 
 def binding_fix(server: ExchangeServer) -> str:
-    return (f"Let the load balancer (or reverse proxy) in front of {server.name} pass TLS through, or re-encrypt "
+    return ("Let the load balancer (or reverse proxy) in front of " + server.name + " pass TLS through, or re-encrypt "
             "(SSL bridging) with the very certificate the server has: the channel binding is the hash of the "
             "certificate the client saw, so a device with another certificate breaks it. Then check that "
-            f"Get-OutlookAnywhere -Server {server.name} shows SSLOffloading $false (see ep.ssl-offloading).")
+            f"{command('Get-OutlookAnywhere', Server=server.name)} shows SSLOffloading $false (see ep.ssl-offloading).")

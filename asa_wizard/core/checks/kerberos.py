@@ -24,7 +24,7 @@ from asa_wizard.core.ports import (
 )
 from .base import CHECKS, SEVERITY, Context, Finding, ProbeReport, Status, check, join
 from .extended_protection import NO_PROBE, binding_fix, path_line
-from asa_wizard.core.commands import command, setspn
+from asa_wizard.core.commands import command, hashtable, setspn
 from .kcd import target_spns
 
 
@@ -247,8 +247,8 @@ def _rc4_fix(ctx: Context, spn: str, holders: list) -> str:
         names = join([ctx.qualified(h) for h in others])
         return (f"The ticket was issued with the key of {names}, not the ASA: move {spn} to the ASA (see spn.owner; "
                 f"wizard step spns). Or, if {names} should keep it, give it AES: "
-                + "; ".join(f"{'Set-ADComputer' if h.is_computer else 'Set-ADUser'} -Identity '{h.sam}' -Replace "
-                            "@{'msDS-SupportedEncryptionTypes'=24}" for h in others)
+                + "; ".join(command("Set-ADComputer" if h.is_computer else "Set-ADUser", Identity=h.sam,
+                                    Replace=hashtable({"msDS-SupportedEncryptionTypes": 24})) for h in others)
                 + " and reset its password.")
     name = ctx.qualified(asa, ctx.asa_name or "<ASA>$")
     return f"Set AES on the ASA {name} and roll its password (see asa.enctypes; wizard step asa)."
