@@ -69,8 +69,8 @@ def test_more_than_expected_fails_and_less_warns_with_the_exact_setting(lab: Lab
     ex01, ex02 = findings["EX01"], findings["EX02"]
     assert ex01.status == Status.FAIL and "Default Web Site/EWS: Require (expected Allow)" in ex01.evidence
     assert ("Set-WebConfigurationProperty -PSPath 'IIS:\\' -Location 'Default Web Site/EWS' -Filter "
-            "'system.webServer/security/authentication/windowsAuthentication/extendedProtection' -Name tokenChecking "
-            "-Value Allow") in ex01.fix
+            "'system.webServer/security/authentication/windowsAuthentication/extendedProtection' -Name 'tokenChecking' "
+            "-Value 'Allow'") in ex01.fix
     assert ex02.status == Status.WARN and "Default Web Site/MAPI: Allow (expected Require)" in ex02.evidence
 
 
