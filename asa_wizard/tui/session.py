@@ -79,6 +79,8 @@ class WizardSession:
         self.verified: str | None = None  # Verify's result since the last change (None: not run since)
         self.proof: Any = None  # Verify's Kerberos proof
         self.report_saved = False
+        # the ASA discovery found when nobody named one, and how it was found
+        self.asa_found: tuple[str, str] | None = None
 
     # --- target -------------------------------------------------------------------------------------
     @property
@@ -94,6 +96,7 @@ class WizardSession:
         self.verified = None
         self.proof = None
         self.report_saved = False
+        self.asa_found = None
 
     def open_lab(self, scenario: str) -> Target:
         """Open (or re-open) the lab on `scenario`; the previous target is closed first."""
@@ -143,7 +146,16 @@ class WizardSession:
     def discover(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> Environment:
         self.env = svc.discover(self.require(), progress=progress, cancel=cancel)
         self.connected = True
+        self._adopt_found_asa(self.env)
         return self.env
+
+    def _adopt_found_asa(self, env: Environment) -> None:
+        """Nobody named the ASA and discovery found one (from the servers' credentials or the namespaces' SPNs):
+        the ASA step reuses it instead of proposing to create another."""
+        a = self.answers.asa
+        if a.name is None and env.asa is not None and env.asa_sam:
+            a.name, a.mode = env.asa_sam, "reuse"
+            self.asa_found = (env.asa_sam, env.asa_source)
 
     def run_checks(self) -> list[Any]:
         """Run the whole catalogue on what was read; the first run is the report's "before"."""
@@ -168,6 +180,7 @@ class WizardSession:
     def verify(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> Any:
         result = svc.verify(self.require(), progress=progress, cancel=cancel)
         self.env = result.env
+        self._adopt_found_asa(result.env)
         self.findings = result.findings
         self.connected = True
         if self.baseline is None:

@@ -71,6 +71,14 @@ _IN_THE_WIZARD = [
     (r"fix seg\.service_account", "correct the gateway's service account on the SEG step"),
     (r"Choose another SPN in seg\.spn\.", "Choose another SPN for the gateway's service account."),
     (r"\(asa\.name\)", "(the account name on the ASA step)"),
+    (r"Then confirm it: --confirm-servers-hold-credential, or \[spns\] confirm_servers_hold_credential = true in "
+     r"the answers file\.", 'Then tick "I confirmed by hand that every server holds the ASA\'s current credential" '
+     "on the SPNs step."),
+    (r"\(confirm_servers_hold_credential\)", "(ticked on the SPNs step)"),
+    (r"\(no_exchange = true / --no-exchange\)", '("Directory only" on the Target step)'),
+    (r"\(no_exchange / --no-exchange\)", '("Directory only" on the Target step)'),
+    (r"\(without no_exchange\)", '(without "Directory only" on the Target step)'),
+    (r"\(plan again without no_exchange\)", '(untick "Directory only" on the Target step)'),
 ]
 
 

@@ -191,3 +191,55 @@ def test_unreadable_servers_block_the_plan_instead_of_holding_nothing(samba_dc, 
     with pytest.raises(WizardError, match="blocking prerequisite"):
         Executor(directory_of(samba_dc), None, Journal.create(tmp_path, actor="t", label="t")).apply(plan)
     assert f.snapshot() == before
+
+
+def test_plan_apply_undo_without_exchange_through_the_command_line(samba_dc, forest, tmp_path):
+    """The same directory-only run as a consultant types it: the DC by address with --dc-tls-name from the
+    answers file's [target], --no-exchange, the confirmation, and undo from the journal without WinRM."""
+    f = forest
+    answers = tmp_path / "customer.toml"
+    answers.write_text(f"""version = 1
+[target]
+dc = "{samba_dc.host}"
+tls_name = "{samba_dc.tls_name}"
+ca_file = "{samba_dc.ca_file}"
+user = "{samba_dc.admin_upn}"
+[spns]
+namespaces = ["{f.mail}", "{f.autodiscover}"]
+move_from = ["{samba_dc.netbios}\\\\{f.server_a}$"]
+[seg]
+service_account = "{f.seg}"
+test_users = ["{f.test_user}"]
+""")
+    before = f.snapshot()
+
+    r = run_cli(samba_dc, tmp_path, "plan", "--answers", str(answers), "--no-exchange", "--format", "json")
+    assert r.returncode == 1, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["changes"] and all(c["system"] == "directory" for c in plan["changes"])
+    blocked = [p for p in plan["prerequisites"] if p["blocking"] and p["status"] != "met"]
+    assert any(f"Every server behind {f.mail}" in p["text"] for p in blocked)
+    assert "blocking prerequisite" in r.stderr
+
+    r = run_cli(samba_dc, tmp_path, "apply", "--answers", str(answers), "--no-exchange", "--yes")
+    assert r.returncode == 3 and "blocking prerequisite" in r.stderr and "Traceback" not in r.stderr
+    assert f.snapshot() == before  # refused before the first change
+
+    r = run_cli(samba_dc, tmp_path, "apply", "--answers", str(answers), "--no-exchange",
+                "--confirm-servers-hold-credential", "--yes", "--journal-dir", str(tmp_path / "j"))
+    assert r.returncode == 0, r.stderr
+    (journal,) = (tmp_path / "j").glob("*.jsonl")
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    record = events[0]["data"]["target"]
+    assert record["no_exchange"] is True and record["target"]["tls_name"] == samba_dc.tls_name
+    done = [e["change"]["id"] for e in events if e["event"] == "done"]
+    assert done == [f"spn.remove:HTTP/{f.mail}@{f.server_a}$", f"spn.add:HTTP/{f.mail}", "seg.delegate-to",
+                    "seg.protocol-transition"]
+    changed = f.snapshot()
+    assert changed["seg"]["msDS-AllowedToDelegateTo"] == [f"HTTP/{f.mail}"]
+    assert f"HTTP/{f.mail}" in changed["asa"]["servicePrincipalName"]
+
+    r = run_cli(samba_dc, tmp_path, "undo", "--journal", str(journal), "--no-exchange", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert f.snapshot() == before  # every touched attribute of every account as it was
+    assert samba_dc.admin_password.reveal() not in r.stdout + r.stderr

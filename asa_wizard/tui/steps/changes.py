@@ -91,7 +91,8 @@ class ChangePane(StepPane):
         self.sync_options()
         plan = session.plan()
         self.changes = [c for c in plan.changes if c.step == self.STEP_ID] if plan else []
-        self.blockers = [p for p in plan.prerequisites if p.blocking and p.status == "unmet"] if plan else []
+        # Apply refuses the whole plan while one is not met (the executor too): shown before Apply is pressed
+        self.blockers = list(plan.blockers) if plan else []
         self._show_preview()
         self._show_checks()
 
@@ -313,6 +314,23 @@ class AsaPane(ChangePane):
         yield Label("Encryption types", classes="field-label")
         yield Select(self.ENCTYPE_CHOICES, value=a.enctypes if a.enctypes is not None else 0, allow_blank=False,
                      id="asa-enctypes")
+        yield Static("", id="asa-found", classes="hint", markup=False)
+
+    def sync_options(self) -> None:
+        """Discovery may have found the ASA nobody named: the choices then show it (reuse, its name)."""
+        a = self.answers.asa
+        found = self.query_one("#asa-found", Static)
+        found_sam, how = self.session.asa_found or ("", "")
+        text = (f"Found in the directory: {found_sam}" + (f" ({how})" if how else "")
+                + ". It is reused, not created again." if found_sam and found_sam == a.name else "")
+        found.update(text)
+        found.display = bool(text)
+        mode = self.query_one("#asa-mode", Select)
+        if mode.value != a.mode:
+            mode.value = a.mode
+        name = self.query_one("#asa-name", Input)
+        if (name.value.strip() or None) != a.name:
+            name.value = a.name or ""
 
     def on_select_changed(self, event: Select.Changed) -> None:
         a = self.answers.asa
@@ -346,12 +364,24 @@ class SpnPane(ChangePane):
         yield Label("Move the SPN from these owners (tick only after checking nothing else uses them)",
                     classes="field-label")
         yield SelectionList[str](id="spn-move-from")
+        yield TickBox("I confirmed by hand that every server holds the ASA's current credential (needed when the "
+                       "servers cannot be read, as with Directory only)",
+                       value=self.answers.spns.confirm_servers_hold_credential, id="spn-confirm")
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "spn-confirm":
+            event.stop()
+            self.answers.spns.confirm_servers_hold_credential = event.value
+            self.options_changed()
 
     def on_mount(self) -> None:
         # runs before ChangePane.on_mount (Textual calls every on_mount in the MRO, subclass first)
         self.query_one("#spn-owners", DataTable).add_columns("SPN", "State", "Owner(s)")
 
     def sync_options(self) -> None:
+        confirm = self.query_one("#spn-confirm", TickBox)
+        if confirm.value != self.answers.spns.confirm_servers_hold_credential:
+            confirm.value = self.answers.spns.confirm_servers_hold_credential
         env = self.session.env
         table = self.query_one("#spn-owners", DataTable)
         table.clear()
