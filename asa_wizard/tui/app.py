@@ -382,9 +382,12 @@ class AsaWizardApp(App[int]):
 
     # --- messages to the user --------------------------------------------------------------------------
     def log_line(self, text: str) -> None:
-        """Write to the log pane, literally (outside text is never parsed as markup)."""
+        """Write to the log pane, literally (outside text is never parsed as markup; control characters are
+        shown escaped)."""
+        from ..core.text import terminal_safe
+
         stamp = datetime.now().strftime("%H:%M:%S")
-        self.query_one("#log", RichLog).write(Text(f"{stamp}  {text}"))
+        self.query_one("#log", RichLog).write(Text(f"{stamp}  {terminal_safe(text)}"))
 
     def show_error(self, problem: str, fix: str = "", *, detail: str | None = None, step_id: str | None = None,
                    title: str = "Something went wrong") -> None:

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Label, Static
 
+from ..core.text import terminal_safe
 from .words import changed_flags
 
 
@@ -77,13 +78,13 @@ class DetailPane(VerticalScroll):
         self.copy_text = ""
 
     def show(self, title: str, sections: list[tuple[str, str]], *, copy_text: str = "") -> None:
-        self.query_one("#detail-title", Static).update(title)
+        self.query_one("#detail-title", Static).update(terminal_safe(title, single_line=True))
         body = self.query_one("#detail-body", VerticalScroll)
         body.remove_children()
         widgets = []
         for head, text in sections:
-            widgets.append(Label(head, markup=False, classes="section-title"))
-            widgets.append(Static(text, markup=False, classes="detail-text"))
+            widgets.append(Label(terminal_safe(head, single_line=True), markup=False, classes="section-title"))
+            widgets.append(Static(terminal_safe(text), markup=False, classes="detail-text"))
         body.mount_all(widgets)
         self.copy_text = copy_text or "\n".join(f"{h}: {t}" for h, t in sections)
         self.display = True

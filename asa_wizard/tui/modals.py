@@ -1,7 +1,8 @@
 """Modal screens: confirmation before a change, an error with its fix, credentials, and a step's help.
 
-Every text that came from outside (DNs, error messages, server names) is escaped or shown with
-markup disabled: a `[/b]` in an LDAP error must not break the screen.
+Every text that came from outside (DNs, error messages, server names) is shown with markup disabled and its
+control characters escaped (`core.text.terminal_safe`): a `[/b]` or an escape sequence in an LDAP error must not
+break the screen.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Markdown, Static
 
 from ..core.secrets import Secret
+from ..core.text import terminal_safe
 from .widgets import TickBox
 
 
@@ -35,10 +37,10 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(self.title_text, markup=False, classes="modal-title")
+            yield Static(terminal_safe(self.title_text), markup=False, classes="modal-title")
             with VerticalScroll(id="confirm-lines"):
                 for line in self.lines:
-                    yield Static(f"• {line}", markup=False, classes="confirm-line")
+                    yield Static(f"• {terminal_safe(line)}", markup=False, classes="confirm-line")
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.confirm} (y)", id="yes", variant="error" if self.danger else "primary")
                 yield Button("Cancel (n)", id="no")
@@ -71,16 +73,16 @@ class ErrorModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="error"):
-            yield Static(self.title_text, markup=False, classes="modal-title")
+            yield Static(terminal_safe(self.title_text), markup=False, classes="modal-title")
             with VerticalScroll():
                 yield Label("Problem", classes="field-label")
-                yield Static(self.problem, markup=False, id="error-problem")
+                yield Static(terminal_safe(self.problem), markup=False, id="error-problem")
                 if self.fix:
                     yield Label("Fix", classes="field-label")
-                    yield Static(self.fix, markup=False, id="error-fix")
+                    yield Static(terminal_safe(self.fix), markup=False, id="error-fix")
                 if self.detail:
                     yield Label("Detail", classes="field-label")
-                    yield Static(self.detail, markup=False, id="error-detail")
+                    yield Static(terminal_safe(self.detail), markup=False, id="error-detail")
             with Horizontal(classes="buttons"):
                 if self.step:
                     yield Button(f"Go to {self.step_title} (g)", id="go", variant="primary")
@@ -119,7 +121,7 @@ class CredentialModal(ModalScreen[Credential | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(f"Credentials: {self.purpose}", markup=False, classes="modal-title")
+            yield Static(f"Credentials: {terminal_safe(self.purpose)}", markup=False, classes="modal-title")
             yield Label("User (DOMAIN\\name or name@domain)", markup=False, classes="field-label")
             yield Input(value=self.user, id="cred-user")
             yield Label("Password (not shown)", classes="field-label")
@@ -127,7 +129,7 @@ class CredentialModal(ModalScreen[Credential | None]):
             yield TickBox(f"Remember in {self.store_where}", value=False, id="cred-remember",
                            disabled=bool(self.store_refused))
             if self.store_refused:
-                yield Static(self.store_refused, markup=False, classes="hint")
+                yield Static(terminal_safe(self.store_refused), markup=False, classes="hint")
             with Horizontal(classes="buttons"):
                 yield Button("OK", id="ok", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from textual.markup import escape
+from ..core.text import terminal_safe
 from textual.widgets import Checkbox, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -61,7 +62,7 @@ class TargetBar(Static):
             parts.append("[b reverse $warning] DRY-RUN: nothing is changed [/]")
         if insecure_tls:
             parts.append("[b reverse $error] TLS certificates NOT validated [/]")
-        parts.append(escape(label))
+        parts.append(escape(terminal_safe(label, single_line=True)))
         self.update(" │ ".join(parts))
 
 
@@ -92,7 +93,7 @@ class Checklist(OptionList):
 
     def _step_prompt(self, n: int, step: Step) -> str:
         marker = "▸" if step.id == self.current_step else " "
-        label = f"{n}. {escape(step.label)}"
+        label = f"{n}. {escape(terminal_safe(step.label, single_line=True))}"
         title = f"[b]{label}[/b]" if step.id == self.current_step else label
         return f"{marker}{title}  {badge(self.step_statuses.get(step.id))}"
 
@@ -101,7 +102,7 @@ class Checklist(OptionList):
 
         full = self.check_titles.get(check_id, check_id)
         title = full if self.has_class("widened") else CHECK_LABELS.get(check_id, full)
-        return f"   {badge(self.statuses.get(check_id))} {escape(title)}"
+        return f"   {badge(self.statuses.get(check_id))} {escape(terminal_safe(title, single_line=True))}"
 
     def widen(self) -> None:
         """Narrow -> wide (full titles) -> hidden -> narrow."""

@@ -44,6 +44,30 @@ async def test_an_error_with_markup_characters_is_shown_literally(lab_session, m
         assert squeeze(NASTY_PROBLEM) in log_text(app) and squeeze(NASTY_FIX) in log_text(app)
 
 
+async def test_control_characters_from_outside_are_shown_escaped(lab_session, monkeypatch):
+    """An escape sequence in a directory error (retitle the window, clear the screen) never reaches the terminal:
+    the error modal and the log pane show it as text."""
+    session = lab_session("new-server-missing-asa")
+    problem = "Bind refused for CN=Evil\x1b]0;pwned\x07\x1b[2J,DC=contoso,DC=com"
+
+    def failing_discover(progress=None, cancel=None):
+        raise ConnectionFailed(problem, "Fix the DN\x1b[8m hidden")
+
+    monkeypatch.setattr(session, "discover", failing_discover)
+    app = AsaWizardApp(session, start_step="discovery")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, ErrorModal)
+        shown_problem = str(app.screen.query_one("#error-problem", Static).render())
+        shown_fix = str(app.screen.query_one("#error-fix", Static).render())
+        assert shown_problem == "Bind refused for CN=Evil\\u001b]0;pwned\\u0007\\u001b[2J,DC=contoso,DC=com"
+        assert shown_fix == "Fix the DN\\u001b[8m hidden"
+        await press(app, pilot, "escape")
+        await press(app, pilot, "ctrl+l")
+        logged = log_text(app)
+        assert "\x1b" not in logged and "CN=Evil\\u001b]0;pwned\\u0007" in logged
+
+
 async def test_the_password_is_never_echoed_nor_logged(lab_session):
     session = lab_session("new-server-missing-asa")
     app = AsaWizardApp(session, start_step="target")

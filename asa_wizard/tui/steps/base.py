@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState
 
 from ...core.errors import Cancelled
 from ...core.steps import STEP_IDS, step
+from ...core.text import terminal_safe
 from ...resources import screens_dir
 from ..messages import Goto, LogLine, ShowProblem, StateChanged, WorkFailed, WorkProgress
 
@@ -49,6 +50,12 @@ def theme_style(app: Any, name: str, bold: bool = False) -> str:
 
 
 STATUS_THEME = {"pass": "success", "fail": "error", "warn": "warning", "skipped": "secondary"}
+
+
+def cell(value: Any) -> Text:
+    """A table cell of outside text (the directory, Exchange, an error): one line, literally, control characters
+    shown escaped (core.text.terminal_safe)."""
+    return Text(terminal_safe(value, single_line=True))
 
 
 def status_text(app: Any, status: str | None) -> Text:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
@@ -18,7 +17,8 @@ from textual.widgets import (Button, Checkbox, DataTable, Input, Label, Select, 
 
 from ...core.changes import Change
 from ...core.model import ENC_AES_AND_RC4, ENC_AES_ONLY, AccountKind, normalize_account
-from .base import StepPane
+from ...core.text import terminal_safe
+from .base import StepPane, cell
 from .discovery import fill_findings
 from ..widgets import TickBox
 
@@ -104,7 +104,7 @@ class ChangePane(StepPane):
         table.clear()
         for c in self.changes:
             old_new = changed_flags(c.old, c.new, c.attribute) if c.attribute else ""
-            table.add_row(Text(in_the_wizard(c.summary)), Text(c.attribute or ""), Text(old_new), Text(where(c)),
+            table.add_row(cell(in_the_wizard(c.summary)), cell(c.attribute or ""), cell(old_new), cell(where(c)),
                           key=c.id)
         blockers = self.query_one(f"#blockers-{self.STEP_ID}", Static)
         lines = [in_the_wizard(f"Blocked: {p.text}" + (f" Fix: {p.fix}" if p.fix else "")) for p in self.blockers]
@@ -403,14 +403,14 @@ class SpnPane(ChangePane):
             for o in wrong:
                 domain = env.forest.domain_of_dn(o.dn)
                 others[o.qualified_name(domain.netbios_name) if domain else o.sam] = o.dn
-            table.add_row(Text(ns.spn), Text(state), Text(", ".join(names) or "none"), key=ns.spn)
+            table.add_row(cell(ns.spn), cell(state), cell(", ".join(names) or "none"), key=ns.spn)
         chooser = self.query_one("#spn-move-from", SelectionList)
         chosen = {normalize_account(m) for m in self.answers.spns.move_from}
         existing = {str(o.value) for o in (chooser.get_option_at_index(i) for i in range(chooser.option_count))}
         if existing != set(others):
             chooser.clear_options()
             for qualified, dn in sorted(others.items()):
-                prompt = Content(f"{qualified}  ({dn})")  # plain text: a DN may contain [brackets]
+                prompt = Content(terminal_safe(f"{qualified}  ({dn})", single_line=True))  # plain: a DN may hold [ ]
                 chooser.add_option((prompt, qualified, normalize_account(qualified) in chosen))
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:

@@ -9,7 +9,8 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Label, Static
 
 from ...core.model import Environment, ExchangeServer
-from .base import StepPane, status_text
+from ...core.text import terminal_safe
+from .base import StepPane, cell, status_text
 
 
 def asa_state(server: ExchangeServer, which: str) -> str:
@@ -84,7 +85,7 @@ class DiscoveryPane(StepPane):
             f"Sites: {', '.join(f.sites) or 'none'}    Exchange organisation: {f.exchange_organization or 'not found'}",
             f"ASA: {asa_line(env)}    Accounts read: {len(env.accounts)}",
         ]
-        self.query_one("#forest-summary", Static).update(Text("\n".join(lines)))
+        self.query_one("#forest-summary", Static).update(Text(terminal_safe("\n".join(lines))))
 
     def _show_servers(self, env: Environment) -> None:
         table = self.query_one("#servers-table", DataTable)
@@ -94,16 +95,16 @@ class DiscoveryPane(StepPane):
             reach = reachable_word(s)
             if s.error:
                 reach = f"{reach}: {s.error}"
-            table.add_row(Text(s.name), Text(asa_state(s, "latest")), Text(asa_state(s, "previous")), Text(reach),
-                          Text(version), Text(s.site or "unknown"), Text(s.fqdn), key=s.name)
+            table.add_row(cell(s.name), cell(asa_state(s, "latest")), cell(asa_state(s, "previous")), cell(reach),
+                          cell(version), cell(s.site or "unknown"), cell(s.fqdn), key=s.name)
 
     def _show_namespaces(self, env: Environment) -> None:
         table = self.query_one("#namespaces-table", DataTable)
         table.clear()
         for ns in env.namespaces:
             services = ", ".join(sorted(svc.title for svc in ns.services))
-            table.add_row(Text(ns.host), Text(services), Text(", ".join(ns.servers)),
-                          Text(owner_names(env, ns.spn)), key=ns.host)
+            table.add_row(cell(ns.host), cell(services), cell(", ".join(ns.servers)),
+                          cell(owner_names(env, ns.spn)), key=ns.host)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "findings-table" and event.row_key.value:
@@ -128,7 +129,7 @@ def fill_findings(app: Any, table: DataTable, findings: list[Any], *, problems_o
             detail = f.skipped_reason or f.reason or ""
         else:
             detail = " — Fix: ".join(x for x in (f.reason or f.evidence or "", f.fix or "") if x)
-        table.add_row(status_text(app, status), Text(f.title), Text(f.subject or ""), Text(detail),
+        table.add_row(status_text(app, status), cell(f.title), cell(f.subject or ""), cell(detail),
                       key=f"{f.check_id}|{i}")
 
 

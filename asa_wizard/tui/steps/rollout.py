@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Label, Select
 
-from .base import status_text
+from .base import cell, status_text
 from .changes import ChangePane
 
 PHASE_STATUS = {"verified": "pass", "done": "pass", "failed": "fail", "skipped": "warn", "running": "running",
@@ -62,11 +61,11 @@ class RolloutPane(ChangePane):
             if change is not None:
                 action = "generate" if change.action == "roll-generate" else "copy"
                 state, text = (last if last and last[0] != "pass" else (None, "pending"))
-                table.add_row(status_text(self.app, state), Text(s.name), Text(action), Text(text), key=s.name)
+                table.add_row(status_text(self.app, state), cell(s.name), cell(action), cell(text), key=s.name)
             else:
                 held = s.asa_latest.account if s.asa_latest else "nothing"
                 text = last[1] if last and last[0] == "pass" else f"holds {held}"
-                table.add_row(status_text(self.app, "pass"), Text(s.name), Text("none"), Text(text), key=s.name)
+                table.add_row(status_text(self.app, "pass"), cell(s.name), cell("none"), cell(text), key=s.name)
 
     def start_apply(self) -> None:
         self._outcome = {}
@@ -91,7 +90,7 @@ class RolloutPane(ChangePane):
         if phase != "running":
             self._outcome[server.lower()] = (state, text)
         table = self.query_one("#rollout-servers", DataTable)
-        row = [status_text(self.app, state), Text(server), Text(action), Text(text)]
+        row = [status_text(self.app, state), cell(server), cell(action), cell(text)]
         if server in {str(k.value) for k in table.rows}:
             for col, value in zip(table.columns, row):
                 table.update_cell(server, col, value)

@@ -15,10 +15,11 @@ from textual.content import Content
 from textual.widgets import (Button, Checkbox, DataTable, Input, Label, Select, Static, TabbedContent,
                              TabPane)
 
+from ...core.text import terminal_safe
 from ...service.options import OPTIONS, Option, answers_from_fields
 from ..messages import AskCredentials
 from ..widgets import TickBox
-from .base import StepPane
+from .base import StepPane, cell
 
 SECTION_TITLES = {"directory": "Domain controller", "exchange": "Exchange servers (WinRM)",
                   "accounts": "Accounts the checks look at"}
@@ -94,7 +95,7 @@ class TargetPane(StepPane):
         name = self._selected()
         s = self._scenarios.get(name) if name else None
         text = f"{s.title}\n\n{s.briefing.strip()}" if s else "Choose a scenario."
-        self.query_one("#scenario-briefing", Static).update(Text(text))
+        self.query_one("#scenario-briefing", Static).update(Text(terminal_safe(text)))
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "scenario-select":
@@ -214,4 +215,4 @@ class TargetPane(StepPane):
         table = self.query_one("#connection-results", DataTable)
         table.clear()
         for part, result in rows:
-            table.add_row(Text(part), Text(result))
+            table.add_row(cell(part), cell(result))

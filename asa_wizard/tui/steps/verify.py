@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Label, Static
 
-from .base import StepPane, status_text
+from .base import StepPane, cell, status_text
 from .discovery import fill_findings
 
 OUTCOME_STATUS = {"accepted": "pass", "ntlm-fallback": "fail", "rejected": "fail", "kdc-refused": "fail",
@@ -72,10 +71,10 @@ class VerifyPane(StepPane):
             detail = f"{outcome}: {r.detail}" if r.detail else outcome
             if r.enctype:
                 detail += f" ({r.enctype})"
-            table.add_row(status_text(self.app, OUTCOME_STATUS.get(outcome, "fail")), Text(r.server), Text(r.spn),
-                          Text(detail))
+            table.add_row(status_text(self.app, OUTCOME_STATUS.get(outcome, "fail")), cell(r.server), cell(r.spn),
+                          cell(detail))
         if report.s4u_skipped:
-            table.add_row(status_text(self.app, "skipped"), Text("SEG"), Text("S4U"), Text(report.s4u_skipped))
+            table.add_row(status_text(self.app, "skipped"), cell("SEG"), cell("S4U"), cell(report.s4u_skipped))
         self.refresh_from_session()
 
     def refresh_from_session(self) -> None:
