@@ -26,6 +26,7 @@ TLS connection to the server: what SSL offloading/bridging with another certific
 from __future__ import annotations
 
 import base64
+import select
 import socket
 import ssl
 import threading
@@ -260,25 +261,40 @@ class TlsTerminatingProxy:
             raw.close()
             return
 
-        def pump(src: ssl.SSLSocket, dst: ssl.SSLSocket) -> None:
-            try:
-                while True:
-                    data = src.recv(65536)
-                    if not data:
-                        break
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (src, dst):
+        # One thread relays both directions: an SSL socket must not be read in one thread while another writes
+        # to it (OpenSSL objects are not safe for that; the peer then sees a TLS "internal error" alert).
+        peer = {front: back, back: front}
+        try:
+            for s in peer:
+                s.setblocking(False)
+            while not self._stop.is_set():
+                ready = [s for s in peer if s.pending()]
+                if not ready:
+                    ready = select.select(list(peer), [], [], 0.5)[0]
+                for src in ready:
                     try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                        data = src.recv(65536)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        continue  # a TLS record without application data (a session ticket) or not whole yet
+                    if not data:
+                        return
+                    _send_all(peer[src], data)
+        except OSError:
+            pass
+        finally:
+            for s in (front, back):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
 
-        t = threading.Thread(target=pump, args=(back, front), daemon=True)
-        t.start()
-        pump(front, back)
-        t.join(timeout=10)
-        front.close()
-        back.close()
+
+def _send_all(sock: ssl.SSLSocket, data: bytes) -> None:
+    """sendall for a non-blocking SSL socket: wait until it can take more."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            select.select([], [sock], [], 1.0)

@@ -28,7 +28,7 @@ Progress = Callable[[str, int, int], None]
 NO_EXCHANGE = "Not checked: --no-exchange (the Exchange servers were not read or contacted)."
 NO_GSSAPI = ("No Kerberos probe: python-gssapi is not installed. Install it with pip install 'asa-wizard[kerberos]' "
              "(it builds against the MIT Kerberos libraries: libkrb5-dev or krb5-devel).")
-KERBEROS_CHECKS = ("kerberos.ticket", "kerberos.server", "kerberos.s4u")
+KERBEROS_CHECKS = ("kerberos.ticket", "kerberos.server", "ep.channel-binding", "kerberos.s4u")  # need the probe
 
 
 class SecretSource(Protocol):
