@@ -1,6 +1,13 @@
 """Discovery: read the forest, the Exchange servers, the namespaces and every account that matters, through
 the ports, into one `Environment`. Servers are read in parallel (bounded); a server that cannot be read is
-kept with its error, never dropped."""
+kept with its error, never dropped.
+
+Each directory search runs once per pass: the owners of the namespaces' and the servers' HTTP SPNs are
+looked up together (forest-wide, on the indexed servicePrincipalName), and an account already read (the
+ASA among the SPN owners, say) is not read again by name. The accounts that matter are: the owners of
+those SPNs, the ASA named in the answers, the accounts the servers' credentials name, the SEG service
+account and test users, and the servers' own computer accounts. Nothing is searched by description (a
+substring match on an unindexed attribute scans the whole directory on a real DC)."""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import WizardError
-from .model import Environment, ExchangeServer, SegConfig, derive_namespaces
+from .model import Account, Environment, ExchangeServer, SegConfig, derive_namespaces
 from .ports import DirectoryPort, ExchangePort, ServerState
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -33,6 +40,8 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
     forest = directory.read_forest()
     say("Reading the Exchange servers from the configuration partition", 0, 1)
     servers = directory.exchange_servers()
+    # the servers' computer accounts now, while the adapter still holds what it fetched with the servers
+    server_accounts = [a for a in (directory.get_account(f"{s.name}$") for s in servers) if a is not None]
     vdirs = directory.virtual_directories()
     scps = directory.autodiscover_scps()
 
@@ -78,26 +87,31 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
 
     namespaces = derive_namespaces(vdirs, scps)
     say("Looking up the owners of the HTTP SPNs", 0, 1)
-    owners_by_host = directory.find_accounts_with_http_spns([n.host for n in namespaces])
+    ns_hosts = {n.host.lower() for n in namespaces}
+    server_hosts = [s.fqdn for s in servers if s.fqdn]
+    owners_by_host = directory.find_accounts_with_http_spns([n.host for n in namespaces] + server_hosts)
 
-    accounts = {}
+    accounts: dict[str, Account] = {}
     spn_owners: dict[str, list[str]] = {}
     for host, owners in owners_by_host.items():
-        spn_owners[f"http/{host.lower()}"] = [a.dn for a in owners]
+        if host.lower() in ns_hosts:
+            spn_owners[f"http/{host.lower()}"] = [a.dn for a in owners]
         for a in owners:
             accounts[a.dn.lower()] = a
-    for a in directory.find_asa_candidates():
+    for a in server_accounts:
         accounts.setdefault(a.dn.lower(), a)
     wanted = [options.asa_sam] if options.asa_sam else []
+    for server in servers:  # the accounts the servers' credentials name (an old ASA holds no SPN any more)
+        for cred in (server.asa_latest, server.asa_previous):
+            if cred is not None and cred.account:
+                wanted.append(cred.account.rpartition("\\")[2])
     if options.seg:
         wanted.append(options.seg.service_account)
         wanted.extend(options.seg.test_users)
-    for sam in wanted:
+    for sam in dict.fromkeys(s.strip() for s in wanted if s and s.strip()):
+        if _known(accounts, sam):
+            continue
         a = directory.get_account(sam)
-        if a is not None:
-            accounts.setdefault(a.dn.lower(), a)
-    for server in servers:
-        a = directory.get_account(f"{server.name}$")
         if a is not None:
             accounts.setdefault(a.dn.lower(), a)
     # every SPN the gathered accounts hold, so duplicates between them are visible too
@@ -113,6 +127,11 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
                        accounts=sorted(accounts.values(), key=lambda a: a.dn.lower()), spn_owners=spn_owners,
                        asa_sam=options.asa_sam, seg=options.seg, iis_iusrs=iis_iusrs, protected_users=protected,
                        autodiscover_urls=scps)
+
+
+def _known(accounts: dict[str, Account], sam: str) -> bool:
+    """Already read: exactly one gathered account has this sAMAccountName (two, in two domains: ask by name)."""
+    return sum(1 for a in accounts.values() if a.sam.lower() == sam.lower()) == 1
 
 
 def merge_server(into: ExchangeServer, reported: ExchangeServer) -> None:

@@ -208,6 +208,22 @@ class LabExchange:
             self._logs: dict[str, dict[str, list[str]]] = {s.name.lower(): _initial_logs(s)
                                                            for s in self._scenario.servers}
             self.received.clear()
+            self._index_servers()
+
+    # --- cost: finding a server by name or FQDN without a pass over all of them (every WS-Management request
+    # and every Kerberos probe asks); the same answer as Scenario.server, first match winning.
+    def _index_servers(self) -> None:
+        self._by_name: dict[str, LabServer] = {}
+        for s in self._scenario.servers:
+            self._by_name.setdefault(s.name.lower(), s)
+            self._by_name.setdefault(s.fqdn.lower(), s)
+
+    def _lookup(self, name: str) -> LabServer | None:
+        key = name.lower()
+        found = self._by_name.get(key)
+        if found is not None and key in (found.name.lower(), found.fqdn.lower()):
+            return found
+        return self._scenario.server(name)  # not indexed (added or renamed since the reset): the exact scan
 
     def current_scenario(self) -> Scenario:
         with self._lock:
@@ -222,7 +238,7 @@ class LabExchange:
 
     def server(self, name: str) -> LabServer | None:
         """The live state of one server (by name or FQDN); callers must not keep it across calls."""
-        return self._scenario.server(name)
+        return self._lookup(name)
 
     def now(self) -> datetime:
         with self._lock:
@@ -239,7 +255,7 @@ class LabExchange:
 
     def fault(self, server: str) -> tuple[str, float]:
         with self._lock:
-            s = self._scenario.server(server)
+            s = self._lookup(server)
             return (s.fault, s.slow_seconds) if s else ("none", 0.0)
 
     # --- execution ----------------------------------------------------------------------------------
