@@ -5,7 +5,7 @@ Exit codes: 0 everything passes / done; 1 warnings only (check) or a plan with b
 130 interrupted.
 
 A lab lives for one process. Every command on `--lab SCENARIO` starts from a fresh lab of that scenario;
-`resume`, `undo` and `report` on a lab journal first replay the journal's done changes onto a fresh lab (not
+`resume`, `undo` and `report --recheck` on a lab journal first replay the journal's done changes onto a fresh lab (not
 journalled again) so that they see the state the run left. `apply --then-check` runs the check catalogue in
 the same process, right after the changes.
 """
@@ -95,6 +95,9 @@ def add_headless_commands(sub: Any) -> None:
     rp.add_argument("--journal", required=True, metavar="FILE")
     rp.add_argument("--format", choices=FORMATS_DOC, default="markdown")
     rp.add_argument("--out", metavar="FILE")
+    rp.add_argument("--recheck", action="store_true",
+                    help="check the target again now (a lab journal is replayed first) instead of reporting the "
+                    "findings the run recorded")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -557,13 +560,31 @@ def cmd_apply(args: argparse.Namespace) -> int:
             cancel.set()
             _err(f"Interrupted. Resume with: asa-wizard resume --journal {journal.path}")
             return 130
+        after = _record_after(opened, journal) if not result.cancelled else None
         print(f"Journal: {journal.path}")
         code = _summarize_result(result, journal.path)
-        if args.then_check and code == 0:
-            return _then_check(opened, args)
+        if args.then_check and code == 0 and after is not None:
+            _print_findings_table(after, opened.target.label)
+            from .core.report import exit_code_for
+
+            return exit_code_for(after)
         return code
     finally:
         opened.close()
+
+
+def _record_after(opened: Opened, journal: Any) -> list[Any] | None:
+    """The findings after the changes, written to the journal with the environment: `report` renders from them."""
+    from .core.report import record_findings
+
+    try:
+        env = _discover(opened)
+        rows = _run_checks(opened, env)
+    except WizardError as exc:  # the changes are journalled; only the check after them is missing
+        _err(f"Could not check the target after the changes: {exc}\n  The report of this run needs --recheck.")
+        return None
+    record_findings(journal, after=rows, env=env, target=opened.target.label)
+    return rows
 
 
 def _summarize_result(result: Any, path: Path) -> int:
@@ -708,6 +729,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = _journal_path(args.journal, lambda evs: True)
     events = list(read_events(path))
+    if not args.recheck:  # from the record: the target is not opened
+        from .core.report import report_from_record
+
+        _write_out(render_report(report_from_record(events, journal=path.name), args.format, templates_dir()),
+                   args.out)
+        return 0
     _, record = plan_from_journal(events)
     opened, _ = _reopen(path)
     try:
