@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import string
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -159,6 +159,38 @@ def finding_rows(findings: Iterable[Any]) -> list[FindingRow]:
                                skipped_reason=f.skipped_reason or ""))
     order = {a: i for i, a in enumerate(AREA_ORDER)}
     return sorted(rows, key=lambda r: order.get(r.area, len(order)))
+
+
+LONG_EVIDENCE = 240  # characters of a passing finding's evidence the terminal table shows
+
+
+def condensed_rows(rows: list[FindingRow], keep: int = 3) -> list[FindingRow]:
+    """The findings for a person at a terminal: a check that passed (or was skipped for one reason) on more than
+    `keep` subjects is one row saying how many and which, in the place of the first; warnings and failures stay
+    one row each. The files (JSON, Markdown, HTML) keep every row."""
+    groups: dict[tuple[str, str, str], list[FindingRow]] = {}
+    for r in rows:
+        if r.status in ("pass", "skipped"):
+            groups.setdefault((r.id, r.status, r.skipped_reason), []).append(r)
+    out: list[FindingRow] = []
+    for r in rows:
+        same = groups.get((r.id, r.status, r.skipped_reason)) if r.status in ("pass", "skipped") else None
+        if not same or len(same) <= keep:
+            lines = r.evidence.splitlines()
+            if len(lines) > 2 * keep:  # an inventory of 200 servers, say: its first lines and how many more
+                r = replace(r, evidence="\n".join([*lines[:keep], f"… {len(lines) - keep} more lines "
+                                                                  "(--format json lists each)"]))
+            if r.status in ("pass", "skipped") and len(r.evidence) > LONG_EVIDENCE:  # "EX001, EX002, ..." x 200
+                r = replace(r, evidence=r.evidence[:LONG_EVIDENCE - 40].rstrip() + " … (--format json has it all)")
+            out.append(r)
+        elif r is same[0]:
+            names = [s.subject for s in same]
+            listed = ", ".join(names[:2]) + f", …, {names[-1]}"
+            out.append(FindingRow(id=r.id, title=r.title, area=r.area, status=r.status,
+                                  subject=f"{len(same)} subjects: {listed}",
+                                  evidence=(f"{r.evidence} (one of {len(same)}; --format json lists each)"
+                                            if r.evidence else ""), skipped_reason=r.skipped_reason))
+    return out
 
 
 def _fmt_when(dt: datetime | None) -> str:

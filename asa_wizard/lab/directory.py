@@ -38,7 +38,8 @@ from ldap3.utils.conv import ldap_escape_to_bytes
 from ldap3.protocol.rfc4512 import AttributeTypeInfo, DsaInfo, ObjectClassInfo, SchemaInfo
 from ldap3.protocol.schemas.ad2012R2 import ad_2012_r2_schema
 from ldap3.utils.ciDict import CaseInsensitiveDict
-from ldap3.utils.dn import escape_rdn, parse_dn
+from ldap3.utils.conv import to_raw
+from ldap3.utils.dn import escape_rdn, parse_dn, safe_dn, safe_rdn
 
 from ..adapters.ldap import AUTODISCOVER_KEYWORD, LdapDirectory, LdapSettings, datetime_to_filetime, \
     filetime_to_datetime
@@ -115,6 +116,7 @@ class LabDirectory:
         self._lock = threading.RLock()
         self._index = _AttributeIndex()
         self._accounts_cache: tuple[int, list[LabAccount]] | None = None
+        self._safe_dns: dict[str, str] = {}
         self.reset(scenario)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -178,8 +180,56 @@ class LabDirectory:
         attrs = dict(attrs or {})
         attrs["objectClass"] = [object_class]
         attrs["distinguishedName"] = dn
-        if not conn.strategy.add_entry(dn, attrs):
+        if not self._insert(conn, dn, attrs):
             raise RuntimeError(f"lab directory: cannot add {dn}")  # a bug in the lab, not a user error
+
+    def _insert(self, conn: Connection, dn: str, attrs: dict) -> bool:
+        """The entry exactly as the mock's `add_entry` stores it, built without its per-entry costs: the DN is
+        normalized once per parent (not parsed whole for every entry) and the object class hierarchy once per
+        class. A directory of 1,000 servers has some 11,000 entries."""
+        strategy, dit, schema = conn.strategy, self.server.dit, self.server.schema
+        escaped_dn = self._safe_dn(dn)
+        with self.server.dit_lock:
+            if escaped_dn in dit:
+                return False
+            entry = CaseInsensitiveDict()
+            for attribute, values in attrs.items():
+                if attribute in strategy.operational_attributes:
+                    continue
+                values = list(values) if isinstance(values, (list, tuple)) else [values]
+                if schema.attribute_types[attribute].single_value and len(values) > 1:
+                    return False
+                if attribute.lower() == "objectclass":
+                    classes: set[str] = set()
+                    for object_class in values:
+                        if object_class not in schema.object_classes:
+                            return False
+                        classes |= _class_hierarchy(object_class)
+                    entry["objectClass"] = [to_raw(c) for c in classes]
+                else:
+                    entry[attribute] = [strategy._prepare_value(attribute, v, True) for v in values]
+            for attr, value in safe_rdn(escaped_dn, decompose=True):
+                if attr not in entry:
+                    entry[attr] = [to_raw(value)]
+                elif to_raw(value) not in entry[attr]:
+                    entry[attr].append(to_raw(value))
+            entry["entryDN"] = [to_raw(escaped_dn)]
+            dit[escaped_dn] = entry
+            return True
+
+    def _safe_dn(self, dn: str) -> str:
+        """ldap3's safe_dn(dn), computed as safe_dn(first RDN) + the parent's, which is remembered."""
+        cache = self._safe_dns
+        hit = cache.get(dn)
+        if hit is not None:
+            return hit
+        split = _first_separator(dn)
+        if split < 0 or "@" in dn or dn.startswith("<"):
+            out = safe_dn(dn)
+        else:
+            out = safe_dn(dn[:split]) + "," + self._safe_dn(dn[split + 1:])
+        cache[dn] = out
+        return out
 
     def _load(self) -> None:
         s = self.scenario
@@ -531,6 +581,34 @@ class _AttributeIndex:
         # any other term (a substring, an unindexed equality): tested as the mock does, on what is left
         plain(node, [dn for dn in dit if dn in candidates])
         return set(node.matched)
+
+
+@lru_cache(maxsize=None)
+def _class_hierarchy(object_class: str) -> frozenset[str]:
+    """The class and all its superiors in the lab's schema, as the mock's add_entry walks them."""
+    classes = {object_class}
+    size = 0
+    while size != len(classes):
+        size = len(classes)
+        for name in list(classes):
+            classes.update(lab_schema().object_classes[name].superior or [])
+    return frozenset(classes)
+
+
+def _first_separator(dn: str) -> int:
+    """The index of the first RDN separator (an unescaped comma), or -1."""
+    i = 0
+    while i < len(dn):
+        c = dn[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            return -1  # a quoted value: let ldap3 parse the whole DN
+        if c == ",":
+            return i
+        i += 1
+    return -1
 
 
 def _indexed_term(node) -> bool:

@@ -134,8 +134,8 @@ class LabKerberos:
             scenario = self.exchange.current_scenario()
             scenario.accounts = self.directory.current_accounts()
             return _View(scenario, scenario.now, scenario.server, _Accounts.of(all_accounts(scenario)))
-        if self._names is None:
-            self._names = self.exchange.current_scenario()  # once: the names and the server list do not change
+        if self._names is None:  # once: the names and the server list do not change (the directory's copy)
+            self._names = getattr(self.directory, "scenario", None) or self.exchange.current_scenario()
         names = self._names
         generation, current = self.directory.accounts_snapshot()
         cached = self._cached

@@ -146,9 +146,9 @@ class LabWsmanServer:
         """The real adapter, configured for this endpoint (Basic over HTTPS, the lab CA, the lab admin)."""
         from ..adapters.winrm import WinRmExchange, WinRmSettings
 
-        scenario = self.exchange.current_scenario()
-        settings = WinRmSettings(transport="basic", user=scenario.admin_user,
-                                 password=Secret(scenario.admin_password), ca_file=self.ca_file,
+        user, password = self.exchange.current_credentials()  # not a copy of the whole organisation
+        settings = WinRmSettings(transport="basic", user=user,
+                                 password=Secret(password), ca_file=self.ca_file,
                                  url_override=self.url_for, label=f"lab WS-Management on 127.0.0.1:{self.address[1]}")
         return WinRmExchange(settings)
 

@@ -175,3 +175,22 @@ def test_a_journal_without_findings_says_to_recheck(tmp_path):
     with pytest.raises(WizardError) as info:
         headless_cli.cmd_report(report_args(journal.path, tmp_path / "r.json"))
     assert "records no findings" in str(info.value) and "--recheck" in info.value.fix
+
+
+def test_the_lab_directory_is_stored_exactly_as_the_mock_would_store_it(monkeypatch):
+    """The lab fills its directory without the mock's per-entry parsing; every entry must be the same."""
+    from asa_wizard.lab.directory import LabDirectory
+    from asa_wizard.lab.scenario import list_scenarios
+
+    for s in list_scenarios():
+        fast = dict(LabDirectory(s.copy()).server.dit)
+        with monkeypatch.context() as m:
+            m.setattr(LabDirectory, "_insert", lambda self, conn, dn, attrs: conn.strategy.add_entry(dn, attrs))
+            plain = dict(LabDirectory(s.copy()).server.dit)
+        assert list(fast) == list(plain), s.name
+        for dn in plain:  # the mock keeps the object classes in a set's order, which is arbitrary
+            def normal(entry):
+                return {k: sorted(v) if k.lower() == "objectclass" else v for k, v in entry.items()}
+
+            assert list(fast[dn]) == list(plain[dn]), (s.name, dn)
+            assert normal(fast[dn]) == normal(plain[dn]), (s.name, dn)
