@@ -208,7 +208,8 @@ class LabDirectory:
                     entry["objectClass"] = [to_raw(c) for c in classes]
                 else:
                     entry[attribute] = [strategy._prepare_value(attribute, v, True) for v in values]
-            for attr, value in safe_rdn(escaped_dn, decompose=True):
+            split = _first_separator(escaped_dn)  # the RDN alone: parsing the whole DN gives the same
+            for attr, value in safe_rdn(escaped_dn if split < 0 else escaped_dn[:split], decompose=True):
                 if attr not in entry:
                     entry[attr] = [to_raw(value)]
                 elif to_raw(value) not in entry[attr]:

@@ -13,8 +13,8 @@ script-missing, snapin-missing, fail-roll.
 
 from __future__ import annotations
 
-import copy
 import json
+import pickle
 import threading
 import time
 from dataclasses import dataclass
@@ -179,6 +179,11 @@ def _first_term(text: str) -> str:
 # ----------------------------------------------------------------------------------------------------
 # The organisation
 # ----------------------------------------------------------------------------------------------------
+def _clone(scenario: Scenario) -> Scenario:
+    """A deep copy of plain scenario data, by pickle: a third of copy.deepcopy's time for 1,000 servers."""
+    return pickle.loads(pickle.dumps(scenario, pickle.HIGHEST_PROTOCOL))
+
+
 def ps_date(when: datetime) -> str:
     """DateTime.ToUniversalTime().ToString('o'): seven fractional digits and Z."""
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
@@ -203,7 +208,7 @@ class LabExchange:
     # --- state --------------------------------------------------------------------------------------
     def reset(self, scenario: Scenario) -> None:
         with self._lock:
-            self._scenario = copy.deepcopy(scenario)
+            self._scenario = _clone(scenario)
             self._clock = scenario.now
             self._logs: dict[str, dict[str, list[str]]] = {s.name.lower(): _initial_logs(s)
                                                            for s in self._scenario.servers}
@@ -227,7 +232,7 @@ class LabExchange:
 
     def current_scenario(self) -> Scenario:
         with self._lock:
-            s = copy.deepcopy(self._scenario)
+            s = _clone(self._scenario)
             s.now = self._clock
             return s
 
