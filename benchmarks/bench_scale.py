@@ -27,6 +27,7 @@ import argparse
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,10 +69,20 @@ def grown(source: Path, n: int, out_dir: Path) -> Path:
     return path
 
 
-def run(args: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+CPU: dict[str, list[float]] = {}  # "what N" -> CPU seconds (user + system) of each run's process
+
+
+def run(args: list[str], env: dict[str, str], what: str = "") -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of one command; its CPU time (user + system, all threads) goes to CPU[what]: on a shared
+    machine the wall time grows with the others' load, the CPU time much less."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=1800)
-    return time.perf_counter() - t0, done
+    took = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if what:
+        CPU.setdefault(what, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return took, done
 
 
 def command(*words: str) -> list[str]:
@@ -96,7 +107,7 @@ def measure_sizes(args: argparse.Namespace, work: Path) -> list[dict[str, float]
         runs = args.big_runs if n >= args.big else args.runs
         times: dict[str, list[float]] = {"check": [], "apply": [], "report": []}
         for i in range(runs):
-            took, done = run(command("check", "--lab", str(healthy)), env)
+            took, done = run(command("check", "--lab", str(healthy)), env, f"check {n}")
             if done.returncode != 0:
                 raise SystemExit(f"check on {n} servers exited {done.returncode}:\n{done.stderr[-2000:]}")
             times["check"].append(took)
@@ -104,41 +115,51 @@ def measure_sizes(args: argparse.Namespace, work: Path) -> list[dict[str, float]
                 continue
             journals = work / f"journals-{n}-{i}"
             took, done = run(command("apply", "--answers", str(ANSWERS), "--lab", str(fresh), "--yes",
-                                     "--journal-dir", str(journals)), env)
+                                     "--journal-dir", str(journals)), env, f"apply {n}")
             if done.returncode != 0:
                 raise SystemExit(f"apply on {n} servers exited {done.returncode}:\n{done.stderr[-2000:]}")
             times["apply"].append(took)
             (journal,) = journals.glob("*.jsonl")
             took, done = run(command("report", "--journal", str(journal), "--format", "html", "--out",
-                                     str(work / f"report-{n}.html")), env)
+                                     str(work / f"report-{n}.html")), env, f"report {n}")
             if done.returncode != 0:
                 raise SystemExit(f"report on {n} servers exited {done.returncode}:\n{done.stderr[-2000:]}")
             times["report"].append(took)
         row = {"n": n, "runs": runs, **{k: statistics.median(v) if v else float("nan") for k, v in times.items()}}
+        for k in times:
+            row[f"{k} cpu"] = statistics.median(CPU[f"{k} {n}"]) if CPU.get(f"{k} {n}") else float("nan")
         concurrency = 4  # answers-fresh.toml's rollout.concurrency
         row["apply floor"] = args.delay * (2 + max(0, n - 1) / concurrency)
         rows.append(row)
         print(f"  N={n:>5}: check {row['check']:.2f} s, apply {row['apply']:.2f} s, report {row['report']:.2f} s "
-              f"(median of {runs})", flush=True)
+              f"(median of {runs}; CPU {row['check cpu']:.2f} / {row['apply cpu']:.2f} / {row['report cpu']:.2f} s, "
+              f"load {os.getloadavg()[0]:.1f})", flush=True)
     return rows
 
 
 def print_table(rows: list[dict[str, float]], delay: float) -> None:
-    print()
-    print("| N servers | `check` | growth | `apply --yes` | growth | rollout floor | `report` | growth |")
-    print("|---|---|---|---|---|---|---|---|")
-    prev = None
-    for r in rows:
-        def g(key: str) -> str:
-            if prev is None:
-                return ""
-            return f"x{r[key] / prev[key]:.2f} (N x{r['n'] / prev['n']:.0f})"
+    for title, suffix in (("wall time (median)", ""), ("CPU time of the process, user + system (median)", " cpu")):
+        print()
+        print(f"{title}:")
+        print()
+        print("| N servers | `check` | growth | `apply --yes` | growth | `report` | growth |")
+        print("|---|---|---|---|---|---|---|")
+        prev = None
+        for r in rows:
+            def g(key: str, r=r, prev=prev) -> str:
+                if prev is None or prev[key] != prev[key] or r[key] != r[key]:
+                    return ""
+                return f"x{r[key] / prev[key]:.2f} (N x{r['n'] / prev['n']:.0f})"
 
-        print(f"| {r['n']:,} | {r['check']:.2f} s | {g('check')} | {r['apply']:.2f} s | {g('apply')} | "
-              f"{r['apply floor']:.1f} s | {r['report']:.2f} s | {g('report')} |")
-        prev = r
-    if delay <= 0:
-        print("(servers answer at once: the rollout's floor from the delays is 0)")
+            def v(key: str, r=r) -> str:
+                return "not run" if r[key] != r[key] else f"{r[key]:.2f} s"
+
+            print(f"| {r['n']:,} | {v('check' + suffix)} | {g('check' + suffix)} | {v('apply' + suffix)} | "
+                  f"{g('apply' + suffix)} | {v('report' + suffix)} | {g('report' + suffix)} |")
+            prev = r
+    floors = ", ".join(f"N={r['n']}: {r['apply floor']:.1f} s" for r in rows)
+    print()
+    print(f"rollout floor from the delays ({delay} s per answer): {floors}")
 
 
 def startup(runs: int) -> None:
@@ -153,7 +174,7 @@ def startup(runs: int) -> None:
         }
         medians = {}
         for label, argv in figures.items():
-            medians[label] = statistics.median(run(argv, env)[0] for _ in range(runs))
+            medians[label] = statistics.median(run(argv, env, label)[0] for _ in range(runs))
         inner = []
         for _ in range(runs):
             done = subprocess.run([sys.executable, "-c", LAB_OPEN_CLOSE], capture_output=True, text=True, env=env,
@@ -161,10 +182,11 @@ def startup(runs: int) -> None:
             inner.append(float(done.stdout.strip().splitlines()[-1]))
         medians["lab open + close, in process (healthy)"] = statistics.median(inner)
     print()
-    print("| start-up | median |")
-    print("|---|---|")
+    print("| start-up | median wall | median CPU |")
+    print("|---|---|---|")
     for label, value in medians.items():
-        print(f"| {label} | {value:.3f} s |")
+        cpu = f"{statistics.median(CPU[label]):.3f} s" if CPU.get(label) else ""
+        print(f"| {label} | {value:.3f} s | {cpu} |")
 
 
 # --- discovery against the filled Samba directory ------------------------------------------------------------
