@@ -53,6 +53,7 @@ class TargetAnswers:
     bind: str = "simple"
     user: str | None = None
     ca_file: str | None = None
+    tls_name: str | None = None  # the name on the DC's certificate, when `dc` is an address (None: `dc`)
     insecure_skip_tls_verify: bool = False
     winrm: WinRmAnswers = field(default_factory=WinRmAnswers)
 
@@ -191,7 +192,8 @@ class _Reader(TomlReader):
 
     def target(self, t: dict[str, Any]) -> TargetAnswers:
         fp = ("target",)
-        self.unknown(t, {"lab", "dc", "ldap", "bind", "user", "ca_file", "insecure_skip_tls_verify", "winrm"}, fp)
+        self.unknown(t, {"lab", "dc", "ldap", "bind", "user", "ca_file", "tls_name", "insecure_skip_tls_verify",
+                        "winrm"}, fp)
         lab = self.string(t, "lab", fp, pattern=re.compile(r"[^\x00-\x1f]+"), example="fresh")
         dc = self.string(t, "dc", fp, pattern=HOST_RE, example="dc1.contoso.com")
         if lab and dc:
@@ -219,6 +221,7 @@ class _Reader(TomlReader):
         return TargetAnswers(
             lab=lab, dc=dc, ldap=self.choice(t, "ldap", fp, LDAP_MODES, "ldaps"), bind=bind, user=user,
             ca_file=self.string(t, "ca_file", fp),
+            tls_name=self.string(t, "tls_name", fp, pattern=HOST_RE, example="dc1.contoso.com"),
             insecure_skip_tls_verify=self.boolean(t, "insecure_skip_tls_verify", fp, False), winrm=winrm,
         )
 
@@ -328,7 +331,8 @@ def dumps_answers(a: Answers) -> str:
         section("target", [("lab", t.lab)])
     else:
         section("target", [("dc", t.dc), ("ldap", t.ldap), ("bind", t.bind), ("user", t.user),
-                           ("ca_file", t.ca_file), ("insecure_skip_tls_verify", t.insecure_skip_tls_verify)])
+                           ("ca_file", t.ca_file), ("tls_name", t.tls_name),
+                           ("insecure_skip_tls_verify", t.insecure_skip_tls_verify)])
         w = t.winrm
         section("target.winrm", [("transport", w.transport), ("scheme", w.scheme), ("port", w.port),
                                  ("ca_file", w.ca_file), ("user", w.user),

@@ -139,7 +139,7 @@ def test_report_renders_from_the_record_without_opening_the_target(tmp_path, mon
         raise AssertionError("the report opened the target")
 
     with monkeypatch.context() as m:
-        m.setattr(headless_cli, "open_target", no_target)
+        m.setattr("asa_wizard.service.operations.open_target", no_target)
         m.setattr("asa_wizard.target.open_lab", no_target)
         assert headless_cli.cmd_report(report_args(journal, tmp_path / "r.json")) == 0
     doc = json.loads((tmp_path / "r.json").read_text())
@@ -175,6 +175,45 @@ def test_a_journal_without_findings_says_to_recheck(tmp_path):
     with pytest.raises(WizardError) as info:
         headless_cli.cmd_report(report_args(journal.path, tmp_path / "r.json"))
     assert "records no findings" in str(info.value) and "--recheck" in info.value.fix
+
+
+def test_a_service_apply_of_one_step_and_its_undo_each_leave_a_record_the_report_renders(tmp_path, monkeypatch):
+    """The wizard applies one step at a time through the service: that journal is reported from its record too,
+    and an undo records what it left, so the report after it needs no re-check either."""
+    from asa_wizard.core.answers import load_answers
+    from asa_wizard.core.report import finding_rows
+    from asa_wizard.service import apply, journal_report, make_plan, new_journal, open_target, run_checks, undo
+    from asa_wizard.service import discover as read
+
+    monkeypatch.setenv("ASA_WIZARD_DATA_DIR", str(tmp_path))
+    opened = open_target(load_answers(str(GOLDEN / "answers-fresh.toml")))
+    try:
+        env = read(opened)
+        plan = make_plan(opened, env)
+        asa_step = [c.id for c in plan.changes if c.step == "asa"]
+        assert asa_step and len(asa_step) < len(plan.changes)
+        journal = new_journal(opened)
+        result = apply(opened, plan, journal, change_ids=asa_step, before=run_checks(opened, env), step="asa")
+        assert not result.failed and result.after is not None and not result.record_error
+        assert any(a.sam.upper() == "EXASA$" for a in result.env.accounts)  # read after the change
+        undone = undo(opened, journal.path)
+        assert not undone.failed and undone.after is not None
+    finally:
+        opened.close()
+
+    def no_target(*args, **kwargs):
+        raise AssertionError("the report opened the target")
+
+    monkeypatch.setattr("asa_wizard.service.operations.open_target", no_target)
+    events = list(read_events(journal.path))
+    notes = [e for e in events if e.event == "note" and FINDINGS_KEY in (e.data or {})]
+    assert len(notes) == 2  # one after the apply, one after the undo
+    report = journal_report(journal.path)
+    assert [(r.id, r.subject, r.status) for r in report.after] == \
+        [(r.id, r.subject, r.status) for r in finding_rows(undone.after)]
+    exists = {r.status for r in report.after if r.id == "asa.exists"}
+    assert exists == {"fail"}  # the account the step created is gone again, as the record after the undo says
+    assert {c.state for c in report.changes} == {"undone"} and len(report.changes) == len(asa_step)
 
 
 def test_the_lab_directory_is_stored_exactly_as_the_mock_would_store_it(monkeypatch):

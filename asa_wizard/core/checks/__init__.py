@@ -4,7 +4,7 @@
 
 Each check has a stable id (`CHECKS`), looks only at its inputs (pure: no IO except through a probe port
 passed in), and yields `Finding`s with the evidence it saw and the exact fix. `STEP_CHECKS` names the checks
-that prove each wizard step; the checklist shows them. docs/checks.md documents every check.
+that prove each wizard step (derived from `core.steps.STEPS`, the one step registry). docs/checks.md documents every check.
 """
 
 from __future__ import annotations
@@ -25,23 +25,10 @@ from . import kerberos  # noqa: F401
 from . import logchecks  # noqa: F401
 from .base import AREAS, CHECKS, SEVERITY, STEPS, Check, Context, Finding, ProbeReport, Status
 from .kerberos import probe_targets, run_probes
+from asa_wizard.core.steps import STEPS as _STEPS
 
-# Which checks prove each wizard step (the checklist shows these under the step).
-STEP_CHECKS: dict[str, list[str]] = {
-    "target": [],
-    "discovery": ["inventory.servers", "auth.namespace-dns"],
-    "asa": ["asa.exists", "asa.enabled", "asa.kind", "asa.enctypes", "asa.one-per-generation"],
-    "rollout": ["rollout.coverage", "rollout.current", "rollout.same-account", "rollout.service-host",
-                "asa.password-age"],
-    "spns": ["spn.present", "spn.owner", "spn.duplicate", "spn.order", "kerberos.ticket"],
-    "client-auth": ["auth.outlook-anywhere", "auth.mapi"],
-    "seg": ["kcd.service-account-spn", "kcd.protocol-transition", "kcd.no-unconstrained", "kcd.target",
-            "kcd.same-domain", "kcd.users-delegable", "kcd.iis-iusrs"],
-    "iis-auth": ["kcd.eas-auth", "kcd.ews-auth"],
-    "verify": ["kerberos.ticket", "kerberos.server", "kerberos.s4u", "logs.iis-401", "logs.httpproxy-auth",
-               "logs.krb-ap-err-modified"],
-    "report": [],
-}
+# Which checks prove each wizard step: derived from the one step registry (core.steps).
+STEP_CHECKS: dict[str, list[str]] = {s.id: list(s.checks) for s in _STEPS}
 
 
 def select(only: list[str] | tuple[str, ...] | None) -> list[Check]:

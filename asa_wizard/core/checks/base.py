@@ -15,9 +15,10 @@ from typing import Callable
 from asa_wizard.core.logs import LogText
 from asa_wizard.core.model import Account, AccountKind, AsaCredential, Environment, ExchangeServer, Namespace, Service
 from asa_wizard.core.ports import ProbeResult, TicketResult
+from asa_wizard.core.steps import STEP_IDS
 
 AREAS = ("inventory", "asa", "spn", "rollout", "auth", "kcd", "kerberos", "logs")
-STEPS = ("target", "discovery", "asa", "rollout", "spns", "client-auth", "seg", "iis-auth", "verify", "report")
+STEPS = STEP_IDS  # the wizard steps a check may name: the one step registry's ids
 
 
 class Status(str, enum.Enum):
