@@ -5,6 +5,7 @@ run, each a fresh process as a user runs it; medians, the growth factor from one
     python benchmarks/bench_scale.py --sizes 2 20 100 200 1000 --big 100 --apply-up-to 200
     python benchmarks/bench_scale.py --sizes 2 20 100 200 --runs 5
     python benchmarks/bench_scale.py --directory               # discovery vs a raw ldap3 replay (Samba, root)
+    python benchmarks/bench_scale.py --startup-only --runs 7   # a lab command's fixed cost and its floors
 
 - `check`: `asa-wizard check --lab healthy-N.toml` (the healthy organisation, every server a copy of EX01 as
   `Scenario.with_servers` makes them).
@@ -41,7 +42,8 @@ SCENARIOS = ROOT / "assets" / "scenarios"
 ANSWERS = ROOT / "tests" / "golden" / "answers-fresh.toml"
 IMPORTS = ("import asa_wizard.cli, asa_wizard.headless_cli, asa_wizard.target, asa_wizard.lab.world, "
            "asa_wizard.lab.directory, asa_wizard.lab.kerberos, asa_wizard.lab.wsman, asa_wizard.adapters.ldap, "
-           "asa_wizard.adapters.winrm, asa_wizard.core.discovery, asa_wizard.core.checks, asa_wizard.core.report")
+           "asa_wizard.adapters.winrm, asa_wizard.core.discovery, asa_wizard.core.checks, asa_wizard.core.report; "
+           "asa_wizard.adapters.winrm._pywinrm('basic')")  # pywinrm as the lab's Basic connection imports it
 LAB_OPEN_CLOSE = ("import time; t = time.perf_counter()\nfrom asa_wizard.target import open_lab\n"
                   "open_lab('healthy').close()\nprint(time.perf_counter() - t)")
 
@@ -291,6 +293,7 @@ def main() -> int:
     p.add_argument("--delay", type=float, default=0.0, help="seconds each server takes to answer (apply)")
     p.add_argument("--directory", action="store_true", help="discovery against Samba instead of the lab table")
     p.add_argument("--no-startup", action="store_true")
+    p.add_argument("--startup-only", action="store_true", help="only the start-up figures and their floors")
     args = p.parse_args()
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
@@ -298,6 +301,9 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.1f} at the start")
     if args.directory:
         directory(args.runs)
+        return 0
+    if args.startup_only:
+        startup(max(3, args.runs))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         rows = measure_sizes(args, Path(tmp))
