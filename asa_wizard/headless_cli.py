@@ -5,9 +5,9 @@ Exit codes: 0 everything passes / done; 1 warnings only (check) or a plan with b
 130 interrupted.
 
 A lab lives for one process. Every command on `--lab SCENARIO` starts from a fresh lab of that scenario;
-`resume`, `undo` and `report` on a lab journal first replay the journal's done changes onto a fresh lab (not
-journalled again) so that they see the state the run left. `apply --then-check` runs the check catalogue in
-the same process, right after the changes.
+`resume`, `undo` and `report --recheck` on a lab journal first replay the journal's done changes onto a fresh lab
+(not journalled again) so that they see the state the run left. `apply` checks the target right after its
+changes and records those findings in the journal (`report` renders from them); `apply --then-check` prints them.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def add_headless_commands(sub: Any) -> None:
     a.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     a.add_argument("--journal-dir", metavar="DIR", help="default: the data directory's journals/")
     a.add_argument("--then-check", action="store_true",
-                   help="run the check catalogue after the changes (in this process: needed for the lab)")
+                   help="print the findings of the check catalogue run right after the changes (apply records them "
+                   "in the journal either way)")
     _add_confirmations(a)
 
     r = sub.add_parser("resume", help="finish an interrupted apply from its journal")
@@ -77,6 +78,9 @@ def add_headless_commands(sub: Any) -> None:
     rp.add_argument("--journal", required=True, metavar="FILE")
     rp.add_argument("--format", choices=FORMATS_DOC, default="markdown")
     rp.add_argument("--out", metavar="FILE")
+    rp.add_argument("--recheck", action="store_true",
+                    help="check the target again now (a lab journal is replayed first) instead of reporting the "
+                    "findings the run recorded; the target options apply only with it")
     add_target_arguments(rp, overrides=True)
 
 
@@ -200,16 +204,42 @@ def _apply(opened: Any, args: argparse.Namespace) -> int:
     out.err(f"Journal: {journal.path}")
     cancel = threading.Event()
     try:
-        result = apply(opened, plan, journal, before=before, progress=out.change_progress(), cancel=cancel)
+        result = apply(opened, plan, journal, before=before, progress=out.change_progress(), cancel=cancel,
+                       reading=_after_changes(opened))
     except KeyboardInterrupt:
         cancel.set()
         out.err(f"Interrupted. Resume with: asa-wizard resume --journal {journal.path}")
         return 130
+    _record_error(result, journal.path)
     print(f"Journal: {journal.path}")
     code = out.summarize_result(result, journal.path)
-    if args.then_check and code == 0:
-        return _then_check(opened)
+    if args.then_check and code == 0 and result.after is not None:
+        from .core.report import exit_code_for, finding_rows
+
+        rows = finding_rows(result.after)  # checked and recorded by apply, right after the changes
+        out.print_findings_table(rows, opened.label, insecure_tls=opened.target.insecure_tls)
+        return exit_code_for(rows)
     return code
+
+
+def _record_error(result: Any, path: Path) -> None:
+    if result.record_error and not result.cancelled:  # the changes are journalled; the check after them is not
+        out.err(f"Could not check the target after the changes: {result.record_error}\n"
+                f"  The report of this run needs: asa-wizard report --journal {path} --recheck")
+
+
+def _after_changes(opened: Any) -> Any:
+    """Discovery's progress for the check apply runs after its changes, announced once when it starts."""
+    shown = out.discovery_progress()
+    said = []
+
+    def progress(what: str, done: int, total: int) -> None:
+        if not said:
+            said.append(True)
+            out.err(f"Checking {opened.label} after the changes (recorded in the journal for the report)")
+        shown(what, done, total)
+
+    return progress
 
 
 def _then_check(opened: Any) -> int:
@@ -241,7 +271,8 @@ def _resume(path: Path, args: argparse.Namespace) -> int:
             print(f"Journal: {path}")
             return 0
         out.err(f"Resuming {path}")
-        result = resume(opened, path, progress=out.change_progress())
+        result = resume(opened, path, progress=out.change_progress(), reading=_after_changes(opened))
+        _record_error(result, path)
         print(f"Journal: {path}")
         return out.summarize_result(result, path)
     finally:
@@ -275,9 +306,10 @@ def _undo(path: Path, args: argparse.Namespace) -> int:
     out.confirm(f"Undo these {len(todo)} changes?", args.yes)
     opened, _, _ = reopen(path, adjust=_adjust(args), say=out.err)
     try:
-        result = undo(opened, path, progress=out.change_progress())
+        result = undo(opened, path, progress=out.change_progress(), reading=_after_changes(opened))
     finally:
         opened.close()
+    _record_error(result, path)
     print(f"Journal: {path}")
     if result.failed:
         for cid, why in result.failed.items():
@@ -288,16 +320,12 @@ def _undo(path: Path, args: argparse.Namespace) -> int:
 
 # --- report ------------------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
-    from .service import build_report, find_journal, reopen, run_checks
+    """From the run's record (the target is not opened); `--recheck` checks the target again now."""
+    from .service import find_journal, journal_report
     from .service.operations import render_report
 
     path = find_journal(args.journal, lambda evs: True)
-    opened, _, events = reopen(path, adjust=_adjust(args), say=out.err)
-    try:
-        env = _discover(opened)
-        after = run_checks(opened, env)
-        report = build_report(opened, env, after, events=events, journal=path.name)
-    finally:
-        opened.close()
+    report = journal_report(path, recheck=args.recheck, adjust=_adjust(args), say=out.err,
+                            reading=out.discovery_progress())
     out.write_out(render_report(report, args.format), args.out)
     return 0

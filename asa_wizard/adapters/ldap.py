@@ -262,6 +262,10 @@ def validate_spn(spn: str) -> str:
     return spn
 
 
+def _tree_roots(dns: list[str]) -> list[str]:
+    return [d for d in dns if not any(o != d and d.lower().endswith("," + o.lower()) for o in dns)]
+
+
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -539,6 +543,9 @@ class LdapDirectory:
                           dn=r.str("nCName") or "") for r in rows]
         root_dn = self._forest_root_dn()
         root = next((d for d in domains if d.dn.lower() == root_dn.lower()), None)
+        with self._lock:  # the GC searches need the tree roots: from these domains, not a second read_forest
+            if self._tree_roots is None:
+                self._tree_roots = _tree_roots([d.dn for d in domains if d.dn] or [root_dn])
         sites = [r.str("cn") or rdn_value(r.dn) for r in
                  self._search(f"CN=Sites,{conf}", "(objectClass=site)", ["cn"], LEVEL, what="read the sites",
                               missing_ok=True)]
@@ -666,9 +673,8 @@ class LdapDirectory:
         """The roots of the forest's domain trees: a GC search under each covers every domain."""
         with self._lock:
             if self._tree_roots is None:
-                dns = [d.dn for d in self.read_forest().domains if d.dn] or [self._forest_root_dn()]
-                self._tree_roots = [d for d in dns
-                                    if not any(o != d and d.lower().endswith("," + o.lower()) for o in dns)]
+                self._tree_roots = _tree_roots([d.dn for d in self.read_forest().domains if d.dn]
+                                               or [self._forest_root_dn()])
             return self._tree_roots
 
     def _by_dns(self, dns: list[str], what: str) -> list[Account]:

@@ -12,23 +12,16 @@ redacted out of it.
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from xml.etree import ElementTree as ET
 
-import requests
-from winrm.exceptions import (
-    InvalidCredentialsError,
-    WinRMError,
-    WinRMOperationTimeoutError,
-    WinRMTransportError,
-    WSManFaultError,
-)
-from winrm.protocol import Protocol
 
 from ..core.errors import (
     AuthenticationFailed,
@@ -47,6 +40,45 @@ from ..core.secrets import Secret, redact
 from . import powershell as ps
 
 TRANSPORTS = ("kerberos", "ntlm", "credssp", "basic")
+# pywinrm's transport module imports these at its own import, whatever the transport: requests-ntlm pulls in
+# pyspnego and python-gssapi (about half a second). module -> (the name pywinrm takes from it, its flag there)
+_AUTH_STACKS = {"ntlm": ("requests_ntlm", "HttpNtlmAuth", "HAVE_NTLM"),
+                "credssp": ("requests_credssp", "HttpCredSSPAuth", "HAVE_CREDSSP")}
+_IMPORT_LOCK = threading.Lock()
+
+
+def _pywinrm(transport: str) -> Any:
+    """pywinrm, imported when a connection is first made. With Basic (the lab) its transport module is imported
+    without the NTLM and CredSSP stacks; a later NTLM or CredSSP connection in the same process imports the one
+    it needs and gives it to that module, as pywinrm's own import would have."""
+    with _IMPORT_LOCK:
+        if "winrm.transport" not in sys.modules and transport == "basic":
+            left_out = [m for m, _, _ in _AUTH_STACKS.values() if m not in sys.modules]
+            for m in left_out:
+                sys.modules[m] = None  # type: ignore[assignment]  # "import m" raises ImportError meanwhile
+            try:
+                importlib.import_module("winrm.transport")
+            finally:
+                for m in left_out:
+                    if sys.modules.get(m, "") is None:
+                        del sys.modules[m]
+        wt = importlib.import_module("winrm.transport")
+        if transport in _AUTH_STACKS:
+            module, name, flag = _AUTH_STACKS[transport]
+            if not getattr(wt, flag, False):
+                try:
+                    setattr(wt, name, getattr(importlib.import_module(module), name))
+                    setattr(wt, flag, True)
+                except ImportError:  # not installed: pywinrm refuses the transport, and we say what to install
+                    pass
+        return importlib.import_module("winrm")
+
+
+def _winrm_exceptions() -> Any:
+    """pywinrm's exceptions (imported by the connection that raised them)."""
+    return importlib.import_module("winrm.exceptions")
+
+
 ENCRYPTING = ("kerberos", "ntlm", "credssp")
 UTF8_CODEPAGE = 65001
 
@@ -122,7 +154,7 @@ class WinRmSettings:
 @dataclass
 class _Connection:
     url: str
-    protocol: Protocol
+    protocol: Any  # winrm.protocol.Protocol
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -211,9 +243,10 @@ class WinRmExchange:
             conn = self._connections.get(key)
             if conn is None:
                 url = self.settings.url_for(server)
+                winrm = _pywinrm(self.settings.transport)
                 try:
-                    protocol = Protocol(url, **self.settings.pywinrm_kwargs())
-                except WinRMError as exc:
+                    protocol = winrm.protocol.Protocol(url, **self.settings.pywinrm_kwargs())
+                except winrm.exceptions.WinRMError as exc:
                     raise PolicyRefused(f"WinRM {self.settings.transport} cannot be used here: {exc}.",
                                         "For Kerberos install pywinrm[kerberos] (needs libkrb5-dev) and kinit; "
                                         "for CredSSP install pywinrm[credssp].") from None
@@ -244,6 +277,7 @@ class WinRmExchange:
         encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
         protocol = conn.protocol
         deadline = time.monotonic() + self.settings.command_timeout_sec
+        timed_out = _winrm_exceptions().WinRMOperationTimeoutError
         shell_id = protocol.open_shell(codepage=UTF8_CODEPAGE, noprofile=True)
         command_id = None
         try:
@@ -257,7 +291,7 @@ class WinRmExchange:
                         "(raise command_timeout_sec for slow servers).")
                 try:
                     o, e, rc, done = protocol.get_command_output_raw(shell_id, command_id)
-                except WinRMOperationTimeoutError:
+                except timed_out:
                     continue
                 out.append(o)
                 err.append(e)
@@ -280,9 +314,12 @@ class WinRmExchange:
         return f"{s.user or 'the current Kerberos ticket'} ({s.transport} over {s.scheme.upper()})"
 
     def _translate(self, server: str, url: str, exc: Exception) -> WizardError:
+        import requests
+
+        x = _winrm_exceptions()
         detail = self._clean(f"{type(exc).__name__}: {exc}")
         s = self.settings
-        if isinstance(exc, InvalidCredentialsError):
+        if isinstance(exc, x.InvalidCredentialsError):
             fixes = {
                 "kerberos": "Check `klist` for a ticket of that account (kinit), that the server name is its real "
                             "FQDN (not an IP or a load-balanced name) and that WinRM allows Kerberos.",
@@ -300,7 +337,7 @@ class WinRmExchange:
                 "Give the CA certificate that issued it (ca_file), or make sure the certificate names the FQDN you "
                 "connect to. Turning validation off is possible only as an explicit, visible opt-out.",
                 detail=detail)
-        if isinstance(exc, (requests.exceptions.ReadTimeout, WinRMOperationTimeoutError)):
+        if isinstance(exc, (requests.exceptions.ReadTimeout, x.WinRMOperationTimeoutError)):
             return OperationTimeout(f"{server} did not answer within {s.read_timeout_sec} s ({url}).",
                                     "The server may be overloaded; retry, or raise read_timeout_sec.", detail=detail)
         if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -320,11 +357,11 @@ class WinRmExchange:
                                         "Use the server's FQDN as DNS knows it.", detail=detail)
             return ConnectionFailed(f"Cannot reach {server} at {url}.",
                                     f"Check that the server is up and TCP {s.effective_port} is open.", detail=detail)
-        if isinstance(exc, WSManFaultError):
+        if isinstance(exc, x.WSManFaultError):
             return ConnectionFailed(f"WinRM on {server} refused the request: {self._clean(str(exc.reason or exc))}",
                                     "Check the WinRM configuration on the server (winrm get winrm/config).",
                                     detail=detail)
-        if isinstance(exc, WinRMTransportError):
+        if isinstance(exc, x.WinRMTransportError):
             if exc.code == 404:
                 return ConnectionFailed(f"There is no WS-Management endpoint at {url}.",
                                         "Check the port and the path (/wsman).", detail=detail)

@@ -5,7 +5,14 @@ kept with its error, never dropped, and what it holds stays unknown (never "noth
 Namespaces come from every source: the virtual-directory objects and Autodiscover SCPs in the configuration
 partition, the servers' own answers when they can be read, and the names the user gives. When the user names
 no ASA, it is found from the servers' credentials, else from the one account (not a server's own) that holds
-the namespaces' HTTP SPNs."""
+the namespaces' HTTP SPNs.
+
+Each directory search runs once per pass: the owners of the namespaces' and the servers' HTTP SPNs are
+looked up together (forest-wide, on the indexed servicePrincipalName), and an account already read (the
+ASA among the SPN owners, say) is not read again by name. The accounts that matter are: the owners of
+those SPNs, the ASA named in the answers, the accounts the servers' credentials name, the SEG service
+account and test users, and the servers' own computer accounts. Nothing is searched by description (a
+substring match on an unindexed attribute scans the whole directory on a real DC)."""
 
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
     forest = directory.read_forest()
     say("Reading the Exchange servers from the configuration partition", 0, 1)
     servers = directory.exchange_servers()
+    # the servers' computer accounts now, while the adapter still holds what it fetched with the servers
+    server_accounts = [a for a in (directory.get_account(f"{s.name}$") for s in servers) if a is not None]
     vdirs = directory.virtual_directories()
     scps = directory.autodiscover_scps()
 
@@ -96,29 +105,34 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
             namespaces.append(Namespace(host=key, servers=list(clients)))
     namespaces.sort(key=lambda n: n.host)
     say("Looking up the owners of the HTTP SPNs", 0, 1)
-    owners_by_host = directory.find_accounts_with_http_spns([n.host for n in namespaces])
+    ns_hosts = {n.host.lower() for n in namespaces}
+    server_hosts = [s.fqdn for s in servers if s.fqdn]
+    owners_by_host = directory.find_accounts_with_http_spns([n.host for n in namespaces] + server_hosts)
 
-    accounts = {}
+    accounts: dict[str, Account] = {}
     spn_owners: dict[str, list[str]] = {}
     for host, owners in owners_by_host.items():
-        spn_owners[f"http/{host.lower()}"] = [a.dn for a in owners]
+        if host.lower() in ns_hosts:
+            spn_owners[f"http/{host.lower()}"] = [a.dn for a in owners]
         for a in owners:
             accounts[a.dn.lower()] = a
-    for a in directory.find_asa_candidates():
+    for a in server_accounts:
         accounts.setdefault(a.dn.lower(), a)
     asa_sam, asa_source = options.asa_sam, "named by the user" if options.asa_sam else ""
     if not asa_sam:
         asa_sam, asa_source = _find_asa(directory, servers, namespaces, spn_owners, accounts)
     wanted = [asa_sam] if asa_sam else []
+    for server in servers:  # the accounts the servers' credentials name (an old ASA holds no SPN any more)
+        for cred in (server.asa_latest, server.asa_previous):
+            if cred is not None and cred.account:
+                wanted.append(cred.account.rpartition("\\")[2])
     if options.seg:
         wanted.append(options.seg.service_account)
         wanted.extend(options.seg.test_users)
-    for sam in wanted:
+    for sam in dict.fromkeys(s.strip() for s in wanted if s and s.strip()):
+        if _known(accounts, sam):
+            continue
         a = directory.get_account(sam)
-        if a is not None:
-            accounts.setdefault(a.dn.lower(), a)
-    for server in servers:
-        a = directory.get_account(f"{server.name}$")
         if a is not None:
             accounts.setdefault(a.dn.lower(), a)
     # every SPN the gathered accounts hold, so duplicates between them are visible too
@@ -153,7 +167,7 @@ def _find_asa(directory: DirectoryPort, servers: list[ExchangeServer], namespace
             sam = s.asa_latest.account.split("\\")[-1]
             named[sam] = named.get(sam, 0) + 1
     for sam in sorted(named, key=lambda k: (-named[k], k.lower())):
-        if directory.get_account(sam) is not None:
+        if _known(accounts, sam) or directory.get_account(sam) is not None:
             return sam, "the account whose credential the servers hold"
     own = {f"{s.name}$".lower() for s in servers}
     holders = {dn.lower() for n in namespaces for dn in spn_owners.get(f"http/{n.host}", [])}
@@ -175,6 +189,11 @@ def read_extended_protection(exchange: ExchangePort, server: ExchangeServer) -> 
         return ExtendedProtection(server=server.name, error=str(exc))
     ep.server = server.name
     return ep
+
+
+def _known(accounts: dict[str, Account], sam: str) -> bool:
+    """Already read: exactly one gathered account has this sAMAccountName (two, in two domains: ask by name)."""
+    return sum(1 for a in accounts.values() if a.sam.lower() == sam.lower()) == 1
 
 
 def merge_server(into: ExchangeServer, reported: ExchangeServer) -> None:

@@ -52,6 +52,11 @@ class RunResult:
     failed: dict[str, str] = field(default_factory=dict)  # change id -> why
     skipped: dict[str, str] = field(default_factory=dict)  # change id -> the failed change it waited for
     cancelled: bool = False
+    # What the target looked like right after the run, as written to its journal (the application service fills
+    # these after an apply: the environment and the findings); `record_error` says why they are missing.
+    env: Any = None
+    after: list[Any] | None = None
+    record_error: str = ""
 
     @property
     def ok(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Callable
 
 # --- userAccountControl flags ------------------------------------------------------------------------
 UAC_ACCOUNTDISABLE = 0x2
@@ -397,19 +398,38 @@ class Environment:
         return None
 
     def server(self, name: str) -> ExchangeServer | None:
-        for s in self.servers:
-            if s.name.lower() == name.lower() or s.fqdn.lower() == name.lower():
+        key = name.lower()
+        found = self._index("servers", self.servers, lambda s: (s.name.lower(), s.fqdn.lower())).get(key)
+        if found is not None and key in (found[0].name.lower(), found[0].fqdn.lower()):
+            return found[0]
+        for s in self.servers:  # not indexed (renamed since): the plain scan
+            if s.name.lower() == key or s.fqdn.lower() == key:
                 return s
         return None
+
+    def _index(self, name: str, items: list[Any], keys: Callable[[Any], tuple[str, ...]]) -> dict[str, list[Any]]:
+        """key -> items holding it (in order), rebuilt when the list is replaced or changes length: the checks ask
+        per server, and a scan per question makes a check of N servers cost N² (an index per snapshot, O(N))."""
+        cache = self.__dict__.setdefault("_indexes", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] is items and hit[1] == len(items):
+            return hit[2]
+        index: dict[str, list[Any]] = {}
+        for item in items:
+            for k in dict.fromkeys(keys(item)):
+                index.setdefault(k, []).append(item)
+        cache[name] = (items, len(items), index)
+        return index
 
     @property
     def asa(self) -> Account | None:
         return self.account_by_sam(self.asa_sam) if self.asa_sam else None
 
     def vdirs_for(self, server: str, service: Service | None = None) -> list[VirtualDirectory]:
+        candidates = self._index("vdirs", self.vdirs, lambda v: (v.server.lower(),)).get(server.lower(), [])
         return [
             v
-            for v in self.vdirs
+            for v in candidates
             if v.server.lower() == server.lower() and (service is None or v.service == service)
         ]
 

@@ -5,20 +5,26 @@ business: the caller passes the folder (`asa_wizard.resources.templates_dir()`).
 
 Deterministic: the same inputs give the same bytes (nothing here reads the clock; `generated_at` is an
 input), so reports can be compared and put under version control.
+
+The report of a run renders from what the run recorded: `apply` writes the findings before the changes (in
+its run-start record) and, after them, the findings and the environment summary (`record_findings`, a
+journal note). `report_from_record` builds the report from the journal alone, without opening the target;
+re-checking the target now is the caller's explicit choice.
 """
 
 from __future__ import annotations
 
 import json
 import string
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Iterable
 
 from .. import __version__
-from .journal import JournalEvent, summarize
+from .errors import WizardError
+from .journal import Journal, JournalEvent, summarize
 from . import model
 from .model import Environment, enctype_names
 from .plan import Plan
@@ -162,6 +168,38 @@ def finding_rows(findings: Iterable[Any]) -> list[FindingRow]:
     return sorted(rows, key=lambda r: order.get(r.area, len(order)))
 
 
+LONG_EVIDENCE = 240  # characters of a passing finding's evidence the terminal table shows
+
+
+def condensed_rows(rows: list[FindingRow], keep: int = 3) -> list[FindingRow]:
+    """The findings for a person at a terminal: a check that passed (or was skipped for one reason) on more than
+    `keep` subjects is one row saying how many and which, in the place of the first; warnings and failures stay
+    one row each. The files (JSON, Markdown, HTML) keep every row."""
+    groups: dict[tuple[str, str, str], list[FindingRow]] = {}
+    for r in rows:
+        if r.status in ("pass", "skipped"):
+            groups.setdefault((r.id, r.status, r.skipped_reason), []).append(r)
+    out: list[FindingRow] = []
+    for r in rows:
+        same = groups.get((r.id, r.status, r.skipped_reason)) if r.status in ("pass", "skipped") else None
+        if not same or len(same) <= keep:
+            lines = r.evidence.splitlines()
+            if len(lines) > 2 * keep:  # an inventory of 200 servers, say: its first lines and how many more
+                r = replace(r, evidence="\n".join([*lines[:keep], f"… {len(lines) - keep} more lines "
+                                                                  "(--format json lists each)"]))
+            if r.status in ("pass", "skipped") and len(r.evidence) > LONG_EVIDENCE:  # "EX001, EX002, ..." x 200
+                r = replace(r, evidence=r.evidence[:LONG_EVIDENCE - 40].rstrip() + " … (--format json has it all)")
+            out.append(r)
+        elif r is same[0]:
+            names = [s.subject for s in same]
+            listed = ", ".join(names[:2]) + f", …, {names[-1]}"
+            out.append(FindingRow(id=r.id, title=r.title, area=r.area, status=r.status,
+                                  subject=f"{len(same)} subjects: {listed}",
+                                  evidence=(f"{r.evidence} (one of {len(same)}; --format json lists each)"
+                                            if r.evidence else ""), skipped_reason=r.skipped_reason))
+    return out
+
+
 def _fmt_when(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S UTC") if dt else ""
 
@@ -242,6 +280,58 @@ def build_report(*, after: Iterable[Any], env: Environment | None = None, before
                   after=finding_rows(after), before=finding_rows(before) if before is not None else None,
                   changes=change_rows_from_journal(events), journal=journal, run=events[0].run if events else "",
                   insecure_tls=insecure_tls)
+
+
+# --- the record of a run ----------------------------------------------------------------------------
+FINDINGS_KEY = "findings"  # the data key of the journal note holding the findings after the run
+
+
+def record_findings(journal: Journal, *, after: Iterable[Any], env: Environment | None, target: str) -> JournalEvent:
+    """Write the findings after a run and the environment they were found in to the run's journal, so its
+    report renders from the record (`report_from_record`)."""
+    rows = finding_rows(after)
+    counts = {s: sum(1 for r in rows if r.status == s) for s in STATUS_ORDER}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
+    return journal.write("note", message=f"findings after the run: {summary}", data={FINDINGS_KEY: {
+        "target": target, "after": [asdict(r) for r in rows],
+        "environment": asdict(environment_summary(env)) if env is not None else None}})
+
+
+def recorded_findings(events: list[JournalEvent]) -> JournalEvent | None:
+    """The last findings note of a journal, if any."""
+    return next((e for e in reversed(events) if e.event == "note" and FINDINGS_KEY in (e.data or {})), None)
+
+
+def report_from_record(events: list[JournalEvent], *, journal: str = "",
+                       title: str = "Kerberos for Exchange: report") -> Report:
+    """The report of a run from its journal alone: the findings before (run-start), the changes, and the
+    findings and environment recorded after them. Raises WizardError when the journal holds no findings
+    after its changes, or when changes were made (resume, undo) after the findings were recorded."""
+    recheck = "Re-check the target now: asa-wizard report --journal FILE --recheck."
+    note = recorded_findings(events)
+    if note is None:
+        raise WizardError("This journal records no findings after its changes (the run was interrupted, or an "
+                          "older version wrote it), so there is nothing to report from the record.", recheck)
+    later = [e for e in events if e.seq > note.seq and e.change_id and e.event in ("done", "failed", "undone")]
+    if later:
+        raise WizardError(f"{len(later)} change(s) were made or undone after this journal recorded its findings "
+                          "(a resume or an undo): the recorded findings no longer describe the target.", recheck)
+    data = note.data[FINDINGS_KEY]
+    start = next((e for e in events if e.event == "run-start" and e.data), None)
+    before = ((start.data.get("target") or {}).get("before") if start is not None else None) or None
+    env = data.get("environment")
+    return Report(title=title, target=data.get("target") or "", generated_at=note.ts, tool_version=__version__,
+                  environment=_summary_from_dict(env) if env else None,
+                  after=finding_rows(FindingRow(**r) for r in data.get("after") or []),
+                  before=finding_rows(FindingRow(**r) for r in before) if before else None,
+                  changes=change_rows_from_journal(events), journal=journal, run=events[0].run if events else "")
+
+
+def _summary_from_dict(d: dict[str, Any]) -> EnvironmentSummary:
+    return EnvironmentSummary(forest=d["forest"], domains=d["domains"], organization=d["organization"], asa=d["asa"],
+                              servers=[ServerRow(**r) for r in d.get("servers") or []],
+                              namespaces=[NamespaceRow(**r) for r in d.get("namespaces") or []],
+                              accounts=[AccountRow(**r) for r in d.get("accounts") or []])
 
 
 # ----------------------------------------------------------------------------------------------------

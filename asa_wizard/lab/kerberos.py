@@ -16,13 +16,19 @@ credentials), so a change the wizard makes is seen by the next probe:
 
 Every probe also leaves the lines a real server would log (IIS) and the client's event 4 text
 (`client_system_log`), so the log checks can be practised on the lab.
+
+Cost: on the LabWorld's own parts a probe reads one server's live state and a view of the accounts that
+the directory rebuilds only after a write (`accounts_snapshot`), with the owners of each SPN indexed, so
+a check of N servers costs O(N), not a copy of the whole organisation per probe. Other directory and
+Exchange objects (the tests' small fakes) are read whole on every call, as before.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..core.model import (
     ENC_AES128,
@@ -45,7 +51,7 @@ from ..core.ports import (
 )
 from .extended_protection import decide, setting_for_path, settings_for
 from .scenario import LabAccount, LabServer, LabVdir, Scenario
-from .snapshot import account_uac, all_accounts
+from .snapshot import account_uac, all_accounts, server_computer_account
 
 # The 2026 RC4 hardening (KB5073381): from enforcement on, accounts without the attribute get AES tickets.
 RC4_ENFORCEMENT = datetime(2026, 4, 1, tzinfo=timezone.utc)
@@ -92,6 +98,32 @@ def modified_event_text(server_account: str, spn: str, realm: str) -> str:
             "the fully-qualified name to identify the server.")
 
 
+@dataclass
+class _View:
+    """What one probe reads: the organisation's names, the lab clock, the accounts (indexed by SPN and by
+    sAMAccountName, in the directory's order) and a way to find a server's live state."""
+
+    scenario: Scenario  # names only (realm, NetBIOS, domain, admin); its accounts and servers are not read
+    now: datetime
+    server: Callable[[str], LabServer | None]
+    accounts: "_Accounts"
+
+
+@dataclass
+class _Accounts:
+    by_spn: dict[str, list[LabAccount]] = field(default_factory=dict)  # lower-cased SPN -> owners, in order
+    by_sam: dict[str, LabAccount] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, accounts: list[LabAccount]) -> "_Accounts":
+        out = cls()
+        for a in accounts:
+            for spn in dict.fromkeys(s.lower() for s in a.spns):
+                out.by_spn.setdefault(spn, []).append(a)
+            out.by_sam[a.sam.lower()] = a  # the last of a name, as a dict of them would keep
+        return out
+
+
 class LabKerberos:
     """`KerberosProbe` for the training lab (see the module docstring for the rules)."""
 
@@ -101,31 +133,48 @@ class LabKerberos:
         self._client = client  # sAMAccountName of the user the probe runs as; default: the lab admin
         self._events: list[str] = []
         self._lock = threading.Lock()
+        # The LabWorld's parts offer cheap reads (one server, the accounts view); fakes are read whole.
+        self._live = all(hasattr(directory, n) for n in ("accounts_snapshot", "generation")) and \
+            all(hasattr(exchange, n) for n in ("server", "now"))
+        self._names: Scenario | None = None
+        self._cached: tuple[int, _Accounts] | None = None
 
     # --- state ----------------------------------------------------------------------------------------
-    def _state(self) -> tuple[Scenario, list[LabAccount]]:
-        scenario = self.exchange.current_scenario()
-        scenario.accounts = self.directory.current_accounts()
-        return scenario, all_accounts(scenario)
+    def _state(self) -> _View:
+        if not self._live:
+            scenario = self.exchange.current_scenario()
+            scenario.accounts = self.directory.current_accounts()
+            return _View(scenario, scenario.now, scenario.server, _Accounts.of(all_accounts(scenario)))
+        if self._names is None:  # once: the names and the server list do not change (the directory's copy)
+            self._names = getattr(self.directory, "scenario", None) or self.exchange.current_scenario()
+        names = self._names
+        generation, current = self.directory.accounts_snapshot()
+        cached = self._cached
+        if cached is None or cached[0] != generation:
+            # as all_accounts(): a server whose computer account is not in the directory still has one
+            have = {a.sam.lower() for a in current}
+            extra = [server_computer_account(names, s) for s in names.servers if f"{s.name}$".lower() not in have]
+            self._cached = cached = (generation, _Accounts.of([*current, *extra]))
+        return _View(names, self.exchange.now(), self.exchange.server, cached[1])
 
     def _client_name(self, scenario: Scenario) -> str:
         return self._client or scenario.admin_user.rpartition("\\")[2]
 
     def describe(self) -> str:
-        scenario, _ = self._state()
+        scenario = self._state().scenario
         return f"the lab's simulated KDC ({scenario.realm}), client {self._client_name(scenario)}@{scenario.realm}"
 
-    def _owners(self, spn: str, accounts: list[LabAccount]) -> list[LabAccount]:
-        wanted = spn.lower()
-        owners = [a for a in accounts if wanted in (s.lower() for s in a.spns)]
+    @staticmethod
+    def _owners(spn: str, view: _View) -> list[LabAccount]:
+        owners = view.accounts.by_spn.get(spn.lower(), [])
         service, _, host = spn.partition("/")
         if not owners and service.lower() == "http":
-            alias = f"host/{host}".lower()
-            owners = [a for a in accounts if alias in (s.lower() for s in a.spns)]
-        return owners
+            owners = view.accounts.by_spn.get(f"host/{host}".lower(), [])
+        return list(owners)
 
-    def _issue(self, spn: str, scenario: Scenario, accounts: list[LabAccount]) -> tuple[TicketResult, LabAccount | None]:
-        owners = self._owners(spn, accounts)
+    def _issue(self, spn: str, view: _View) -> tuple[TicketResult, LabAccount | None]:
+        scenario = view.scenario
+        owners = self._owners(spn, view)
         if not owners:
             return TicketResult(spn, False, error=f"KDC_ERR_S_PRINCIPAL_UNKNOWN: no account holds {spn}"), None
         if len(owners) > 1:
@@ -133,7 +182,7 @@ class LabKerberos:
             return TicketResult(spn, False, error=f"KDC_ERR_PRINCIPAL_NOT_UNIQUE: {spn} is registered on {names} "
                                                   "(the domain controller logs KDC event 11)"), None
         owner = owners[0]
-        enctype = ticket_enctype(owner.enctypes, scenario.now)
+        enctype = ticket_enctype(owner.enctypes, view.now)
         if enctype is None:
             return TicketResult(spn, False, error=f"KDC_ERR_ETYPE_NOSUPP: {owner.sam} allows no supported "
                                                   "encryption type"), None
@@ -141,30 +190,29 @@ class LabKerberos:
 
     # --- the port -------------------------------------------------------------------------------------
     def service_ticket(self, spn: str) -> TicketResult:
-        scenario, accounts = self._state()
-        return self._issue(spn, scenario, accounts)[0]
+        return self._issue(spn, self._state())[0]
 
     def probe_server(self, server: ExchangeServer, namespace: str,
                      paths: tuple[ClientPath, ...] | None = None) -> ProbeResult:
         """Per path, as a client that binds the channel of its own TLS connection to the server (HTTPS with
         the namespace as TLS name, straight to the server's address)."""
-        scenario, accounts = self._state()
+        view = self._state()
         spn = f"HTTP/{namespace}"
-        client = f"{self._client_name(scenario)}@{scenario.realm}"
+        client = f"{self._client_name(view.scenario)}@{view.scenario.realm}"
         if paths is None:
-            paths = _paths_of(scenario, server, namespace)
-        return self._present(scenario, accounts, server, spn, client, paths)
+            paths = _paths_of(view.scenario, server, namespace)
+        return self._present(view, server, spn, client, paths)
 
     def s4u(self, service_account: str, user: str, spn: str, server: ExchangeServer) -> ProbeResult:
-        scenario, accounts = self._state()
-        by_sam = {a.sam.lower(): a for a in accounts}
+        view = self._state()
+        by_sam = view.accounts.by_sam
         svc, who = by_sam.get(service_account.lower()), by_sam.get(user.lower())
-        at = scenario.now
-        client = f"{user}@{scenario.realm}"
+        at = view.now
+        client = f"{user}@{view.scenario.realm}"
         refused = self._s4u_refusal(svc, who, service_account, user, spn)
         if refused:
             return ProbeResult(server.name, spn, ProbeOutcome.KDC_REFUSED, refused, client=client, at=at)
-        return self._present(scenario, accounts, server, spn, client, (client_path("eas"),), gateway=True)
+        return self._present(view, server, spn, client, (client_path("eas"),), gateway=True)
 
     @staticmethod
     def _s4u_refusal(svc: LabAccount | None, who: LabAccount | None, service_account: str, user: str,
@@ -189,14 +237,14 @@ class LabKerberos:
                     + "; ".join(reasons))
         return ""
 
-    def _present(self, scenario: Scenario, accounts: list[LabAccount], server: ExchangeServer, spn: str,
-                 client: str, paths: tuple[ClientPath, ...], gateway: bool = False) -> ProbeResult:
-        at = scenario.now
-        lab_server = scenario.server(server.name) or scenario.server(server.fqdn)
+    def _present(self, view: _View, server: ExchangeServer, spn: str, client: str, paths: tuple[ClientPath, ...],
+                 gateway: bool = False) -> ProbeResult:
+        scenario, at = view.scenario, view.now
+        lab_server = view.server(server.name) or view.server(server.fqdn)
         if lab_server is None or lab_server.fault == "unreachable":
             return ProbeResult(server.name, spn, ProbeOutcome.UNREACHABLE,
                                f"{server.fqdn or server.name}:443 did not answer", at=at)
-        ticket, owner = self._issue(spn, scenario, accounts)
+        ticket, owner = self._issue(spn, view)
         if not ticket.ok or owner is None:
             for p in paths:
                 self._log_iis(lab_server, at, p.path, 200, 0, 0, client)

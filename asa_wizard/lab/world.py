@@ -27,7 +27,7 @@ class LabWorld:
 
         self.scenario = scenario
         self.directory = LabDirectory(scenario.copy())
-        self.exchange = LabExchange(scenario.copy(), self.directory)
+        self.exchange = LabExchange(scenario, self.directory)  # it keeps a deep copy of its own
         self.endpoint = None  # started on first use
 
     @classmethod
@@ -46,7 +46,7 @@ class LabWorld:
     def reset(self) -> None:
         """Put the scenario back: the directory and every server as the file describes them."""
         self.directory.reset(self.scenario.copy())
-        self.exchange.reset(self.scenario.copy())
+        self.exchange.reset(self.scenario)  # it keeps a deep copy of its own
 
     def close(self) -> None:
         if self.endpoint is not None:

@@ -45,6 +45,7 @@ ENCODED = re.compile(r"^powershell(?:\.exe)?(?:\s+-(?:NoProfile|NonInteractive|N
 FAULT_TIMEOUT = 2150858793  # "The WS-Management service cannot complete the operation within the time specified"
 MAX_COMMAND_LINE = 8191  # cmd.exe
 SOCKET_TIMEOUT = 15.0  # idle keep-alive connections end after this; threads never outlive it
+POLL_SECONDS = 0.02  # how often the accept loop looks for `stop`: what closing the lab waits, at most
 
 
 @dataclass
@@ -103,7 +104,7 @@ class LabWsmanServer:
         # Bound but never listening: a connection attempt is refused, like a host where WinRM is off.
         self._closed_port = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._closed_port.bind(("127.0.0.1", 0))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_SECONDS},
                                         name="lab-wsman", daemon=True)
         self._thread.start()
         return self
@@ -145,9 +146,9 @@ class LabWsmanServer:
         """The real adapter, configured for this endpoint (Basic over HTTPS, the lab CA, the lab admin)."""
         from ..adapters.winrm import WinRmExchange, WinRmSettings
 
-        scenario = self.exchange.current_scenario()
-        settings = WinRmSettings(transport="basic", user=scenario.admin_user,
-                                 password=Secret(scenario.admin_password), ca_file=self.ca_file,
+        user, password = self.exchange.current_credentials()  # not a copy of the whole organisation
+        settings = WinRmSettings(transport="basic", user=user,
+                                 password=Secret(password), ca_file=self.ca_file,
                                  url_override=self.url_for, label=f"lab WS-Management on 127.0.0.1:{self.address[1]}")
         return WinRmExchange(settings)
 

@@ -23,7 +23,7 @@ from ..core.journal import Journal, JournalEvent
 from ..core.locks import FileLock, holding
 from ..core.model import Environment
 from ..core.plan import Plan
-from .session import Opened, SecretSource, open_target
+from .session import Opened, Progress, SecretSource, discover, open_target, run_checks
 
 ChangeProgress = Callable[[Any], None]  # core.executor.ProgressEvent
 
@@ -98,19 +98,47 @@ def new_journal(opened: Opened, *, directory: Path | None = None, what: str = "a
 
 def apply(opened: Opened, plan: Plan, journal: Journal, *, change_ids: Iterable[str] | None = None,
           before: Iterable[Any] | None = None, step: str | None = None, previous_runs: Iterable[Path] = (),
-          progress: ChangeProgress | None = None, cancel: threading.Event | None = None) -> Any:
+          progress: ChangeProgress | None = None, cancel: threading.Event | None = None,
+          record: bool = True, reading: Progress | None = None) -> Any:
     """Apply the plan (or only `change_ids` of it) through the executor: `run-start` with the target record, then
     every change journalled; the rollout by the rollout engine inside the executor. Holds the target's lock and
-    the journal's while it runs (`Locked` when another run holds either). Returns the RunResult."""
+    the journal's while it runs (`Locked` when another run holds either). Then (unless cancelled, or `record` is
+    False) the organisation is read again, every check runs, and those findings and the environment are written
+    to the journal (`core.report.record_findings`): the report of the run renders from that record. `reading`:
+    discovery's progress for that read. Returns the RunResult, with `env` and `after` (the findings after it)
+    when they were recorded, else `record_error` saying why not."""
     from ..core.executor import Executor
 
     run = subset(plan, change_ids) if change_ids is not None else plan
     with holding(lock_target(opened)), holding(lock_journal(journal.path)):
-        record = target_record(opened.answers, label=opened.label, before=before, step=step,
+        target = target_record(opened.answers, label=opened.label, before=before, step=step,
                                previous_runs=previous_runs)
         executor = Executor(opened.target.directory, opened.target.exchange, journal, progress=progress,
                             cancel=cancel)
-        return executor.apply(run, target=record)
+        result = executor.apply(run, target=target)
+        if record and not result.cancelled:
+            record_after(opened, journal, result, reading=reading, cancel=cancel)
+    return result
+
+
+def record_after(opened: Opened, journal: Journal, result: Any, *, reading: Progress | None = None,
+                 cancel: threading.Event | None = None) -> None:
+    """Read the organisation and run every check after a run, and write the findings with the environment to
+    its journal. A failure to read leaves the journal without them (`result.record_error` says why): the changes
+    are journalled either way, only the report from the record is missing."""
+    from ..core.report import record_findings
+
+    try:
+        env = discover(opened, progress=reading, cancel=cancel)
+        after = run_checks(opened, env, cancel=cancel)
+    except WizardError as exc:
+        result.record_error = str(exc)
+        return
+    if cancel is not None and cancel.is_set():  # a partial read is not a record of the target
+        result.record_error = "cancelled while checking the target after the changes"
+        return
+    record_findings(journal, after=after, env=env, target=opened.label)
+    result.env, result.after = env, after
 
 
 # --- journals -----------------------------------------------------------------------------------------------
@@ -253,25 +281,34 @@ def remaining(path: Path) -> list[Any]:
 
 
 def resume(opened: Opened, path: Path, *, progress: ChangeProgress | None = None,
-           cancel: threading.Event | None = None) -> Any:
+           cancel: threading.Event | None = None, record: bool = True, reading: Progress | None = None) -> Any:
     """Finish the run a journal recorded, on an open target (never a second password for the rollout). Holds the
-    journal's lock and the target's while it runs."""
+    journal's lock and the target's while it runs. Then, as
+    after `apply`, the findings after it are recorded in the journal (unless cancelled or `record` is False)."""
     from ..core.executor import Executor
 
     with holding(lock_journal(path)), holding(lock_target(opened)):
-        return Executor(opened.target.directory, opened.target.exchange, Journal.open(path), progress=progress,
-                        cancel=cancel).resume()
+        journal = Journal.open(path)
+        result = Executor(opened.target.directory, opened.target.exchange, journal, progress=progress,
+                          cancel=cancel).resume()
+        if record and not result.cancelled:
+            record_after(opened, journal, result, reading=reading, cancel=cancel)
+    return result
 
 
 def undo(opened: Opened, path: Path, *, progress: ChangeProgress | None = None,
-         cancel: threading.Event | None = None) -> Any:
-    """Reverse the done changes a journal recorded, newest first. Holds the journal's lock and the target's while
-    it runs."""
+         cancel: threading.Event | None = None, record: bool = True, reading: Progress | None = None) -> Any:
+    """Reverse the done changes a journal recorded, newest first; then the findings after it are recorded in the
+    journal, as after `apply` (the report of the run then shows what undoing it left)."""
     from ..core.executor import Executor
 
     with holding(lock_journal(path)), holding(lock_target(opened)):
-        return Executor(opened.target.directory, opened.target.exchange, Journal.open(path), progress=progress,
-                        cancel=cancel).undo()
+        journal = Journal.open(path)
+        result = Executor(opened.target.directory, opened.target.exchange, journal, progress=progress,
+                          cancel=cancel).undo()
+        if record and not result.cancelled:
+            record_after(opened, journal, result, reading=reading, cancel=cancel)
+    return result
 
 
 # --- report -------------------------------------------------------------------------------------------------
@@ -301,6 +338,31 @@ def build_report(opened: Opened | None, env: Environment | None, after: Iterable
     return build(after=after, env=env, before=before, events=events, target=opened.label if opened else "",
                  generated_at=generated, journal=journal,
                  insecure_tls=bool(opened is not None and opened.target.insecure_tls), **kw)
+
+
+def journal_report(path: Path, *, recheck: bool = False, adjust: Callable[[Answers], Answers] | None = None,
+                   secrets: SecretSource | None = None, prompt: bool = True, say: Callable[[str], None] | None = None,
+                   reading: Progress | None = None) -> Any:
+    """The report of a journal's run. By default from what the run recorded (findings before and after, the
+    environment, every change) without opening the target (`core.report.report_from_record`; its WizardError
+    says when the journal holds no findings after its changes). `recheck`: reconnect instead (a lab journal is
+    replayed onto a fresh lab first), read the organisation and run every check now."""
+    from ..core.journal import read_events
+
+    if not recheck:
+        from ..core.report import report_from_record
+
+        return report_from_record(list(read_events(path)), journal=path.name)
+    tell = say or (lambda text: None)
+    opened, _, events = reopen(path, adjust=adjust, secrets=secrets, prompt=prompt, say=say)
+    try:
+        tell(f"Reading {opened.label}")
+        env = discover(opened, progress=reading)
+        tell("Running the check catalogue")
+        after = run_checks(opened, env)
+        return build_report(opened, env, after, events=events, journal=path.name)
+    finally:
+        opened.close()
 
 
 def report_time(opened: Opened | None, events: list[JournalEvent] | None = None) -> str:

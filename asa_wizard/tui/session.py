@@ -234,16 +234,31 @@ class WizardSession:
             raise PolicyRefused("Dry-run is on: nothing is applied.", "Turn dry-run off (ctrl+t) to apply.")
 
     def apply(self, step_id: str, change_ids: list[str], progress: Callable[[Any], None] | None = None,
-              cancel: threading.Event | None = None) -> Any:
-        """Apply these changes of the current plan (the rollout too) through the executor, in a new journal."""
+              cancel: threading.Event | None = None, reading: Progress | None = None) -> Any:
+        """Apply these changes of the current plan (the rollout too) through the executor, in a new journal. The
+        service then reads the organisation again and runs every check (recorded in the journal, so `asa-wizard
+        report` renders the run from it): those become what the wizard shows. When that read did not happen
+        (cancelled, or it failed) `result.after` is None and the caller re-checks."""
         self._refuse_dry_run()
         opened = self.require()
         plan = self.plan()
         journal = ops.new_journal(opened)
         previous = list(self.runs)
         self.runs.append(journal.path)
-        return ops.apply(opened, plan, journal, change_ids=change_ids, before=self.baseline, step=step_id,
-                         previous_runs=previous, progress=progress, cancel=cancel)
+        result = ops.apply(opened, plan, journal, change_ids=change_ids, before=self.baseline, step=step_id,
+                           previous_runs=previous, progress=progress, cancel=cancel, reading=reading)
+        return self._adopt(result)
+
+    def _adopt(self, result: Any) -> Any:
+        """What the service read and checked right after a run (and recorded in its journal) is what the wizard
+        shows now; Verify's result is void until it runs again."""
+        if result.after is not None:
+            self.env, self.findings = result.env, list(result.after)
+            if self.baseline is None:
+                self.baseline = list(self.findings)
+            self.verified = None
+            self.proof = None
+        return result
 
     def unfinished_run(self, step_id: str | None = None) -> Path | None:
         """The newest run of this target that did not finish (this session's, or one an earlier session or
@@ -256,7 +271,7 @@ class WizardSession:
         return None
 
     def resume(self, path: Path, progress: Callable[[Any], None] | None = None,
-               cancel: threading.Event | None = None, *, replay: bool = False) -> Any:
+               cancel: threading.Event | None = None, *, replay: bool = False, reading: Progress | None = None) -> Any:
         """Finish a run from its journal. `replay` (a run of an earlier session on a fresh lab): the lab is first
         brought to where that run left it."""
         self._refuse_dry_run()
@@ -270,12 +285,12 @@ class WizardSession:
             ops.replay_lab(opened, plan, events)
         if path not in self.runs:
             self.runs.append(path)
-        return ops.resume(opened, path, progress=progress, cancel=cancel)
+        return self._adopt(ops.resume(opened, path, progress=progress, cancel=cancel, reading=reading))
 
     def undo(self, path: Path, progress: Callable[[Any], None] | None = None,
              cancel: threading.Event | None = None) -> Any:
         self._refuse_dry_run()
-        return ops.undo(self.require(), path, progress=progress, cancel=cancel)
+        return self._adopt(ops.undo(self.require(), path, progress=progress, cancel=cancel))
 
     # --- the report ---------------------------------------------------------------------------------
     def events(self) -> list[Any]:

@@ -217,8 +217,10 @@ class ChangePane(StepPane):
         self.log_line(f"Applying {len(ids)} change(s) of step {self.STEP_ID}")
 
         def work(progress: Any, cancel: Any) -> Any:
-            result = session.apply(self.STEP_ID, ids, progress=self._change_progress(progress), cancel=cancel)
-            session.recheck(progress)
+            result = session.apply(self.STEP_ID, ids, progress=self._change_progress(progress), cancel=cancel,
+                                   reading=progress)
+            if result.after is None:  # cancelled, or the read after the changes failed: read everything again
+                session.recheck(progress)
             return result
 
         self.start_work(work, self.run_finished, name="apply", description="Applying the changes")
@@ -228,8 +230,10 @@ class ChangePane(StepPane):
         self.log_line(f"Resuming {path}")
 
         def work(progress: Any, cancel: Any) -> Any:
-            result = session.resume(path, progress=self._change_progress(progress), cancel=cancel, replay=replay)
-            session.recheck(progress)
+            result = session.resume(path, progress=self._change_progress(progress), cancel=cancel, replay=replay,
+                                    reading=progress)
+            if result.after is None:  # cancelled, or the read after the changes failed: read everything again
+                session.recheck(progress)
             return result
 
         self.start_work(work, self.run_finished, name="resume", description="Resuming the run")

@@ -1,0 +1,56 @@
+"""The WinRM adapter imports the NTLM stack (requests-ntlm, pyspnego, python-gssapi) only when NTLM is used: a
+lab command (Basic over HTTPS) does without it, and an NTLM connection later in the same process still works.
+Each case runs in a fresh interpreter, where the imports happen for the first time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LAB_THEN_NTLM = """
+import sys
+from asa_wizard.target import open_lab
+lab = open_lab("fresh")
+try:
+    state = lab.exchange.read_server("EX01.contoso.com")
+finally:
+    lab.close()
+print("read", state.server.name)
+print("after lab", sorted(m for m in ("requests_ntlm", "spnego", "gssapi") if m in sys.modules))
+
+from asa_wizard.adapters.winrm import WinRmExchange, WinRmSettings
+from asa_wizard.core.secrets import Secret
+ntlm = WinRmExchange(WinRmSettings(transport="ntlm", user="CONTOSO\\\\admin", password=Secret("pw")))
+session = ntlm._connection("ex01.contoso.com").protocol.transport.build_session()
+print("ntlm auth", type(session.auth).__module__, type(session.auth).__name__)
+"""
+
+
+def run(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ASA_WIZARD_DATA_DIR": str(tmp_path)}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=str(ROOT),
+                          timeout=300)
+
+
+def test_a_lab_reads_over_basic_without_the_ntlm_stack_and_ntlm_still_works_after(tmp_path):
+    done = run(LAB_THEN_NTLM, tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "read EX01" in lines  # the lab server was read over WinRM (Basic over HTTPS)
+    assert "after lab []" in lines, lines
+    assert "ntlm auth requests_ntlm.requests_ntlm HttpNtlmAuth" in lines
+
+
+def test_ntlm_first_imports_pywinrm_with_its_ntlm_auth(tmp_path):
+    done = run("""
+from asa_wizard.adapters.winrm import WinRmExchange, WinRmSettings
+from asa_wizard.core.secrets import Secret
+x = WinRmExchange(WinRmSettings(transport="ntlm", user="CONTOSO\\\\admin", password=Secret("pw")))
+print(type(x._connection("ex01.contoso.com").protocol.transport.build_session().auth).__name__)
+""", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["HttpNtlmAuth"]
