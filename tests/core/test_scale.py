@@ -171,7 +171,7 @@ def test_a_record_older_than_the_last_change_is_not_reported(tmp_path, monkeypat
 
 def test_a_journal_without_findings_says_to_recheck(tmp_path):
     journal = Journal.create(tmp_path, actor="CONTOSO\\admin", label="apply")
-    journal.write("run-start", data={"plan": {}, "target": {}})
+    journal.write("run-start", data={"plan": {"target": "lab", "changes": []}, "target": {}})
     with pytest.raises(WizardError) as info:
         headless_cli.cmd_report(report_args(journal.path, tmp_path / "r.json"))
     assert "records no findings" in str(info.value) and "--recheck" in info.value.fix
