@@ -117,6 +117,9 @@ class AsaWizardApp(App[int]):
         from ..core.checks import CHECKS, STEP_CHECKS
 
         yield TargetBar(id="target-bar")
+        from .exercise import ExercisePanel  # hidden unless the lab scenario has an exercise
+
+        yield ExercisePanel(id="exercise")
         with Horizontal(id="main"):
             yield Checklist(dict(STEP_CHECKS), {cid: c.title for cid, c in CHECKS.items()}, id="checklist")
             yield ContentSwitcher(id="steps")

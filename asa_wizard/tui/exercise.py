@@ -1,0 +1,194 @@
+"""The exercise panel: on a lab scenario with an exercise, one band above the wizard with "3 of 4 faults
+fixed", the time left, the hints released one at a time and, at the end, the score.
+
+The app composes one `ExercisePanel`; it stays hidden unless the open lab scenario declares an exercise (or
+`--random-faults` made one). It follows the session by itself (once a second: a new scenario, a new catalogue
+run), so the wizard's steps need not know about it. Every change of the exercise is written to the data
+folder (`classroom.records`): the classroom's progress view and the trainee's report come from there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Static
+
+from ..core.exercise import ExerciseResult, ExerciseSpec, ExerciseTracker, format_duration
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ExercisePanel(Vertical):
+    DEFAULT_CSS = """
+    ExercisePanel {
+        display: none;
+        height: auto;
+        max-height: 8;
+        background: $boost;
+        border-bottom: solid $accent;
+        padding: 0 1;
+    }
+    ExercisePanel.-active { display: block; }
+    ExercisePanel #exercise-line { height: auto; }
+    ExercisePanel Horizontal { height: auto; }
+    ExercisePanel #exercise-status { width: 1fr; height: auto; }
+    ExercisePanel Button { min-width: 12; height: 1; border: none; margin-left: 1; }
+    ExercisePanel #exercise-hints { height: auto; color: $text-muted; }
+    """
+
+    def __init__(self, *, clock: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock or (lambda: _now())
+        self.world: Any = None
+        self.tracker: ExerciseTracker | None = None
+        self._seen_findings: Any = None
+        self._title = ""
+        self._last_written: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Static("", id="exercise-status", markup=False)
+            yield Button("Hint", id="exercise-hint", compact=True)
+        yield Static("", id="exercise-hints", markup=False)
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.follow)
+        self.call_after_refresh(self.follow)
+
+    # --- following the session ------------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        return getattr(self.app, "session", None)
+
+    def follow(self) -> None:
+        """Pick up a newly opened scenario and new findings; redraw the clock."""
+        session = self.session
+        target = getattr(session, "target", None)
+        world = target.lab if target is not None and target.is_lab else None
+        if world is not self.world:
+            self.start(world)
+        if self.tracker is None:
+            return
+        now = self.clock()
+        changed = False
+        if session.findings is not self._seen_findings:
+            self._seen_findings = session.findings
+            if session.findings:
+                from ..classroom.records import count_undone, data_dir
+
+                was = self.tracker.result(now)
+                self.tracker.observe(session.findings, now, undone=count_undone(data_dir()))
+                changed = self.tracker.result(now) != was
+        before = self.tracker.ended
+        result = self.tracker.result(now)
+        self.show(result)
+        if changed or before is None and result.finished or self._last_written is None:
+            self.record(result)
+
+    def start(self, world: Any) -> None:
+        """A new lab scenario is open: start its exercise (or hide the panel when it has none)."""
+        from ..lab.faults import seed_from_environment
+
+        self.world = world
+        self._seen_findings = None
+        self._last_written = None
+        scenario = getattr(world, "scenario", None)
+        spec = ExerciseSpec.from_scenario(scenario, seed=seed_from_environment()) if scenario else None
+        if spec is None:
+            self.tracker = None
+            self.remove_class("-active")
+            return
+        self._title = scenario.title
+        self.tracker = ExerciseTracker(spec, started=self.clock())
+        self._resume(spec)
+        self.add_class("-active")
+        self.query_one("#exercise-hint", Button).disabled = not spec.hints
+        self.query_one("#exercise-hints", Static).update("")
+
+    def _resume(self, spec: ExerciseSpec) -> None:
+        """A reloaded page starts a new process on the same data folder: the clock and the hints already used
+        carry on (a reload does not buy time or free hints)."""
+        from ..classroom.records import data_dir, read_status
+
+        old = read_status(data_dir())
+        tracker = self.tracker
+        if not old or tracker is None or old.get("scenario") != spec.scenario or old.get("seed") != spec.seed:
+            return
+        try:
+            tracker.started = datetime.fromisoformat(old["started"])
+        except (KeyError, TypeError, ValueError):
+            return
+        for _ in range(min(int(old.get("hints_used") or 0), len(spec.hints))):
+            tracker.reveal_hint(tracker.started)
+        self.query_one("#exercise-hints", Static).update(self._hints_text())
+
+    # --- the trainee's actions ------------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "exercise-hint":
+            event.stop()
+            self.reveal_hint()
+
+    def reveal_hint(self) -> str | None:
+        if self.tracker is None:
+            return None
+        hint = self.tracker.reveal_hint(self.clock())
+        if hint is None:
+            self.notify("No more hints." if not self.tracker.ended else "The exercise is over.", markup=False)
+            return None
+        self.query_one("#exercise-hints", Static).update(self._hints_text())
+        result = self.tracker.result(self.clock())
+        self.show(result)
+        self.record(result)
+        return hint
+
+    def _hints_text(self) -> str:
+        assert self.tracker is not None
+        shown = self.tracker.hints_shown
+        return "\n".join(f"Hint {i}: {h}" for i, h in enumerate(shown, 1))
+
+    # --- drawing and records --------------------------------------------------------------------------
+    def show(self, result: ExerciseResult) -> None:
+        parts = [f"Exercise: {result.progress}"]
+        if result.time_limit_seconds is not None:
+            parts.append(f"time left {format_duration(result.remaining_seconds)}")
+        else:
+            parts.append(f"time {format_duration(result.elapsed_seconds)}")
+        parts.append(f"hints {result.hints_used} of {result.hints_total}")
+        if result.undone:
+            parts.append(f"undone {result.undone}")
+        if result.finished:
+            parts.append(f"FINISHED ({result.reason}): score {result.score} / 100")
+        else:
+            parts.append(f"score so far {result.score} / 100")
+        self.query_one("#exercise-status", Static).update(" · ".join(parts))
+        button = self.query_one("#exercise-hint", Button)
+        button.disabled = result.finished or result.hints_used >= result.hints_total
+        button.label = f"Hint ({result.hints_total - result.hints_used} left)"
+
+    def record(self, result: ExerciseResult) -> None:
+        """Write the status and the trainee's report to the data folder (never fatal to the wizard)."""
+        from ..classroom.records import data_dir, student_name, write_status, write_student_reports
+
+        assert self.tracker is not None
+        folder = data_dir()
+        now = self.clock()
+        try:
+            write_status(folder, result, started=self.tracker.started, updated=now, student=student_name(),
+                         title=self._title, hints_shown=self.tracker.hints_shown)
+            if self.session is not None:
+                write_student_reports(folder, self.session, result, student=student_name(),
+                                      generated_at=now.replace(microsecond=0).isoformat())
+        except OSError as exc:
+            log = getattr(self.app, "log_line", None)
+            if log is not None:
+                log(f"Could not write the exercise record in {folder}: {exc.strerror}")
+        self._last_written = result.to_dict()
+
+    @property
+    def result(self) -> ExerciseResult | None:
+        return self.tracker.result(self.clock()) if self.tracker is not None else None
