@@ -44,9 +44,9 @@ class Served:
         req = urllib.request.Request(self.base + path, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=20) as r:
-                return r.status, r.read().decode("utf-8"), dict(r.headers)
+                return r.status, r.read().decode("utf-8", "replace"), dict(r.headers)
         except urllib.error.HTTPError as e:
-            return e.code, e.read().decode("utf-8"), dict(e.headers)
+            return e.code, e.read().decode("utf-8", "replace"), dict(e.headers)
 
     def post(self, path: str, data: dict[str, str], **headers: str) -> tuple[int, str, dict[str, str]]:
         body = urllib.parse.urlencode(data).encode()
@@ -59,9 +59,9 @@ class Served:
         opener = urllib.request.build_opener(NoRedirect)
         try:
             with opener.open(req, timeout=20) as r:
-                return r.status, r.read().decode("utf-8"), dict(r.headers)
+                return r.status, r.read().decode("utf-8", "replace"), dict(r.headers)
         except urllib.error.HTTPError as e:
-            return e.code, e.read().decode("utf-8"), dict(e.headers)
+            return e.code, e.read().decode("utf-8", "replace"), dict(e.headers)
 
     def sessions(self, query: str = "") -> list[dict[str, Any]]:
         status, body, _ = self.get("/api/sessions" + query)
