@@ -395,8 +395,8 @@ class Classroom(Server):
                 await app_service.stop()
         except asyncio.CancelledError:
             await websocket.close()
-        except Exception as error:  # noqa: BLE001 - one broken connection must not stop the classroom
-            log.exception(error)
+        except Exception as error:
+            log.exception("a lab connection failed")
         finally:
             if app_service is not None:
                 await app_service.stop()

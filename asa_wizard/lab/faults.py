@@ -73,8 +73,8 @@ def _candidates(s: Scenario) -> list[Fault]:
             srv.asa_previous = None
 
         out.append(Fault("credential-missing", name, f"credential:{name}", ("rollout.coverage",),
-                         f"One Exchange server behind the namespace holds no ASA credential at all. Look at the "
-                         f"Rollout step: which server has nothing in the 'latest' column?", missing))
+                         "One Exchange server behind the namespace holds no ASA credential at all. Look at the "
+                         "Rollout step: which server has nothing in the 'latest' column?", missing))
         if acct.key_version > 1 and acct.pwd_last_set is not None:
             def stale(sc: Scenario, name: str = name) -> None:
                 srv = sc.server(name)

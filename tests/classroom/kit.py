@@ -158,7 +158,7 @@ def wait_for_text(driver: Any, needle: str, timeout: float = 90) -> str:
 
     try:
         WebDriverWait(driver, timeout, poll_frequency=0.5).until(has)
-    except Exception as exc:  # noqa: BLE001 - reported with the screen's content
+    except Exception as exc:
         raise AssertionError(f"{needle!r} never appeared in the terminal; it showed:\n{seen['text']}") from exc
     return seen["text"]
 

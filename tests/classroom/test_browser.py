@@ -4,10 +4,11 @@ in the page's terminal, keys reach it, and two labs at once do not share state."
 from __future__ import annotations
 
 import json
+
 import pytest
 from selenium.webdriver.common.keys import Keys
 
-from .kit import browser, chromium_or_skip, keep_screenshot, serve, terminal_text, wait_for_text
+from .kit import browser, chromium_or_skip, keep_screenshot, serve, wait_for_text
 
 pytestmark = pytest.mark.timeout(600)
 

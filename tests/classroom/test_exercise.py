@@ -10,8 +10,14 @@ import pytest
 
 from asa_wizard.core.checks import Finding, Status
 from asa_wizard.core.errors import ConfigError
-from asa_wizard.core.exercise import (ExerciseSpec, ExerciseTracker, class_row, render_class_summary,
-                                      render_exercise, score)
+from asa_wizard.core.exercise import (
+    ExerciseSpec,
+    ExerciseTracker,
+    class_row,
+    render_class_summary,
+    render_exercise,
+    score,
+)
 from asa_wizard.lab.scenario import find_scenario, load_scenario
 from asa_wizard.resources import templates_dir
 from asa_wizard.tui.session import WizardSession
@@ -54,7 +60,7 @@ def test_stale_credential_exercise_scores_the_real_fix():
 def test_a_partial_run_keeps_the_other_objectives():
     spec = ExerciseSpec(objectives=("asa.enctypes", "spn.present"))
     t = ExerciseTracker(spec, started=T0)
-    f = lambda cid, st: Finding(check_id=cid, title="", status=st)  # noqa: E731
+    f = lambda cid, st: Finding(check_id=cid, title="", status=st)
     t.observe([f("asa.enctypes", Status.FAIL), f("spn.present", Status.PASS)], T0)
     t.observe([f("asa.enctypes", Status.PASS)], T0)  # only the ASA step's checks ran again
     r = t.result(T0)
