@@ -187,10 +187,13 @@ class Classroom(Server):
             env["PYTHONPATH"] = package_root + (os.pathsep + current if current else "")
         return env
 
+    def read_status(self, s: ClassSession) -> dict[str, Any] | None:
+        return live_status(records.read_status(s.folder(self.root)), datetime.now(timezone.utc))
+
     def status(self, s: ClassSession) -> dict[str, Any]:
         from ..core.exercise import class_row
 
-        st = records.read_status(s.folder(self.root))
+        st = self.read_status(s)
         row = class_row(s.student, s.scenario or "(student picks)", st)
         return {"id": s.id, "number": s.number, "student": s.student, "scenario": s.scenario,
                 "title": self.scenario_title(s.scenario), "seed": s.seed, "live": s.id in self.live,
@@ -343,7 +346,7 @@ class Classroom(Server):
     def summary(self, fmt: str) -> str:
         from ..core.exercise import class_row, render_class_summary
 
-        rows = [class_row(s.student, s.scenario or "(student picks)", records.read_status(s.folder(self.root)))
+        rows = [class_row(s.student, s.scenario or "(student picks)", self.read_status(s))
                 for s in self.sessions.values()]
         stamp = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         return render_class_summary(rows, fmt, templates_dir(), generated_at=stamp)
@@ -440,6 +443,25 @@ class Classroom(Server):
         for service in list(self.live.values()):
             await service.stop()
         self.live.clear()
+
+
+def live_status(status: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """A lab's recorded status with the clock brought up to `now`: the wizard records only when something
+    changes, and a closed lab records nothing, yet its time runs on until the limit ends the exercise."""
+    if not status or status.get("finished"):
+        return status
+    try:
+        started = datetime.fromisoformat(status["started"])
+    except (KeyError, TypeError, ValueError):
+        return status
+    out = dict(status)
+    elapsed = max(int((now - started).total_seconds()), int(status.get("elapsed_seconds") or 0))
+    limit = status.get("time_limit_seconds")
+    if limit and elapsed >= limit:
+        out.update(elapsed_seconds=int(limit), finished=True, reason="time is up")
+    else:
+        out["elapsed_seconds"] = elapsed
+    return out
 
 
 def _to_int(value: str, default: int) -> int:

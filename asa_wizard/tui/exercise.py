@@ -9,6 +9,7 @@ folder (`classroom.records`): the classroom's progress view and the trainee's re
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -49,6 +50,8 @@ class ExercisePanel(Vertical):
         self._seen_findings: Any = None
         self._title = ""
         self._last_written: dict[str, Any] | None = None
+        self._writer: threading.Thread | None = None
+        self._write_lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -171,23 +174,38 @@ class ExercisePanel(Vertical):
         button.label = f"Hint ({result.hints_total - result.hints_used} left)"
 
     def record(self, result: ExerciseResult) -> None:
-        """Write the status and the trainee's report to the data folder (never fatal to the wizard)."""
+        """Write the status and the trainee's report to the data folder, in a thread (rendering the report can
+        take a second; the wizard must not stall). Never fatal to the wizard."""
+        assert self.tracker is not None
+        args = (result, self.tracker.started, self.clock(), self.tracker.hints_shown)
+        self._last_written = result.to_dict()
+        thread = threading.Thread(target=self._write, args=args, name="exercise-record", daemon=True)
+        self._writer = thread
+        thread.start()
+
+    def _write(self, result: ExerciseResult, started: datetime, now: datetime, hints: list[str]) -> None:
         from ..classroom.records import data_dir, student_name, write_status, write_student_reports
 
-        assert self.tracker is not None
         folder = data_dir()
-        now = self.clock()
-        try:
-            write_status(folder, result, started=self.tracker.started, updated=now, student=student_name(),
-                         title=self._title, hints_shown=self.tracker.hints_shown)
-            if self.session is not None:
-                write_student_reports(folder, self.session, result, student=student_name(),
-                                      generated_at=now.replace(microsecond=0).isoformat())
-        except OSError as exc:
-            log = getattr(self.app, "log_line", None)
-            if log is not None:
-                log(f"Could not write the exercise record in {folder}: {exc.strerror}")
-        self._last_written = result.to_dict()
+        with self._write_lock:  # one writer at a time, the newest result last
+            try:
+                write_status(folder, result, started=started, updated=now, student=student_name(),
+                             title=self._title, hints_shown=hints)
+                if self.session is not None:
+                    write_student_reports(folder, self.session, result, student=student_name(),
+                                          generated_at=now.replace(microsecond=0).isoformat())
+            except Exception as exc:  # noqa: BLE001 - the exercise goes on; the log pane says what failed
+                why = exc.strerror if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+                try:
+                    self.app.call_from_thread(self.app.log_line, f"Could not write the exercise record in {folder}: "
+                                              f"{why}")
+                except RuntimeError:  # the app has closed meanwhile
+                    pass
+
+    def flush(self) -> None:
+        """Wait until the latest record is written."""
+        if self._writer is not None:
+            self._writer.join()
 
     @property
     def result(self) -> ExerciseResult | None:

@@ -90,6 +90,7 @@ async def test_rc4_exercise_counts_the_fix_the_hint_and_writes_the_records(sessi
         text = panel_text(app)
         assert "Exercise: 1 of 1 faults fixed" in text
         assert "FINISHED (all objectives met): score 90 / 100" in text  # 100, minus 10 for the hint
+        panel.flush()
 
     status = json.loads((data_dir / "exercise.json").read_text())
     assert status["score"] == 90 and status["finished"] and status["elapsed_seconds"] == 450

@@ -158,3 +158,20 @@ def test_bad_options_are_refused_before_anything_starts(tmp_path, args, problem)
                                           "ASA_WIZARD_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "300"})
     assert r.returncode == 3, r.stdout + r.stderr
     assert problem in r.stderr and "Fix:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_instructor_sees_the_clock_run_and_the_limit_end_a_closed_lab():
+    from datetime import datetime, timedelta, timezone
+
+    from asa_wizard.classroom.server import live_status
+
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    recorded = {"started": t0.isoformat(), "elapsed_seconds": 60, "time_limit_seconds": 1200, "finished": False,
+                "reason": "", "met": 1, "total": 2, "score": 50}
+    assert live_status(recorded, t0 + timedelta(minutes=5))["elapsed_seconds"] == 300
+    ended = live_status(recorded, t0 + timedelta(hours=1))
+    assert (ended["finished"], ended["reason"], ended["elapsed_seconds"], ended["score"]) == (True, "time is up",
+                                                                                            1200, 50)
+    done = dict(recorded, finished=True, reason="all objectives met")
+    assert live_status(done, t0 + timedelta(hours=1)) is done
+    assert live_status(None, t0) is None
