@@ -156,7 +156,7 @@ def catalogue(scenario: Scenario) -> list[Fault]:
 
 
 def pick_faults(scenario: Scenario, seed: int, count: int = DEFAULT_FAULT_COUNT) -> list[Fault]:
-    """`count` faults for `scenario`, the same for the same seed; never two on the same slot."""
+    """`count` faults for `scenario`, the same for the same seed; never two on the same slot or the same check."""
     pool = _candidates(scenario)
     if not pool:
         raise ConfigError(str(scenario.path), f"scenario {scenario.name!r} has nothing healthy to break",
@@ -166,11 +166,15 @@ def pick_faults(scenario: Scenario, seed: int, count: int = DEFAULT_FAULT_COUNT)
     rng.shuffle(pool)
     chosen: list[Fault] = []
     slots: set[str] = set()
+    checks: set[str] = set()
     for fault in pool:
-        if fault.slot in slots:
+        # one check per fault, so "2 of 3 faults fixed" counts faults: a second fault on the same check
+        # (another server's stale credential) would be fixed or not together with the first in the count
+        if fault.slot in slots or checks.intersection(fault.checks):
             continue
         chosen.append(fault)
         slots.add(fault.slot)
+        checks.update(fault.checks)
         if len(chosen) == count:
             break
     return chosen
@@ -181,15 +185,15 @@ def with_faults(scenario: Scenario, faults: list[Fault], seed: int | None = None
     out = scenario.copy()
     for fault in faults:
         fault.apply(out)
-    objectives: list[str] = []
+    base = scenario.exercise  # the scenario's own exercise stays part of it
+    objectives: list[str] = list(base.objectives) if base else []
     for fault in faults:
         for cid in fault.checks:
             if cid not in objectives:
                 objectives.append(cid)
-    base = scenario.exercise
     out.exercise = LabExercise(
         objectives=objectives,
-        hints=[f.hint for f in faults],
+        hints=(list(base.hints) if base else []) + [f.hint for f in faults],
         time_limit_minutes=(base.time_limit_minutes if base and base.time_limit_minutes
                             else DEFAULT_TIME_LIMIT_MINUTES),
         faults=[f.label for f in faults],

@@ -56,7 +56,9 @@ class ExercisePanel(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield Static("", id="exercise-status", markup=False)
-            yield Button("Hint", id="exercise-hint", compact=True)
+            hint = Button("Hint", id="exercise-hint", compact=True)
+            hint.can_focus = False  # until an exercise shows the panel: never the screen's first focus
+            yield hint
         yield Static("", id="exercise-hints", markup=False)
 
     def on_mount(self) -> None:
@@ -102,15 +104,18 @@ class ExercisePanel(Vertical):
         self._last_written = None
         scenario = getattr(world, "scenario", None)
         spec = ExerciseSpec.from_scenario(scenario, seed=seed_from_environment()) if scenario else None
+        button = self.query_one("#exercise-hint", Button)
         if spec is None:
             self.tracker = None
+            button.can_focus = False
             self.remove_class("-active")
             return
         self._title = scenario.title
         self.tracker = ExerciseTracker(spec, started=self.clock())
         self._resume(spec)
         self.add_class("-active")
-        self.query_one("#exercise-hint", Button).disabled = not spec.hints
+        button.can_focus = True
+        button.disabled = not spec.hints
         self.query_one("#exercise-hints", Static).update("")
 
     def _resume(self, spec: ExerciseSpec) -> None:

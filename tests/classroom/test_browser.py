@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture
 def classroom(tmp_path):
     chromium_or_skip()
-    yield from serve(tmp_path, "--scenario", "healthy")
+    yield from serve(tmp_path, "--scenario", "healthy", "--random-faults", "100")
 
 
 def start_lab(classroom, student: str, **extra: str) -> str:
@@ -32,13 +32,16 @@ def test_a_student_opens_the_wizard_in_the_browser_and_presses_keys(classroom, t
         driver.get(classroom.base + lab)
         # the page names the product and the scenario, never the command line
         assert driver.find_element("id", "product").text == "ASA wizard"
-        assert "Healthy: Kerberos works on every server" in driver.find_element("id", "scenario").text
+        assert driver.find_element("id", "scenario").text == (
+            "Lab: Healthy: Kerberos works on every server (random faults, seed 101)")
         page = driver.page_source
         assert "python" not in page and "-m asa_wizard" not in page
         text = wait_for_text(driver, "Lab: healthy")
         assert "ASA wizard" in text
-        # the first screen: discovery has read both servers of the lab
+        # the first screen: discovery has read both servers of the lab, broken by seed 101
         text = wait_for_text(driver, "EX02")
+        text = wait_for_text(driver, "Exercise: 0 of 3 faults fixed")
+        assert "random faults, seed 101" in text
         # a key reaches the wizard: ? opens the help of the current step
         assert "Close (esc)" not in text
         driver.find_element("css selector", ".xterm-helper-textarea").send_keys("?")

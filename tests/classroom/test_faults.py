@@ -59,6 +59,8 @@ def test_no_two_faults_undo_each_other(healthy):
         faults = pick_faults(healthy, seed)
         slots = [f.slot for f in faults]
         assert len(slots) == len(set(slots)), [f.label for f in faults]
+        # one objective per fault: "n of 3 faults fixed" counts faults
+        assert len(with_faults(healthy, faults).exercise.objectives) == len(faults) == 3
 
 
 def test_a_random_set_is_found_through_the_wizards_own_discovery(healthy):
@@ -104,3 +106,13 @@ def test_a_scenario_with_nothing_healthy_to_break_is_refused():
     with pytest.raises(ConfigError) as err:
         with_random_faults(fresh, 1)
     assert "nothing healthy to break" in err.value.problem and "--scenario healthy" in err.value.fix
+
+
+def test_random_faults_add_to_the_scenarios_own_exercise():
+    rc4 = load_scenario(find_scenario("rc4-only"))
+    broken = with_random_faults(rc4, 9)
+    assert broken.exercise.objectives[0] == "asa.enctypes"
+    assert len(broken.exercise.objectives) > 1
+    assert broken.exercise.hints[:2] == rc4.exercise.hints
+    assert "rc4-only" not in {f.kind for f in pick_faults(rc4, 9)}  # already broken that way
+    assert broken.exercise.time_limit_minutes == rc4.exercise.time_limit_minutes
