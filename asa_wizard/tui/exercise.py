@@ -54,29 +54,28 @@ class ExercisePanel(Vertical):
         self._write_lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
-        with Horizontal():
-            yield Static("", id="exercise-status", markup=False)
-            hint = Button("Hint", id="exercise-hint", compact=True)
-            hint.can_focus = False  # until an exercise shows the panel: never the screen's first focus
-            yield hint
-        yield Static("", id="exercise-hints", markup=False)
+        return iter(())  # nothing until an exercise starts: no cost for a scenario without one
+
+    def _parts(self) -> list[Any]:
+        return [Horizontal(Static("", id="exercise-status", markup=False),
+                           Button("Hint", id="exercise-hint", compact=True)),
+                Static("", id="exercise-hints", markup=False)]
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.follow)
-        self.call_after_refresh(self.follow)
 
     # --- following the session ------------------------------------------------------------------------
     @property
     def session(self) -> Any:
         return getattr(self.app, "session", None)
 
-    def follow(self) -> None:
+    async def follow(self) -> None:
         """Pick up a newly opened scenario and new findings; redraw the clock."""
         session = self.session
         target = getattr(session, "target", None)
         world = target.lab if target is not None and target.is_lab else None
         if world is not self.world:
-            self.start(world)
+            await self.start(world)
         if self.tracker is None:
             return
         now = self.clock()
@@ -95,7 +94,7 @@ class ExercisePanel(Vertical):
         if changed or before is None and result.finished or self._last_written is None:
             self.record(result)
 
-    def start(self, world: Any) -> None:
+    async def start(self, world: Any) -> None:
         """A new lab scenario is open: start its exercise (or hide the panel when it has none)."""
         from ..lab.faults import seed_from_environment
 
@@ -104,19 +103,19 @@ class ExercisePanel(Vertical):
         self._last_written = None
         scenario = getattr(world, "scenario", None)
         spec = ExerciseSpec.from_scenario(scenario, seed=seed_from_environment()) if scenario else None
-        button = self.query_one("#exercise-hint", Button)
         if spec is None:
             self.tracker = None
-            button.can_focus = False
             self.remove_class("-active")
+            await self.remove_children()
             return
+        if not self.children:
+            await self.mount_all(self._parts())
         self._title = scenario.title
         self.tracker = ExerciseTracker(spec, started=self.clock())
+        self.query_one("#exercise-hints", Static).update("")
         self._resume(spec)
         self.add_class("-active")
-        button.can_focus = True
-        button.disabled = not spec.hints
-        self.query_one("#exercise-hints", Static).update("")
+        self.query_one("#exercise-hint", Button).disabled = not spec.hints
 
     def _resume(self, spec: ExerciseSpec) -> None:
         """A reloaded page starts a new process on the same data folder: the clock and the hints already used

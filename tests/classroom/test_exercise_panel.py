@@ -64,7 +64,7 @@ async def test_rc4_exercise_counts_the_fix_the_hint_and_writes_the_records(sessi
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         panel = app.query_one(ExercisePanel)
-        panel.follow()
+        await panel.follow()
         assert panel.display
         text = panel_text(app)
         assert "Exercise: 0 of 1 faults fixed" in text
@@ -86,7 +86,7 @@ async def test_rc4_exercise_counts_the_fix_the_hint_and_writes_the_records(sessi
         await pilot.press("y")
         await settle(app, pilot, rounds=5)
         assert not isinstance(app.screen, ErrorModal)
-        panel.follow()
+        await panel.follow()
         text = panel_text(app)
         assert "Exercise: 1 of 1 faults fixed" in text
         assert "FINISHED (all objectives met): score 90 / 100" in text  # 100, minus 10 for the hint
@@ -111,9 +111,9 @@ async def test_the_time_limit_ends_the_exercise(session, clock):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         panel = app.query_one(ExercisePanel)
-        panel.follow()
+        await panel.follow()
         clock.now = START + timedelta(minutes=21)
-        panel.follow()
+        await panel.follow()
         text = panel_text(app)
         assert "FINISHED (time is up): score 0 / 100" in text and "time left 0:00" in text
         assert panel.query_one("#exercise-hint").disabled
@@ -125,7 +125,7 @@ async def test_no_panel_on_a_scenario_without_an_exercise(session):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         panel = app.query_one(ExercisePanel)
-        panel.follow()
+        await panel.follow()
         assert panel.tracker is None
         assert not panel.has_class("-active")
         assert panel.region.height == 0  # takes no room on screen
@@ -138,7 +138,25 @@ async def test_random_faults_make_an_exercise_of_a_healthy_scenario(session, clo
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         panel = app.query_one(ExercisePanel)
-        panel.follow()
+        await panel.follow()
         spec = panel.tracker.spec
         assert spec.seed == 7 and len(spec.faults) == 3
         assert f"Exercise: 0 of {len(spec.objectives)} faults fixed" in panel_text(app)
+
+
+async def test_a_reloaded_page_does_not_buy_time_or_free_hints(session, clock, data_dir):
+    """The classroom starts a new wizard on the same folder when the page is reloaded: the exercise's clock
+    and the hints already shown carry on from the record."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "exercise.json").write_text(json.dumps({
+        "scenario": "rc4-only", "seed": None, "started": (START - timedelta(minutes=5)).isoformat(),
+        "hints_used": 1, "finished": False}), encoding="utf-8")
+    s = session("rc4-only")
+    app = AsaWizardApp(s, start_step="discovery")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        panel = app.query_one(ExercisePanel)
+        await panel.follow()
+        text = panel_text(app)
+        assert "time left 15:00" in text and "hints 1 of 2" in text
+        assert "Hint 1: Look at the ASA account step" in text
