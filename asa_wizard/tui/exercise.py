@@ -173,6 +173,7 @@ class ExercisePanel(Vertical):
         else:
             parts.append(f"score so far {result.score} / 100")
         self.query_one("#exercise-status", Static).update(" · ".join(parts))
+        self.query_one("#exercise-hints", Static).display = result.hints_used > 0  # no empty line before a hint
         button = self.query_one("#exercise-hint", Button)
         button.disabled = result.finished or result.hints_used >= result.hints_total
         button.label = f"Hint ({result.hints_total - result.hints_used} left)"
