@@ -39,13 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--random-faults", metavar="SEED",
                      help="break the scenario with a reproducible random set of faults (the same seed gives the "
                      "same faults) and make fixing them an exercise; best on --scenario healthy")
-    serve = sub.add_parser("serve", help="serve the training lab to browsers: a classroom, one lab per student",
-                           description="Serve the wizard on the training lab to web browsers. Every browser session "
-                           "gets its own lab (its own process and journal folder); the instructor page at / starts "
-                           "labs and shows each one's progress. Binds to loopback unless --host says otherwise.")
-    from .classroom import add_serve_arguments
-
-    add_serve_arguments(serve)
     from .headless_cli import add_headless_commands
 
     add_headless_commands(sub)
@@ -84,12 +77,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return run_lab(args.scenario, dry_run=args.dry_run)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .classroom import run_serve
-
-    return run_serve(args)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -100,19 +87,42 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"lab": cmd_lab, "check": headless_cli.cmd_check, "plan": headless_cli.cmd_plan,
                 "apply": headless_cli.cmd_apply, "resume": headless_cli.cmd_resume, "undo": headless_cli.cmd_undo,
-                "report": headless_cli.cmd_report, "serve": cmd_serve}
+                "report": headless_cli.cmd_report, "serve": headless_cli.cmd_serve}
     try:
         return handlers[args.command](args)
-    except WizardError as exc:
-        from rich.markup import escape
-
-        c = _console(stderr=True)
-        c.print(f"[bold red]Error:[/] {escape(exc.problem)}")
-        if exc.fix:
-            c.print(f"[bold]Fix:[/] {escape(exc.fix)}")
-        return 3
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # every failure is the tool's own error: problem and fix, exit 3, no traceback
+        return _report_error(as_wizard_error(exc, args.command))
+
+
+def as_wizard_error(exc: BaseException, command: str = "") -> WizardError:
+    """Any failure as a WizardError: the tool's own ones as they are, anything else named plainly."""
+    if isinstance(exc, WizardError):
+        return exc
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return WizardError(f"{exc.strerror or type(exc).__name__}{where}.",
+                           "Check the path, its permissions and the free space, then run the command again.")
+    if isinstance(exc, UnicodeError):
+        return WizardError(f"Text that is not valid UTF-8 was met ({exc}).",
+                           "Save the file as UTF-8, then run the command again.")
+    return WizardError(f"asa-wizard {command} stopped on an unexpected {type(exc).__name__}: {exc}",
+                       "Nothing after this point was done. Run the command again; if it repeats, report it with "
+                       "this message (the journal, if any, shows what was done).")
+
+
+def _report_error(exc: WizardError) -> int:
+    from .core.text import markup_safe
+
+    try:
+        c = _console(stderr=True)
+        c.print(f"[bold red]Error:[/] {markup_safe(exc.problem)}")
+        if exc.fix:
+            c.print(f"[bold]Fix:[/] {markup_safe(exc.fix)}")
+    except Exception:  # the console itself failed (a closed stream): plain text as a last resort
+        print(f"Error: {exc}", file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":

@@ -80,13 +80,14 @@ def write_student_reports(folder: Path, session: Any, result: Any, *, student: s
     """The trainee's report (Markdown and HTML): the exercise result, then the wizard's report of the session
     (`tui.session.WizardSession`: what was found, what was changed, what passes now)."""
     from ..core.exercise import render_student_report
-    from ..core.report import build_report, render_report
+    from ..core.report import render_report
     from ..resources import templates_dir
+    from ..service.operations import build_report
 
-    events = session.journal.events() if session.journal is not None else []
-    report = build_report(after=session.findings, env=session.env, before=session.baseline, events=events,
-                          target=session.target.label if session.target else "", generated_at=generated_at,
-                          journal=str(session.journal.path) if session.journal is not None else "")
+    # the wizard's own report of the session (as its Report step saves it), every run of the session in order
+    report = build_report(session.opened, session.env, session.findings, events=session.events(),
+                          before=session.baseline, generated_at=generated_at,
+                          journal=", ".join(p.name for p in session.runs))
     out = []
     for fmt, name in REPORT_FILES.items():
         text = render_student_report(render_report(report, fmt, templates_dir()), result, fmt, templates_dir(),

@@ -398,7 +398,7 @@ class Classroom(Server):
                 await app_service.stop()
         except asyncio.CancelledError:
             await websocket.close()
-        except Exception as error:
+        except Exception:
             log.exception("a lab connection failed")
         finally:
             if app_service is not None:

@@ -71,10 +71,16 @@ class Executor:
         self._blocked: set[str] = set()
         self._index = 0
         self._total = 0
+        self._undo_of: dict[str, dict[str, Any]] = {}  # change id -> its undo, for the changes done in this run
 
     # --- entry points -----------------------------------------------------------------------------
     def apply(self, plan: Plan, *, target: dict[str, Any] | None = None) -> RunResult:
-        """Run every change of the plan. `target` (no secrets) is recorded so `resume` can reconnect."""
+        """Run every change of the plan. `target` (no secrets) is recorded so `resume` can reconnect. A plan with
+        a blocking prerequisite that is not met is refused before anything is written or changed."""
+        if plan.blockers:
+            raise WizardError(f"The plan has {len(plan.blockers)} blocking prerequisite(s) not met: "
+                              + " ".join(b.text for b in plan.blockers) + " Nothing was changed.",
+                              "Resolve them (the plan shows each with its fix), then make the plan again.")
         self.journal.write("run-start", message=f"apply: {len(plan.changes)} changes on {plan.target}",
                            data={"plan": plan.to_dict(), "target": target or {}})
         return self._run(plan, set(), set())
@@ -118,17 +124,24 @@ class Executor:
         self._total = len(pending)
         self._interrupted = interrupted
         rolled = False
+        checked: set[str] = set()
         for c in pending:
             if self.cancel.is_set():
                 self._cancelled()
                 break
+            group = c.params.get("group")
+            if group and group not in checked:
+                checked.add(group)
+                self._start_group(group, [p for p in pending if p.params.get("group") == group])
             if c.action not in ROLL_ACTIONS:
-                self._run_change(c)
+                if c.id not in self._result.failed:
+                    self._run_change(c)
                 continue
             if rolled:
                 continue
             rolled = True  # the rollout step runs as one, at its first change (its changes stand together)
-            self._rollout(plan, [p for p in pending if p.action in ROLL_ACTIONS])
+            self._rollout(plan, [p for p in pending if p.action in ROLL_ACTIONS and p.id not in self._result.failed])
+            self._finish_groups(pending)
             if self.cancel.is_set():
                 self._cancelled()
                 break
@@ -136,6 +149,60 @@ class Executor:
                                                           "finished")
         self.journal.write("run-end", message=end)
         return self._result
+
+    # --- changes that stand together: new encryption types and the password roll that creates their keys ----
+    def _start_group(self, group: str, members: list[Change]) -> None:
+        """Before the first change of a group: can all of it run? If not, none of it starts."""
+        rolls = [c for c in members if c.action in ROLL_ACTIONS]
+        if not rolls:
+            return
+        why = ""
+        if self.exchange is None:
+            why = str(_no_exchange())
+        else:
+            generate = next((c for c in rolls if c.action == "roll-generate"), None)
+            server = generate.params["server"] if generate else rolls[0].params.get("source", rolls[0].params["server"])
+            try:
+                self.exchange.read_server(server)
+            except WizardError as exc:
+                why = f"{server} cannot be read ({exc.problem})"
+        if not why:
+            return
+        names = ", ".join(c.id for c in members)
+        for c in members:
+            with self._lock:
+                self._index += 1
+                index = self._index
+            self._failed(c, f"not started: these changes are applied together or not at all ({names}), and {why}.",
+                         index)
+
+    def _finish_groups(self, pending: list[Change]) -> None:
+        """After the rollout: a group whose password roll did not happen has its directory changes put back."""
+        groups: dict[str, list[Change]] = {}
+        for c in pending:
+            if c.params.get("group"):
+                groups.setdefault(c.params["group"], []).append(c)
+        for members in groups.values():
+            generate = next((c for c in members if c.action == "roll-generate"), None)
+            if generate is None or generate.id in self._result.done or generate.id in self._result.already:
+                continue
+            for c in reversed([m for m in members if m.action not in ROLL_ACTIONS and m.id in self._undo_of]):
+                undo = self._undo_of.pop(c.id)
+                why = (f"put back: it goes together with {generate.id}, which did not complete "
+                       f"({self._result.failed.get(generate.id) or self._result.skipped.get(generate.id) or 'not run'})")
+                try:
+                    self._reverse(c, undo)
+                except WizardError as exc:
+                    self.journal.write("note", message=f"{c.id} could not be put back: {exc}", data={"undo_failed": c.id})
+                    self._result.failed[c.id] = f"{why}, and putting it back failed: {exc}"
+                    continue
+                self.journal.write("undone", c, undo=undo, message=why)
+                if c.id in self._result.done:
+                    self._result.done.remove(c.id)
+                self._result.failed[c.id] = why
+                with self._lock:
+                    self._blocked.add(c.id)
+                self._say(c, "undone", self._index, why)
 
     def _cancelled(self) -> None:
         if not self._result.cancelled:
@@ -196,6 +263,7 @@ class Executor:
         except WizardError as exc:
             self._failed(c, str(exc), index)
             return False
+        self._undo_of[c.id] = undo
         self.journal.write("done", c, undo=undo)
         self._result.done.append(c.id)
         self._say(c, "done", index)
@@ -375,7 +443,7 @@ class Executor:
                     return (f"kept off: {exc.spn} is registered on {exc.owner} now, and putting it back would make "
                             "a duplicate again")
         elif a == "set-uac":
-            d.set_uac(u["dn"], int(u["value"]))
+            d.set_uac(u["dn"], int(u["value"]), restore=True)  # may put back what this change removed
         elif a == "set-delegate-to":
             d.set_delegate_to(u["dn"], list(u.get("spns") or []))
         elif a in ROLL_ACTIONS:

@@ -55,7 +55,7 @@ from .errors import (
 )
 from .journal import ChangeStatus, Journal, JournalEvent, summarize
 from .model import AsaCredential, Environment, ExchangeServer, Namespace, normalize_account
-from .plan import ps
+from .commands import SWITCH, command, roll_script, variable
 from .ports import ExchangePort, RollOutcome, RollResult
 
 # Microsoft's script pushes the credential to the servers first and sets the AD password afterwards, so
@@ -206,21 +206,20 @@ class Rollout:
         if cid in self._planned:
             return copy.deepcopy(self._planned[cid])
         address = self.report.servers[name].address
-        script = f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {ps(address)} "
         if action == "generate":
             summary = f"Generate a new password for {self.request.account} and give it to {name}"
-            script += f"-GenerateNewPasswordFor {ps(self.request.account)}"
+            script = roll_script(address, GenerateNewPasswordFor=self.request.account)
         else:
             summary = f"Copy the {self.request.account} credential from {source} to {name}"
-            script += f"-CopyFrom {ps(source or '')}"
+            script = roll_script(address, CopyFrom=source or "")
         before = self._before.get(name)
         return Change(
             id=cid, system=System.EXCHANGE, action=f"roll-{action}", target=name, summary=summary,
             attribute="AlternateServiceAccountCredential", old=before, new=self.request.account,
             params={"account": self.request.account, "source": source, "address": address},
-            commands=["Set-Location $exscripts", script],
-            undo_commands=[] if before else [f"Set-ClientAccessService -Identity {ps(address)} "
-                                             "-RemoveAlternateServiceAccountCredentials"],
+            commands=[command("Set-Location", variable("exscripts")), script],
+            undo_commands=[] if before else [command("Set-ClientAccessService", Identity=address,
+                                                     RemoveAlternateServiceAccountCredentials=SWITCH)],
             proven_by=["rollout.coverage", "rollout.current"], step="rollout",
             depends_on=[generate_id(source)] if action == "copy" and source and self.request.source is None else [],
             warning=None if not before else (
@@ -525,7 +524,7 @@ class Rollout:
         if self.report.servers[name].action == "copy":  # journalled as failed: a resume copies it again
             self.journal.write("failed", self._change(name, "copy", self.report.source), message=problem)
         self._set(name, Phase.FAILED, problem,
-                  fix=f"Copy it again: -ToSpecificServers {name} -CopyFrom {self.report.source}")
+                  fix=f"Copy it again: {roll_script(name, CopyFrom=self.report.source or '')}")
 
     def _block_all(self, reason: str, fix: str) -> None:
         self._block_all_except(None, reason, fix)

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 from xml.sax.saxutils import escape
 
+from ..adapters import iis_ep  # noqa: F401 - registers its operation in BODIES
 from ..adapters.powershell import BODIES, HEADER, PARAMETERS, PRELUDE, ROLL_SCRIPT, SINGLE_QUOTES, SNAPIN
 from ..core.model import Service
 from .scenario import LabCredential, LabServer, LabVdir, Scenario
@@ -326,6 +327,16 @@ class LabExchange:
             "iis": {"eas": iis(Service.EAS), "ews": iis(Service.EWS)},
             "iusrs": unrolled(list(local.iis_iusrs)),
         }
+
+    def _op_read_extended_protection(self, machine: str, fault: str, Server: str,
+                                     Locations: list[str]) -> dict[str, Any]:
+        from .extended_protection import exsetup_version, settings_for, ssl_offloading
+
+        local = self._find(machine)  # IIS settings are the machine's own
+        self._find(Server)
+        settings = settings_for(local)
+        return {"ep": {loc: settings[loc] for loc in Locations if loc in settings},
+                "ssloffloading": ssl_offloading(local), "exsetup": exsetup_version(local)}
 
     # --- the roll script ----------------------------------------------------------------------------
     def _roll_preamble(self, machine: str, fault: str) -> None:

@@ -2,8 +2,10 @@
 fixed", the time left, the hints released one at a time and, at the end, the score.
 
 The app composes one `ExercisePanel`; it stays hidden unless the open lab scenario declares an exercise (or
-`--random-faults` made one). It follows the session by itself (once a second: a new scenario, a new catalogue
-run), so the wizard's steps need not know about it. Every change of the exercise is written to the data
+`--random-faults` made one). The frame tells it when the session changed (`session_changed`, on the panes'
+`StateChanged`: a new scenario, a new catalogue run) and when the lab was reset (`lab_reset`: it counts as
+an undone change when changes had been made); a timer only moves the clock. The wizard's steps need not know
+about it; the scoring is `core.exercise`'s. Every change of the exercise is written to the data
 folder (`classroom.records`): the classroom's progress view and the trainee's report come from there.
 """
 
@@ -52,6 +54,8 @@ class ExercisePanel(Vertical):
         self._last_written: dict[str, Any] | None = None
         self._writer: threading.Thread | None = None
         self._write_lock = threading.Lock()
+        self.resets = 0  # lab resets that threw changes away: each counts as an undone change
+        self._runs_at_reset = 0
 
     def compose(self) -> ComposeResult:
         return iter(())  # nothing until an exercise starts: no cost for a scenario without one
@@ -62,12 +66,36 @@ class ExercisePanel(Vertical):
                 Static("", id="exercise-hints", markup=False)]
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self.follow)
+        self.set_interval(1.0, self.tick)
+        self.call_after_refresh(self.follow)  # a session opened before the wizard started
+
+    def session_changed(self) -> None:
+        """The session's target or findings changed (the frame calls this on `StateChanged`)."""
+        self.call_later(self.follow)
+
+    def lab_reset(self) -> None:
+        """The lab is about to be put back as the scenario file describes it: when this session had applied
+        changes since the last reset, they are thrown away, which counts as one undone change."""
+        runs = len(getattr(self.session, "runs", []) or [])
+        if self.tracker is None or runs <= self._runs_at_reset:
+            return
+        self._runs_at_reset = runs
+        self.resets += 1
 
     # --- following the session ------------------------------------------------------------------------
     @property
     def session(self) -> Any:
         return getattr(self.app, "session", None)
+
+    async def tick(self) -> None:
+        """Once a second: the clock, and the end of the exercise when its time limit passes."""
+        if self.tracker is None:
+            return
+        before = self.tracker.ended
+        result = self.tracker.result(self.clock())
+        self.show(result)
+        if before is None and result.finished:
+            self.record(result)
 
     async def follow(self) -> None:
         """Pick up a newly opened scenario and new findings; redraw the clock."""
@@ -86,7 +114,7 @@ class ExercisePanel(Vertical):
                 from ..classroom.records import count_undone, data_dir
 
                 was = self.tracker.result(now)
-                self.tracker.observe(session.findings, now, undone=count_undone(data_dir()))
+                self.tracker.observe(session.findings, now, undone=count_undone(data_dir()) + self.resets)
                 changed = self.tracker.result(now) != was
         before = self.tracker.ended
         result = self.tracker.result(now)
@@ -100,6 +128,8 @@ class ExercisePanel(Vertical):
 
         self.world = world
         self._seen_findings = None
+        self.resets = 0
+        self._runs_at_reset = len(getattr(self.session, "runs", []) or [])
         self._last_written = None
         scenario = getattr(world, "scenario", None)
         spec = ExerciseSpec.from_scenario(scenario, seed=seed_from_environment()) if scenario else None
@@ -107,6 +137,7 @@ class ExercisePanel(Vertical):
             self.tracker = None
             self.remove_class("-active")
             await self.remove_children()
+            self.app.refresh_bindings()
             return
         if not self.children:
             await self.mount_all(self._parts())
@@ -116,11 +147,12 @@ class ExercisePanel(Vertical):
         self._resume(spec)
         self.add_class("-active")
         self.query_one("#exercise-hint", Button).disabled = not spec.hints
+        self.app.refresh_bindings()  # the h key (a hint) is shown while an exercise runs
 
     def _resume(self, spec: ExerciseSpec) -> None:
         """A reloaded page starts a new process on the same data folder: the clock and the hints already used
         carry on (a reload does not buy time or free hints)."""
-        from ..classroom.records import data_dir, read_status
+        from ..classroom.records import count_undone, data_dir, read_status
 
         old = read_status(data_dir())
         tracker = self.tracker
@@ -132,6 +164,11 @@ class ExercisePanel(Vertical):
             return
         for _ in range(min(int(old.get("hints_used") or 0), len(spec.hints))):
             tracker.reveal_hint(tracker.started)
+        try:  # the resets of the earlier page: what it counted as undone beyond its journals
+            self.resets = max(0, int(old.get("undone") or 0) - count_undone(data_dir()))
+        except (TypeError, ValueError):
+            self.resets = 0
+        tracker.undone = max(tracker.undone, self.resets)
         self.query_one("#exercise-hints", Static).update(self._hints_text())
 
     # --- the trainee's actions ------------------------------------------------------------------------

@@ -42,10 +42,13 @@ def test_stale_credential_exercise_scores_the_real_fix():
         assert [o.status for o in r.objectives] == ["fail", "fail"]
 
         assert tracker.reveal_hint(T0 + timedelta(minutes=2)).startswith("Compare the date")
-        request = session.rollout_request()
-        assert request.source == "EX01"  # a copy, not a new password
-        report = session.rollout(request)
-        assert report.complete
+        plan = session.plan()
+        rollout = [c.id for c in plan.changes if c.step == "rollout"]
+        assert rollout
+        assert any("a copy from EX01" in n for n in plan.notes)  # a copy, not a new password
+        assert not any("new ASA password" in n for n in plan.notes)
+        result = session.apply("rollout", rollout)
+        assert result.ok and result.done == rollout
         session.discover()
         tracker.observe(session.run_checks(), T0 + timedelta(minutes=12, seconds=5), undone=1)
         r = tracker.result(T0 + timedelta(hours=2))
@@ -132,6 +135,8 @@ def test_the_exercise_table_is_read(tmp_path):
     ('objectives = ["asa.enctypes"]\ntime_limit_minutes = 0', "exercise.time_limit_minutes", "out of range"),
     ('objectives = ["asa.enctypes"]\nhint = ["x"]', "exercise.hint", "unknown field"),
     ('objectives = "asa.enctypes"', "exercise.objectives", "must be a list of strings"),
+    ('objectives = ["asa.enctypes"]\nhints = ["look \\u001b[2J here"]', "exercise.hints", "control character"),
+    ('objectives = ["asa.enctypes"]\ntime_limit_minutes = true', "exercise.time_limit_minutes", "whole number"),
 ])
 def test_a_wrong_exercise_names_the_line_and_field(tmp_path, body, field, problem):
     path = scenario_with(tmp_path, "[exercise]\n" + body + "\n")

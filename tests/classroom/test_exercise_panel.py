@@ -160,3 +160,63 @@ async def test_a_reloaded_page_does_not_buy_time_or_free_hints(session, clock, d
         text = panel_text(app)
         assert "time left 15:00" in text and "hints 1 of 2" in text
         assert "Hint 1: Look at the ASA account step" in text
+
+
+async def test_the_panel_follows_the_wizard_the_h_key_shows_a_hint_and_a_reset_counts_as_undone(
+        session, clock, data_dir, tmp_path):
+    """No call into the panel: it starts on the open lab, takes the findings the wizard's steps announce
+    (StateChanged), `h` releases a hint, and a lab reset that throws an applied change away counts as an undone
+    change (a reset with nothing applied costs nothing)."""
+    from asa_wizard.resources import assets_dir
+
+    text = (assets_dir() / "scenarios" / "rc4-only.toml").read_text(encoding="utf-8")
+    # a second objective the ASA step does not fix (no KCD in this scenario): the exercise stays open
+    text = text.replace('objectives = ["asa.enctypes"]', 'objectives = ["asa.enctypes", "kcd.target"]')
+    assert 'objectives = ["asa.enctypes", "kcd.target"]' in text
+    path = tmp_path / "rc4-two.toml"
+    path.write_text(text, encoding="utf-8")
+    s = session(str(path))
+    app = AsaWizardApp(s, start_step="discovery")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        panel = app.query_one(ExercisePanel)
+        assert panel.display and "Exercise: 0 of 2 faults fixed" in panel_text(app)
+        assert app.check_action("hint", ()) is True
+
+        await pilot.press("h")
+        await settle(app, pilot)
+        assert "hints 1 of 2" in panel_text(app) and "Hint 1: Look at the ASA account step" in panel_text(app)
+
+        app.reset_lab()  # nothing applied yet: no cost
+        await settle(app, pilot)
+        assert "undone" not in panel_text(app)
+
+        app.goto("asa")
+        await settle(app, pilot)
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("y")
+        await settle(app, pilot, rounds=5)
+        assert not isinstance(app.screen, ErrorModal)
+        assert "Exercise: 1 of 2 faults fixed" in panel_text(app)  # the apply's re-check, announced
+
+        app.reset_lab()  # the applied change is thrown away
+        await settle(app, pilot, rounds=5)
+        text = panel_text(app)
+        assert "Exercise: 0 of 2 faults fixed" in text and "undone 1" in text
+        assert "score so far 0 / 100" in text
+        panel.flush()
+    status = json.loads((data_dir / "exercise.json").read_text())
+    assert status["undone"] == 1 and status["hints_used"] == 1 and not status["finished"]
+
+
+async def test_no_hint_key_without_an_exercise(session):
+    s = session("new-server-missing-asa")
+    app = AsaWizardApp(s, start_step="discovery")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.check_action("hint", ()) is False
+        await pilot.press("h")  # nothing happens, nothing breaks
+        await settle(app, pilot)
+        assert not app.query_one(ExercisePanel).children

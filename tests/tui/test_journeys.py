@@ -160,7 +160,7 @@ def scenario_with_fault(tmp_path: Path, name: str, server: str, fault: str, extr
 
 
 async def test_cancel_in_the_middle_of_a_rollout_leaves_a_resumable_journal(lab_session, tmp_path):
-    session = lab_session(scenario_with_fault(tmp_path, "fresh", "EX01", "slow", "slow_seconds = 0.6\n"))
+    session = lab_session(scenario_with_fault(tmp_path, "fresh", "EX01", "slow", "slow_seconds = 1.5\n"))
     app = AsaWizardApp(session, start_step="discovery")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -169,7 +169,7 @@ async def test_cancel_in_the_middle_of_a_rollout_leaves_a_resumable_journal(lab_
         await pilot.press("a")
         await pilot.pause()
         await pilot.press("y")
-        for _ in range(100):  # until the generate on EX01 is under way
+        for _ in range(500):  # until the generate on EX01 is under way
             await asyncio.sleep(0.02)
             if any(r[0].endswith("busy") for r in table_rows(app, "#rollout-servers")):
                 break
