@@ -2,7 +2,7 @@
 # asa-wizard developer entry point (Debian 12 / Python 3.11).
 #
 #   ./dev.sh lab [SCENARIO]   install into .venv (once) and open the wizard on the embedded training lab
-#   ./dev.sh test [ARGS...]   install everything (apt: Samba AD DC, MIT Kerberos; pip: the project with its
+#   ./dev.sh test [ARGS...]   install everything (apt: Samba AD DC, MIT Kerberos, Chromium; pip: the project with its
 #                             test extras), run ruff (pyproject.toml [tool.ruff]) and the whole test suite;
 #                             ARGS go to pytest
 #   ./dev.sh install          only the installation part of `test`
@@ -14,7 +14,8 @@ cd "$(dirname "$0")"
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 
-APT_PACKAGES=(samba samba-ad-provision samba-dsdb-modules samba-vfs-modules krb5-user libkrb5-dev gcc python3-dev python3-venv)
+APT_PACKAGES=(samba samba-ad-provision samba-dsdb-modules samba-vfs-modules krb5-user libkrb5-dev gcc python3-dev python3-venv
+              chromium chromium-driver)
 
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

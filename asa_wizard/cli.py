@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--scenario", "-s", default=DEFAULT_SCENARIO,
                      help=f"scenario name or path to a scenario .toml (default: {DEFAULT_SCENARIO})")
     lab.add_argument("--dry-run", action="store_true", help="show previews, never apply a change")
+    lab.add_argument("--random-faults", metavar="SEED",
+                     help="break the scenario with a reproducible random set of faults (the same seed gives the "
+                     "same faults) and make fixing them an exercise; best on --scenario healthy")
     from .headless_cli import add_headless_commands
 
     add_headless_commands(sub)
@@ -60,6 +63,15 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from .lab.scenario import find_scenario
 
     find_scenario(args.scenario)  # a clear error before the UI starts
+    if args.random_faults is not None:
+        import os
+
+        from .lab.faults import SEED_ENV, parse_seed, with_random_faults
+        from .lab.scenario import load_scenario
+
+        seed = parse_seed(args.random_faults)
+        with_random_faults(load_scenario(find_scenario(args.scenario)), seed)  # the same clear errors, first
+        os.environ[SEED_ENV] = str(seed)  # the lab opens in the app's worker: LabWorld.open reads it there
     from .tui.app import run_lab  # the only place the lab command imports textual
 
     return run_lab(args.scenario, dry_run=args.dry_run)
@@ -75,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"lab": cmd_lab, "check": headless_cli.cmd_check, "plan": headless_cli.cmd_plan,
                 "apply": headless_cli.cmd_apply, "resume": headless_cli.cmd_resume, "undo": headless_cli.cmd_undo,
-                "report": headless_cli.cmd_report}
+                "report": headless_cli.cmd_report, "serve": headless_cli.cmd_serve}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""The headless commands: check, plan, apply, resume, undo, report. None of them imports textual.
+"""The headless commands: check, plan, apply, resume, undo, report, serve (the classroom). None of them
+imports textual.
 
 Exit codes: 0 everything passes / done; 1 warnings only (check) or a plan with blocking prerequisites (plan);
 2 a failure (a check failed, or a change failed); 3 could not run (connection, credentials, bad input);
@@ -82,6 +83,20 @@ def add_headless_commands(sub: Any) -> None:
                     help="check the target again now (a lab journal is replayed first) instead of reporting the "
                     "findings the run recorded; the target options apply only with it")
     add_target_arguments(rp, overrides=True)
+
+    from .classroom import add_serve_arguments  # the command line only: the web server loads when it runs
+
+    sv = sub.add_parser("serve", help="serve the training lab to browsers: a classroom, one lab per student",
+                        description="Serve the wizard on the training lab to web browsers. Every browser session "
+                        "gets its own lab (its own process and journal folder); the instructor page at / starts "
+                        "labs and shows each one's progress. Binds to loopback unless --host says otherwise.")
+    add_serve_arguments(sv)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .classroom import run_serve
+
+    return run_serve(args)
 
 
 # --- the target ----------------------------------------------------------------------------------------

@@ -130,12 +130,18 @@ class LabDirectory:
         with self._lock:
             self.scenario = scenario
             self._started = time.monotonic()
-            self.host = f"dc1.{scenario.domain}"
-            self.server = self._make_server(636)
-            self.gc_server = self._make_server(3269)
-            self.server.dit = CaseInsensitiveDict()
-            self.gc_server.dit = self.server.dit  # one directory, reachable as DC and as global catalog
-            self.gc_server.dit_lock = self.server.dit_lock
+            host = f"dc1.{scenario.domain}"
+            if getattr(self, "server", None) is not None and self.host == host:
+                # in place: the ports (connections) already open on this directory see the reset
+                with self.server.dit_lock:
+                    self.server.dit.clear()
+            else:
+                self.host = host
+                self.server = self._make_server(636)
+                self.gc_server = self._make_server(3269)
+                self.server.dit = CaseInsensitiveDict()
+                self.gc_server.dit = self.server.dit  # one directory, reachable as DC and as global catalog
+                self.gc_server.dit_lock = self.server.dit_lock
             self.admin_dn = f"CN={escape_rdn(self._admin_sam())},CN=Users,{scenario.domain_dn}"
             self._load()
             self._index.invalidate()

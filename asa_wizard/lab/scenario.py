@@ -110,6 +110,17 @@ class LabSeg:
 
 
 @dataclass
+class LabExercise:
+    """An exercise on the scenario: the checks the trainee must make pass, hints released one at a time, and
+    a time limit (see docs/scenarios.md, `[exercise]`; scored by `core.exercise`)."""
+
+    objectives: list[str]  # check ids
+    hints: list[str] = field(default_factory=list)
+    time_limit_minutes: int | None = None
+    faults: list[str] = field(default_factory=list)  # what `--random-faults` broke (for the instructor)
+
+
+@dataclass
 class Scenario:
     name: str
     title: str
@@ -130,6 +141,7 @@ class Scenario:
     hybrid: bool = False
     expected_findings: dict[str, str] = field(default_factory=dict)  # check id -> "fail" | "warn"
     cname_namespaces: list[str] = field(default_factory=list)
+    exercise: LabExercise | None = None
 
     @property
     def domain_dn(self) -> str:
@@ -249,7 +261,7 @@ class _Parser(TomlReader):
     # --- sections ---------------------------------------------------------------------------------
     def parse(self) -> Scenario:
         d = self.data
-        self.unknown(d, {"scenario", "forest", "lab", "defaults", "servers", "accounts", "seg"}, ())
+        self.unknown(d, {"scenario", "forest", "lab", "defaults", "servers", "accounts", "seg", "exercise"}, ())
         sc = self.table(d, "scenario", (), required=True)
         self.unknown(sc, {"name", "title", "description", "briefing", "asa", "hybrid", "expected", "cname_namespaces"},
                      ("scenario",))
@@ -352,7 +364,25 @@ class _Parser(TomlReader):
             hybrid=self.boolean(sc, "hybrid", ("scenario",), False),
             expected_findings=expected,
             cname_namespaces=self.hosts(sc, "cname_namespaces", ("scenario",)),
+            exercise=self.exercise(d, expected) if "exercise" in d else None,
         )
+
+    def exercise(self, d: dict[str, Any], expected: dict[str, str]) -> LabExercise:
+        from ..core.checks import CHECKS
+
+        ex = self.table(d, "exercise", (), required=True)
+        self.unknown(ex, {"objectives", "hints", "time_limit_minutes"}, ("exercise",))
+        objectives = self.strings(ex, "objectives", ("exercise",)) if "objectives" in ex else [
+            cid for cid, st in expected.items() if st == "fail"]
+        for cid in objectives:
+            if cid not in CHECKS:
+                raise self.fail(("exercise", "objectives"), f"unknown check {cid!r}",
+                                "Use check ids from docs/checks.md, e.g. \"rollout.coverage\".")
+        if not objectives:
+            raise self.fail(("exercise", "objectives"), "no objective",
+                            'Add objectives = ["check.id", ...] or "fail" entries to [scenario.expected].')
+        return LabExercise(objectives=objectives, hints=self.strings(ex, "hints", ("exercise",)),
+                           time_limit_minutes=self.integer(ex, "time_limit_minutes", ("exercise",), None, (1, 1440)))
 
     def credential(self, obj: dict[str, Any], fp: tuple[Any, ...]) -> LabCredential:
         self.unknown(obj, {"account", "when", "key_version"}, fp)

@@ -31,8 +31,14 @@ class LabWorld:
         self.endpoint = None  # started on first use
 
     @classmethod
-    def open(cls, name_or_path: str | Path) -> "LabWorld":
-        return cls(load_scenario(find_scenario(str(name_or_path))))
+    def open(cls, name_or_path: str | Path, random_faults: int | None = None) -> "LabWorld":
+        """`random_faults`: a seed that breaks the scenario with faults from `lab.faults` (default: the seed in
+        ASA_WIZARD_RANDOM_FAULTS, which `lab --random-faults` and the classroom set for the wizard's process)."""
+        from .faults import seed_from_environment, with_random_faults
+
+        scenario = load_scenario(find_scenario(str(name_or_path)))
+        seed = random_faults if random_faults is not None else seed_from_environment()
+        return cls(with_random_faults(scenario, seed) if seed is not None else scenario)
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def start_endpoint(self):

@@ -54,6 +54,7 @@ class AsaWizardApp(App[int]):
         Binding("ctrl+l", "toggle_log", "Log"),
         Binding("ctrl+w", "toggle_checklist", "Checklist"),
         Binding("g", "toggle_guidance", "Guide"),
+        Binding("h", "hint", "Hint"),  # shown only while the lab scenario's exercise runs
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -77,6 +78,9 @@ class AsaWizardApp(App[int]):
         from ..core.checks import CHECKS
 
         yield TargetBar(id="target-bar")
+        from .exercise import ExercisePanel  # hidden unless the lab scenario has an exercise
+
+        yield ExercisePanel(id="exercise")
         with Horizontal(id="main"):
             yield Checklist({cid: c.title for cid, c in CHECKS.items()}, id="checklist")
             yield ContentSwitcher(id="steps")
@@ -185,6 +189,18 @@ class AsaWizardApp(App[int]):
         if message.target:
             self._show_target_bar()
         self.refresh_state()
+        panel = self.exercise_panel
+        if panel is not None:
+            panel.session_changed()
+
+    @property
+    def exercise_panel(self) -> Any:
+        from .exercise import ExercisePanel
+
+        try:
+            return self.query_one("#exercise", ExercisePanel)
+        except Exception:
+            return None
 
     def on_ask_credentials(self, message: AskCredentials) -> None:
         self.ask_credentials(message.key, message.user, then=message.then)
@@ -225,6 +241,9 @@ class AsaWizardApp(App[int]):
         if action in ("run", "apply", "copy"):
             pane = self.current_pane
             return bool(pane is not None and action in pane.SUPPORTS)
+        if action == "hint":  # only while an exercise runs
+            panel = self.exercise_panel
+            return bool(panel is not None and panel.tracker is not None)
         if action == "cancel_work":  # shown while the step's work runs
             pane = self.current_pane
             return bool(pane is not None and pane.working)
@@ -296,6 +315,12 @@ class AsaWizardApp(App[int]):
         pane = self.current_pane
         if pane is not None:
             pane.refresh_from_session()
+
+    def action_hint(self) -> None:
+        """h: the exercise's next hint (each one costs points)."""
+        panel = self.exercise_panel
+        if panel is not None:
+            panel.reveal_hint()
 
     def action_toggle_log(self) -> None:
         self.query_one("#log", RichLog).toggle_class("shown")
@@ -444,6 +469,9 @@ class AsaWizardApp(App[int]):
         target = self.session.target
         if target is None or target.lab is None:
             return
+        panel = self.exercise_panel
+        if panel is not None:
+            panel.lab_reset()  # changes thrown away count as undone in an exercise
         target.lab.reset()
         self.log_line("Lab reset to the scenario file")
         self.notify("The lab was reset to the scenario.", markup=False)
