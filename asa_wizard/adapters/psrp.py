@@ -160,12 +160,13 @@ class ExchangeRps:
                 raise RpsError(f"{name!r} is not a parameter name.", "Give the parameter's name without '-'.",
                                server=server)
             secrets.extend(_secrets_in(value))
+        wire = [(name, _to_wire(value)) for name, value in (params or {}).items()]  # refuse bad values first
 
         def run(p: _Pool) -> list[dict[str, Any]]:
             ps = PowerShell(p.pool)
             ps.add_cmdlet(cmdlet)
-            for name, value in (params or {}).items():
-                ps.add_parameter(name, _to_wire(value))
+            for name, value in wire:
+                ps.add_parameter(name, value)
             output = ps.invoke()
             errors = list(ps.streams.error)
             try:

@@ -349,11 +349,22 @@ def test_the_powershell_endpoint_hosts_only_microsoft_exchange(lab):
 
 
 def test_the_windows_side_winrs_shell_still_works_next_to_it(lab):
+    """/wsman keeps serving the WinRS cmd shell (Windows-side scripts) on the same listener."""
+    import winrm
+
     w, _ = lab
     with w.rps() as rps:
         rps.invoke(EX01, "Get-Echo", {"Text": "x"})
-    servers = w.exchange_port().inventory("EX01")
-    assert [s.name for s in servers] == ["EX01", "EX02"]
+    user, password = w.exchange.current_credentials()
+    proto = winrm.Protocol(w.endpoint.url_for("EX01"), transport="basic", username=user, password=password,
+                           server_cert_validation="validate", ca_trust_path=w.endpoint.ca_file)
+    shell = proto.open_shell()
+    command = proto.run_command(shell, "hostname")
+    _, stderr, rc = proto.get_command_output(shell, command)
+    proto.cleanup_command(shell, command)
+    proto.close_shell(shell)
+    assert rc == 1 and stderr.startswith(b"'hostname' is not recognized as an internal or external command")
+    assert w.endpoint.command_lines == [("ex01", "hostname")]
 
 
 def test_receive_parses_clixml_from_the_wire_not_a_canned_answer(lab, traffic):
