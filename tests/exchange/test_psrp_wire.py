@@ -71,6 +71,9 @@ class FakeExchange:
     def lab_logons(self, lab: Any) -> dict[str, str]:
         return dict([VIEWER, NO_RPS])
 
+    def session_can_delegate(self, lab: Any, server: str, user: str) -> bool:
+        return user.lower() == VIEWER[0].lower()  # e.g. a CredSSP logon; everyone else: plain network logon
+
     def open_session(self, lab: Any, server: str, user: str, can_delegate: bool) -> Session:
         if user.lower() == NO_RPS[0].lower():
             raise SessionRefused(f"RemotePowerShellEnabled is $false for {user}.")
@@ -111,6 +114,8 @@ class FakeExchange:
                      for e in self.stores.get(found.name, [])]
             return [{"Name": found.name, "Fqdn": found.fqdn, "IsClientAccessServer": True,
                      "AlternateServiceAccountConfiguration": {"EffectiveCredentials": creds}}]
+        if cmdlet == "Get-Token":
+            return [{"Token": Secret("Tok-Secure-String-1"), "Missing": None}]
         if cmdlet == "Get-Echo":
             if params.get("Fail"):
                 raise CmdletError(f"Refused: {params.get('Text')}", category="InvalidArgument", error_id="Echo,X")
@@ -380,3 +385,22 @@ def test_receive_parses_clixml_from_the_wire_not_a_canned_answer(lab, traffic):
         datetime(2025, 12, 31, 23, 59, 58, tzinfo=timezone.utc)
     xml = b"".join(c for c in traffic if b"EffectiveCredentials" in c and b"<Obj" in c)
     assert b'N="EffectiveCredentials"' in xml and b"2025-12-31T23:59:58" in xml
+
+
+def test_a_securestring_in_the_output_arrives_as_a_secret(lab, traffic):
+    w, _ = lab
+    with w.rps() as rps:
+        [out] = rps.invoke(EX01, "Get-Token", {})
+    assert out == {"Token": Secret("Tok-Secure-String-1"), "Missing": None}
+    assert isinstance(out["Token"], Secret)
+    for chunk in traffic:
+        assert b"Tok-Secure-String-1" not in chunk and "Tok-Secure-String-1".encode("utf-16-le") not in chunk
+
+
+def test_the_endpoint_tells_the_model_whether_the_logon_can_delegate(lab):
+    w, model = lab
+    with w.rps() as admin, w.rps(*VIEWER) as viewer:
+        admin.invoke(EX01, "Get-Echo", {"Text": "x"})
+        viewer.invoke(EX02, "Get-Echo", {"Text": "x"})
+    assert [(s.server, s.user, s.can_delegate) for s in model.sessions] == [
+        ("EX01", w.exchange.current_credentials()[0], False), ("EX02", VIEWER[0], True)]
