@@ -175,9 +175,13 @@ class LabPsrpEndpoint:
         return None
 
     def can_delegate(self, server: str, user: str) -> bool:
-        """Whether a session's logon reaches a further server; the model decides, else no (Kerberos default)."""
+        """Whether a session's logon reaches a further server (CredSSP / delegation): the model's
+        `session_can_delegate` hook decides if it has one, else the scenario's `sessions_can_delegate` lab
+        setting, else no (a plain Kerberos network logon)."""
         decide = getattr(self.backend, "session_can_delegate", None)
-        return bool(decide(self.exchange, server, user)) if decide is not None else False
+        if decide is not None:
+            return bool(decide(self.exchange, server, user))
+        return bool(getattr(self.exchange.current_scenario(), "sessions_can_delegate", False))
 
     def open_shells(self) -> int:
         with self._lock:
