@@ -404,3 +404,23 @@ def test_the_endpoint_tells_the_model_whether_the_logon_can_delegate(lab):
         viewer.invoke(EX02, "Get-Echo", {"Text": "x"})
     assert [(s.server, s.user, s.can_delegate) for s in model.sessions] == [
         ("EX01", w.exchange.current_credentials()[0], False), ("EX02", VIEWER[0], True)]
+
+
+def test_large_values_cross_in_several_fragments_both_ways(lab, monkeypatch):
+    w, model = lab
+    big = "".join(chr(0x41 + i % 26) for i in range(700_000))  # larger than one WS-Management envelope
+    actions: list[str] = []
+    original = w.endpoint.psrp.dispatch
+
+    def counting(server: str, user: str, data: bytes):
+        m = re.search(rb"<(?:\w+:)?Action[^>]*>([^<]+)</", data)
+        actions.append(m.group(1).decode().rsplit("/", 1)[-1] if m else "?")
+        return original(server, user, data)
+
+    monkeypatch.setattr(w.endpoint.psrp, "dispatch", counting)
+    with w.rps() as rps:
+        [out] = rps.invoke(EX01, "Get-Echo", {"Text": big})
+    assert out["Received"]["Text"] == "str:" + big
+    assert model.calls[0][3]["Text"] == big
+    # the pipeline did not fit the Command: the client sent the rest with Send operations for that command
+    assert actions[actions.index("Command") + 1] == "Send"
