@@ -6,7 +6,7 @@ shell operations that pypsrp sends, as IIS-hosted `http://<fqdn>/PowerShell` doe
 - Create (resource URI `http://schemas.microsoft.com/powershell/Microsoft.Exchange`, the creationXml holding
   SessionCapability + InitRunspacePool) opens one runspace pool; the session is opened with the lab's Exchange
   model (`exchange_cmdlets.open_session`), which may refuse it (`RemotePowerShellEnabled` is $false): then the
-  Create answers the WS-Management "Access is denied" fault (code 5) with the refusal's text.
+  Create answers a WS-Management access-denied fault (code 5) with the refusal's text.
 - Command (the first fragment of CreatePipeline or GetCommandMetadata in its argument), Send (further
   fragments, the PublicKey of the session-key exchange), Receive (long-polls up to the request's
   OperationTimeout, then the 2150858793 fault pypsrp retries on), Signal (stop / terminate), Delete (close).
@@ -248,7 +248,7 @@ class LabPsrpEndpoint:
         try:
             session = backend.open_session(self.exchange, server, user, self.can_delegate(server, user))
         except backend.SessionRefused as exc:
-            raise WsmanFault(f"Access is denied. {exc}".strip(), FAULT_ACCESS_DENIED) from None
+            raise WsmanFault(str(exc).strip() or "Access is denied.", FAULT_ACCESS_DENIED) from None
         shell_el = body.find("rsp:Shell", NS)
         sid = (shell_el.get("ShellId") if shell_el is not None else None) or str(uuid.uuid4())
         sid = sid.upper()
