@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 import requests
-from pypsrp.complex_objects import ComplexObject
+from pypsrp.complex_objects import ComplexObject, PSInvocationState
 from pypsrp.complex_objects import PSCredential as _PypsrpCredential
 from pypsrp.exceptions import (
     AuthenticationError,
@@ -44,6 +44,7 @@ CMDLET = re.compile(r"^[A-Za-z]+-[A-Za-z0-9]+$")
 PARAMETER = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 FAULT_NOT_IN_CATALOG = 2150858811
 FAULT_ACCESS_DENIED = 5
+FAULT_SHELL_GONE = 2150858843  # 0x8033805B: the shell (runspace pool) is not known to the server
 NO_LANGUAGE = "The syntax is not supported by this runspace"
 
 
@@ -130,6 +131,14 @@ class RpsError(WizardError):
         return self.problem
 
 
+class _ShellGone(Exception):
+    """The server no longer knows the pool's shell and the call did not run."""
+
+    def __init__(self, fault: WSManFaultError) -> None:
+        super().__init__(str(fault))
+        self.fault = fault
+
+
 @dataclass
 class _Pool:
     pool: RunspacePool
@@ -167,7 +176,12 @@ class ExchangeRps:
             ps.add_cmdlet(cmdlet)
             for name, value in wire:
                 ps.add_parameter(name, value)
-            output = ps.invoke()
+            try:
+                output = ps.invoke()
+            except WSManFaultError as exc:
+                if exc.code == FAULT_SHELL_GONE and ps.state == PSInvocationState.NOT_STARTED:
+                    raise _ShellGone(exc) from None  # the server never accepted the command: safe to redo
+                raise
             errors = list(ps.streams.error)
             try:
                 ps.close()
@@ -185,7 +199,12 @@ class ExchangeRps:
             raise RpsError(f"{cmdlet!r} is not a cmdlet name.", "Give a Verb-Noun cmdlet name.", server=server)
 
         def run(p: _Pool) -> frozenset[str]:
-            metas = p.pool.get_command_metadata(cmdlet)
+            try:
+                metas = p.pool.get_command_metadata(cmdlet)
+            except WSManFaultError as exc:
+                if exc.code == FAULT_SHELL_GONE:
+                    raise _ShellGone(exc) from None  # reading metadata changes nothing: safe to redo
+                raise
             names: set[str] = set()
             for meta in metas:
                 if str(meta.name or "").lower() == cmdlet.lower():
@@ -221,24 +240,34 @@ class ExchangeRps:
             return self._server_locks.setdefault(server.lower(), threading.Lock())
 
     def _with_pool(self, server: str, what: str, fn: Callable[[_Pool], Any], secrets: list[Any]) -> Any:
+        """Run `fn` on the server's pool, opening it on first use. A reused pool whose shell the server no
+        longer knows (idle timeout, IIS recycle) is reopened once, when the call provably never ran."""
         with self._server_lock(server):
-            with self._lock:
-                p = self._pools.get(server.lower())
-            if p is None:
-                p = self._open(server)
+            for attempt in (1, 2):
                 with self._lock:
-                    self._pools[server.lower()] = p
-            try:
-                with p.lock:
-                    return fn(p)
-            except RpsError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every library failure becomes an RpsError
-                err = self._translate(server, what, exc, secrets)
-                if err.category == "transport":  # the pool is unusable after a transport failure
+                    p = self._pools.get(server.lower())
+                fresh = p is None
+                if p is None:
+                    p = self._open(server)
+                    with self._lock:
+                        self._pools[server.lower()] = p
+                try:
+                    with p.lock:
+                        return fn(p)
+                except RpsError:
+                    raise
+                except _ShellGone as gone:
                     with self._lock:
                         self._pools.pop(server.lower(), None)
-                raise err from None
+                    if fresh or attempt == 2:
+                        raise self._translate(server, what, gone.fault, secrets) from None
+                except Exception as exc:  # noqa: BLE001 - every library failure becomes an RpsError
+                    err = self._translate(server, what, exc, secrets)
+                    if err.category == "transport":  # the pool is unusable after a transport failure
+                        with self._lock:
+                            self._pools.pop(server.lower(), None)
+                    raise err from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def wsman(self, server: str) -> WSMan:
         """The pypsrp transport for one server (not connected yet): real Exchange gets HTTP on port 80, path

@@ -424,3 +424,15 @@ def test_large_values_cross_in_several_fragments_both_ways(lab, monkeypatch):
     assert model.calls[0][3]["Text"] == big
     # the pipeline did not fit the Command: the client sent the rest with Send operations for that command
     assert actions[actions.index("Command") + 1] == "Send"
+
+
+def test_a_pool_the_server_forgot_is_reopened_once_when_the_call_never_ran(lab):
+    w, model = lab
+    with w.rps() as rps:
+        rps.invoke(EX01, "Get-Echo", {"Text": "before"})
+        w.endpoint.psrp.close_all()  # e.g. the idle timeout ended the session on the server
+        assert rps.invoke(EX01, "Get-Echo", {"Text": "after"})[0]["Received"]["Text"] == "str:after"
+        w.endpoint.psrp.close_all()
+        assert "IncludeAlternateServiceAccountCredentialStatus" in rps.parameters(EX01, "Get-ClientAccessService")
+    assert [s for s, _ in w.endpoint.psrp.creates] == [EX01, EX01, EX01]
+    assert [c[3]["Text"] for c in model.calls] == ["before", "after"]  # each call ran exactly once
