@@ -320,9 +320,8 @@ class LabPsrpEndpoint:
                 raise WsmanFault("The WS-Management service cannot complete the operation within the time "
                                  "specified in OperationTimeout.", FAULT_TIMEOUT)
             chunks = shell.out.pop(cid, [])
-            finished = pipe is not None and pipe.done.is_set() and not chunks
-            if pipe is not None and pipe.done.is_set():
-                finished = True
+            # done is set after the pipeline's last message was queued, so these chunks are all there is
+            finished = pipe is not None and pipe.done.is_set()
         attr = f' CommandId="{cid}"' if cid else ""
         streams = "".join(f'<rsp:Stream Name="stdout"{attr}>{base64.b64encode(c).decode()}</rsp:Stream>'
                           for c in chunks)
