@@ -88,8 +88,9 @@ class RpsSettings:
         if self.auth == "basic" and self.scheme != "https":
             raise RpsError("Basic authentication over plain HTTP would send the password unencrypted.",
                            "Use Kerberos (the Exchange default) or HTTPS.")
-        if self.auth == "basic" and not (self.user and self.password):
-            raise RpsError("Basic authentication needs a user and a password.", "Give both, or use Kerberos.")
+        if self.auth in ("basic", "credssp") and not (self.user and self.password):
+            raise RpsError(f"{'Basic' if self.auth == 'basic' else 'CredSSP'} authentication needs a user and a "
+                           "password.", "Give both, or use Kerberos with a ticket (kinit).")
         if self.operation_timeout < 1 or self.connect_timeout <= 0:
             raise RpsError("The remote PowerShell timeouts must be positive.",
                            "For example connect_timeout=15, operation_timeout=60.")

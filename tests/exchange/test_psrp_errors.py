@@ -128,6 +128,8 @@ def test_bad_names_and_values_are_refused_before_anything_is_sent(lab):
 def test_settings_that_would_expose_credentials_are_refused():
     with pytest.raises(RpsError, match="Basic authentication over plain HTTP"):
         ExchangeRps(RpsSettings(auth="basic", user="CONTOSO\\a", password=Secret("p")))
+    with pytest.raises(RpsError, match="CredSSP authentication needs a user and a password"):
+        ExchangeRps(RpsSettings(auth="credssp", user="CONTOSO\\a"))
     with pytest.raises(RpsError, match="Unknown remote PowerShell authentication 'ntlm'"):
         ExchangeRps(RpsSettings(auth="ntlm"))
 
