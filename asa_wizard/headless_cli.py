@@ -285,7 +285,8 @@ def _open_real(t: Any, *, exchange: bool = True, tls_name: str | None = None):
     if not exchange:
         return Target(label=f"{t.dc}", directory=directory, exchange=None, kerberos=None,
                       insecure_tls=t.insecure_skip_tls_verify), make_probe
-    from .adapters.winrm import WinRmExchange, WinRmSettings
+    from .adapters.exchange import real_exchange
+    from .adapters.winrm import WinRmSettings
 
     w = t.winrm
     winrm_user = w.user or t.user or ""
@@ -298,7 +299,7 @@ def _open_real(t: Any, *, exchange: bool = True, tls_name: str | None = None):
     settings = WinRmSettings(transport=w.transport, user=winrm_user, password=winrm_password, scheme=w.scheme,
                              port=w.port, ca_file=w.ca_file, validate_certificate=not w.insecure_skip_tls_verify)
     settings.check()
-    return Target(label=f"{t.dc}", directory=directory, exchange=WinRmExchange(settings), kerberos=None,
+    return Target(label=f"{t.dc}", directory=directory, exchange=real_exchange(settings), kerberos=None,
                   insecure_tls=t.insecure_skip_tls_verify or w.insecure_skip_tls_verify), make_probe
 
 

@@ -402,7 +402,7 @@ class GssKerberosProbe:
 
     def _present(self, server: ExchangeServer, namespace: str, spn: str, path: str, ctx, token: bytes,
                  client: str | None) -> ProbeResult:
-        enctype, _ = ticket_info(token)
+        enctype, kvno = ticket_info(token)
         target = self.addresses.get(server.name.lower()) or f"{server.fqdn or server.name}:{443 if self.tls else 80}"
         host, _, port = target.rpartition(":")
         try:
@@ -416,7 +416,7 @@ class GssKerberosProbe:
         outcome, detail = classify(answer, lambda t: ctx.step(t))
         if outcome == ProbeOutcome.ACCEPTED and client is None:
             client = answer.body.removeprefix("accepted: ").strip() or None
-        return ProbeResult(server.name, spn, outcome, detail, enctype=enctype, client=client, at=_now())
+        return ProbeResult(server.name, spn, outcome, detail, enctype=enctype, client=client, at=_now(), kvno=kvno)
 
     def close(self) -> None:
         """Forget the private caches this probe made (their tickets go with them)."""

@@ -4,10 +4,11 @@ made again, an object that moved away from the plan stops that change (StaleObje
 every change that depends on it; the others go on. Cancellation stops between changes. `resume` finishes a run
 from its journal; `undo` reverses the done changes newest first.
 
-The credential rollout (roll-generate / roll-copy) is run by the rollout engine (core.rollout), the same one
-the wizard's rollout step uses: its bounded concurrency (the plan's), cancellation, per-server verification,
-journal records (the plan's own changes, with what undo needs) and its resume that never generates a second
-password. Its per-server outcome becomes this run's result and progress.
+The credential rollout (roll-generate / roll-push / roll-ad-password, or roll-copy) is run by the rollout engine
+(core.rollout), the same one the wizard's rollout step uses: a new password pushed to every server before the
+AD password is reset once, bounded concurrency (the plan's), cancellation, per-server verification, journal
+records (the plan's own changes, with what undo needs). Its per-server outcome becomes this run's result and
+progress.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .plan import Plan
 from .ports import DirectoryPort, ExchangePort
 from .rollout import Phase, Rollout, RolloutEvent, RolloutRequest
 
-ROLL_ACTIONS = ("roll-generate", "roll-copy")
+ROLL_ACTIONS = ("roll-generate", "roll-push", "roll-copy", "roll-ad-password")
+SERVER_ROLLS = ("roll-generate", "roll-push", "roll-copy")
 
 
 @dataclass
@@ -217,14 +219,17 @@ class Executor:
                     self._failed(c, str(_no_exchange()), self._index)
             return
         pending_ids = {c.id for c in pending}
-        rolls = [c for c in plan.changes if c.action in ROLL_ACTIONS and (c.id in admitted or c.id not in pending_ids)]
+        every = [c for c in plan.changes if c.action in ROLL_ACTIONS and (c.id in admitted or c.id not in pending_ids)]
+        rolls = [c for c in every if c.action in SERVER_ROLLS]
+        ad_change = next((c for c in every if c.action == "roll-ad-password"), None)
         by_server = {c.target: c for c in rolls}
-        generate = next((c for c in rolls if c.action == "roll-generate"), None)
+        generate = next((c for c in rolls if c.action in ("roll-generate", "roll-push")), None)
         account = plan.asa or (generate.params["account"] if generate else "")
         request = RolloutRequest(account=account, servers=[_planned_server(c) for c in rolls],
                                  source=None if generate else rolls[0].params["source"],
-                                 concurrency=plan.concurrency, generate_on=generate.target if generate else None,
-                                 planned=rolls)
+                                 concurrency=plan.concurrency,
+                                 generate_on=next((c.target for c in rolls if c.action == "roll-generate"), None),
+                                 planned=every)
         indices: dict[str, int] = {}
 
         def on_event(ev: RolloutEvent) -> None:
@@ -240,12 +245,25 @@ class Executor:
 
         start = max((e.seq for e in self.journal.events()), default=0)
         report = Rollout(self.exchange, self.journal, request, progress=on_event, cancel=self.cancel,
-                         pwd_last_set=self._pwd_last_set(account)).run()
+                         pwd_last_set=self._pwd_last_set(account), directory=self.directory).run()
         recorded = [e for e in self.journal.events() if e.seq > start and e.change_id in admitted]
         done = [e.change_id for e in recorded if e.event == "done"]
         for cid in dict.fromkeys(done):  # in the order the journal recorded them (undo goes newest first)
-            if report.servers[plan.change(cid).target].phase == Phase.VERIFIED:
+            if ad_change is not None and cid == ad_change.id:
+                with self._lock:
+                    self._index += 1
                 self._result.done.append(cid)
+                self._say(ad_change, "done", self._index, "the ASA's password was reset in AD once, after every push")
+            elif report.servers[plan.change(cid).target].phase == Phase.VERIFIED:
+                self._result.done.append(cid)
+        if ad_change is not None and ad_change.id in admitted and not report.ad_changed:
+            with self._lock:
+                self._blocked.add(ad_change.id)
+            why = next((b for b in report.blocked if "Active Directory was NOT changed" in b),
+                       "Active Directory was not changed: not every server holds the new credential.")
+            if not any(e.change_id == ad_change.id for e in recorded):
+                self.journal.write("failed", ad_change, message=why)
+            self._result.failed[ad_change.id] = why
         for c in rolls:
             p = report.servers[c.target]
             if c.id not in admitted or p.phase == Phase.VERIFIED:
@@ -378,6 +396,8 @@ class Executor:
             d.set_uac(u["dn"], int(u["value"]))
         elif a == "set-delegate-to":
             d.set_delegate_to(u["dn"], list(u.get("spns") or []))
+        elif a == "roll-ad-password":
+            return "a password reset cannot be undone: the servers keep the credential they hold"
         elif a in ROLL_ACTIONS:
             if not u.get("remove"):
                 return "the server held a credential before: the new one stays (the old password cannot return)"

@@ -35,10 +35,10 @@ STEPS: tuple[Step, ...] = (
          "encryption types.",
          ("create-account", "set-enctypes")),
     Step("rollout", "Credential rollout",
-         "Give every Exchange server the ASA credential with Microsoft's RollAlternateServiceAccountPassword.ps1: "
-         "generate it on the first server, copy it to the others; servers that already hold the current "
-         "credential are left alone.",
-         ("roll-generate", "roll-copy")),
+         "Give every Exchange server the ASA credential in the order that never breaks Kerberos: a new password "
+         "pushed to every server through its Exchange endpoint first, then the password reset in AD once; a "
+         "server joining servers that hold the current password gets a -CopyFrom; the others are left alone.",
+         ("roll-generate", "roll-push", "roll-copy", "roll-ad-password")),
     Step("spns", "Service principal names",
          "Register HTTP/<namespace> on the ASA for every load-balanced name, only once every server behind the "
          "name holds the credential; move an SPN from another account only when that owner was named.",

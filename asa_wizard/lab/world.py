@@ -67,7 +67,11 @@ class LabWorld:
         return self.directory.port()
 
     def exchange_port(self) -> ExchangePort:
-        return self.start_endpoint().port()
+        """Exchange cmdlets over ExchangeRps to each server's /PowerShell, Windows-side scripts over WinRM."""
+        from ..adapters.exchange import EndpointExchange
+
+        endpoint = self.start_endpoint()
+        return EndpointExchange(endpoint.rps(), endpoint.port())
 
     def rps_settings(self, user: str | None = None, password: str | None = None):
         """`RpsSettings` for the lab's /PowerShell endpoints (Basic over HTTPS with the lab CA; `host_override`

@@ -89,7 +89,8 @@ class WizardSession:
         """Connect to a real domain with the settings from the Target step (certificates validated unless the
         user opted out, which the target then carries so the header can show it)."""
         from ..adapters.ldap import LdapDirectory, LdapSettings
-        from ..adapters.winrm import WinRmExchange, WinRmSettings
+        from ..adapters.exchange import real_exchange
+        from ..adapters.winrm import WinRmSettings
 
         directory = LdapDirectory(LdapSettings(host=form.dc, mode=form.ldap_mode, bind=form.bind, user=form.user,
                                                password=password if form.bind != "kerberos" else None,
@@ -99,7 +100,7 @@ class WizardSession:
                                  validate_certificate=not form.insecure_tls)
         settings.check()
         self.close()
-        self.target = Target(label=f"{form.dc}", directory=directory, exchange=WinRmExchange(settings),
+        self.target = Target(label=f"{form.dc}", directory=directory, exchange=real_exchange(settings),
                              kerberos=None, insecure_tls=form.insecure_tls)
         self.scenario_name = None
         self.env = None
@@ -298,7 +299,7 @@ class WizardSession:
             return account.pwd_last_set if account else None
 
         return run_rollout(target.exchange, self.open_journal(), request, progress=progress, cancel=cancel,
-                           pwd_last_set=pwd_last_set)
+                           pwd_last_set=pwd_last_set, directory=target.directory)
 
 
 def default_answers(scenario: Any, name: str, dry_run: bool) -> Any:

@@ -150,7 +150,7 @@ def test_the_world_probe_sees_changes_made_through_the_adapters():
         probe = world.kerberos_probe()
         exch2019 = ExchangeServer(name="Exch-2019", fqdn="exch-2019.tailspintoys.ca")
         assert probe.probe_server(exch2019, "mail.tailspintoys.ca").outcome == ProbeOutcome.REJECTED
-        result = world.exchange_port().roll_copy("exch-2019.tailspintoys.ca", "exch-2016.tailspintoys.ca")
+        result = world.exchange_port().copy_credentials("exch-2019.tailspintoys.ca", "exch-2016.tailspintoys.ca")
         assert result.outcome.value.startswith("succeeded"), result.message
         assert probe.probe_server(exch2019, "mail.tailspintoys.ca").outcome == ProbeOutcome.ACCEPTED
         # and the server's own IIS log, fetched over WinRM, shows the earlier failure
