@@ -105,6 +105,9 @@ class RolloutRequest:
     generate_on: str | None = None  # the server whose change is the plan's roll-generate (journal ids only)
     planned: list[Change] = field(default_factory=list)  # a plan's roll changes: journalled as they are
     namespaces: list[str] = field(default_factory=list)  # host names to prove the key version on (with a probe)
+    # "native" (default): the wizard pushes and resets AD. "script": Microsoft's RollAlternateServiceAccountPassword.ps1
+    # run on the first server over WinRM, only after the pre-flight proved the second hop (CredSSP/delegation).
+    method: str = "native"
 
 
 @dataclass
@@ -280,6 +283,8 @@ class Rollout:
             self._copy_mode(self._name_of(self.request.source), history)
         elif AD_ID in history and history[AD_ID].state == "done":
             self._finish_after_ad(history)
+        elif self.request.method == "script":
+            self._script_roll()
         else:
             self._native_roll()
         return self._finish()
@@ -411,6 +416,48 @@ class Rollout:
                            message=f"password reset; msDS-KeyVersionNumber {kvno}")
         self._emit(RolloutEvent("", Phase.DONE, "ad", f"the ASA's password was reset in AD (key version {kvno})"))
         self._parallel(lambda n: self._verify(n, asa), holding)
+
+    # --- Microsoft's script (an option) --------------------------------------------------------------
+    def _script_roll(self) -> None:
+        """RollAlternateServiceAccountPassword.ps1 -ToSpecificServers <all> -GenerateNewPasswordFor, on the first
+        server, only after the pre-flight proved the second hop: from inside a session on that server, a session
+        to every other server's endpoint and a bind to a DC (the script does both with the caller's identity)."""
+        if not self._preflight():
+            return
+        names = list(self.report.servers)
+        first = names[0]
+        run_on = self.report.servers[first].address
+        problems: list[tuple[str, str]] = []
+        for other in names[1:] or names[:1]:
+            problems += self.exchange.second_hop(run_on, self.report.servers[other].address)
+        if problems:
+            for name in names:
+                self._set(name, Phase.FAILED if name == first else Phase.SKIPPED,
+                          "Microsoft's script cannot run here: " + " ".join(dict.fromkeys(p for p, _ in problems)),
+                          fix=problems[0][1])
+            return
+        for name in names:
+            self._set(name, Phase.RUNNING, f"Microsoft's script pushes to {name}", action="push")
+        change = Change(id=generate_id(first), system=System.EXCHANGE, action="roll-generate", target=first,
+                        summary=f"RollAlternateServiceAccountPassword.ps1 on {first} for {', '.join(names)}",
+                        attribute="AlternateServiceAccountCredential", old=self._before.get(first),
+                        new=self.request.account, params={"account": self.request.account, "server": run_on},
+                        commands=[f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers "
+                                  f"{','.join(ps(self.report.servers[n].address) for n in names)} "
+                                  f"-GenerateNewPasswordFor {ps(self.request.account)}"], step="rollout")
+        self.journal.write("intent", change)
+        result = self.exchange.roll_with_script(run_on, [self.report.servers[n].address for n in names],
+                                                self.request.account)
+        self.report.servers[first].log_excerpt = result.log_excerpt
+        if result.outcome == RollOutcome.FAILED:
+            self.journal.write("failed", change, message=f"{result.message} — {result.fix}")
+            for name in names:
+                self._set(name, Phase.FAILED, result.message, fix=result.fix)
+            return
+        self.journal.write("done", change, undo={"server": run_on, "remove": False}, message=result.message)
+        self.report.generated = self.report.ad_changed = True
+        asa = self._asa()
+        self._parallel(lambda n: self._verify(n, asa), names)
 
     def _asa(self) -> Account | None:
         sam = self.request.account.split("\\")[-1]
