@@ -496,11 +496,14 @@ class Rollout:
                     continue
             verdict = credential_verdict(server, fresh, self.request.account, probes)
         else:
+            # without a probe the credential list is all there is: the push's own read-back when there was one
+            # (re-reading the same list proves nothing more), else a read of the server
             try:
-                state = self.exchange.read_server(p.address)
-                p.latest = state.server.asa_latest
-                server.asa_latest, server.asa_previous = state.server.asa_latest, state.server.asa_previous
-                server.asa_state_known = True
+                if p.latest is None or p.action not in ("push", "generate"):
+                    state = self.exchange.read_server(p.address)
+                    p.latest = state.server.asa_latest
+                    server.asa_previous = state.server.asa_previous
+                server.asa_latest, server.asa_state_known = p.latest, True
             except WizardError as exc:
                 self._set(name, Phase.FAILED, f"cannot verify {name}: {exc.problem}", fix=exc.fix)
                 return
