@@ -161,15 +161,19 @@ def test_apply_rolls_out_through_the_engine(tmp_path):
     r = run(tmp_path, "apply", "--answers", str(answers), "--yes")
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.startswith("[")]
-    pushes = [n for n, line in enumerate(lines) if "done" in line.split()[1] and "push" in line.lower()]
+    pushes = [n for n, line in enumerate(lines) if "done" in line.split()[1]
+              and ("and push it to" in line or "Push the new" in line)]
     reset = next(n for n, line in enumerate(lines) if "done" in line.split()[1] and "Reset the password" in line)
     assert len(pushes) == 4 and max(pushes) < reset  # AD changes once, after every server holds the new password
     for n in (1, 2, 3, 4):
         assert f"EX0{n} holds the current CONTOSO\\EXASA$ password" in r.stderr  # the engine's verification
     (journal,) = (tmp_path / "journals").glob("*.jsonl")
     done = [json.loads(line) for line in journal.read_text().splitlines() if '"event": "done"' in line]
-    rolls = {e["change"]["target"]: e for e in done if e["change"]["step"] == "rollout"}
+    rolls = {e["change"]["target"]: e for e in done if e["change"]["step"] == "rollout"
+             and e["change"]["system"] == "exchange"}
     assert sorted(rolls) == ["EX01", "EX02", "EX03", "EX04"]
+    (reset,) = [e for e in done if e["change"]["id"] == "rollout.ad-password"]
+    assert reset["seq"] > max(e["seq"] for e in rolls.values())  # AD after every push
     assert rolls["EX04"]["undo"] == {"server": "ex04.contoso.com", "remove": True}
     assert rolls["EX04"]["change"]["new"]["account"] == "CONTOSO\\EXASA$"
 
