@@ -88,7 +88,7 @@ def main() -> None:
         marks: dict[str, int] = {}
 
         def on_event(ev) -> None:
-            if ev.action == "ad":
+            if "reset in AD" in ev.message and "ad" not in marks:
                 marks["ad"] = len(world.exchange.cmdlets)
 
         t0 = time.perf_counter()

@@ -31,8 +31,8 @@ Per-server states: pending -> running -> done (holds the new credential, AD not 
 failed (reason and fix), or skipped. Cancellation: running pushes finish, nothing new starts, AD is not changed.
 
 Progress callback contract: `progress(event)` is called from worker threads, never two calls at once (the
-engine serialises them), in the order the states changed; `progress` is also called once after the AD change
-(server "", phase DONE, "AD"). It must return quickly and must not call back into the engine. An exception
+engine serialises them), in the order the states changed (after the AD change each server gets a DONE event
+saying so). It must return quickly and must not call back into the engine. An exception
 raised by the callback is kept in `RolloutReport.callback_error` and never stops the rollout.
 """
 
@@ -414,7 +414,8 @@ class Rollout:
         self.report.key_version = kvno
         self.journal.write("done", change, undo={"dn": asa.dn, "keep": True},
                            message=f"password reset; msDS-KeyVersionNumber {kvno}")
-        self._emit(RolloutEvent("", Phase.DONE, "ad", f"the ASA's password was reset in AD (key version {kvno})"))
+        for name in holding:  # every server row says it: the new credential is now the valid one
+            self._set(name, Phase.DONE, f"the ASA's password was reset in AD (key version {kvno}); verifying {name}")
         self._parallel(lambda n: self._verify(n, asa), holding)
 
     # --- Microsoft's script (an option) --------------------------------------------------------------
