@@ -3,7 +3,8 @@
 #
 #   ./dev.sh lab [SCENARIO]   install into .venv (once) and open the wizard on the embedded training lab
 #   ./dev.sh test [ARGS...]   install everything (apt: Samba AD DC, MIT Kerberos; pip: the project with its
-#                             test extras) and run the whole test suite; ARGS go to pytest
+#                             test extras), run ruff (pyproject.toml [tool.ruff]) and the whole test suite;
+#                             ARGS go to pytest
 #   ./dev.sh install          only the installation part of `test`
 #
 # Everything the project needs is installed by this script; nothing is expected on the machine beforehand
@@ -54,6 +55,7 @@ case "${1:-}" in
     test)
         shift
         apt_install; venv; "$VENV/bin/python" -m pip install -q -e '.[test]'
+        "$VENV/bin/python" -m ruff check .
         set +e
         "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
         rc=$?
@@ -62,5 +64,5 @@ case "${1:-}" in
         exit "$rc"
         ;;
     *)
-        sed -n '2,11p' "$0"; exit 2 ;;
+        sed -n '2,12p' "$0"; exit 2 ;;
 esac

@@ -78,16 +78,39 @@ def main(argv: list[str] | None = None) -> int:
                 "report": headless_cli.cmd_report}
     try:
         return handlers[args.command](args)
-    except WizardError as exc:
-        from rich.markup import escape
-
-        c = _console(stderr=True)
-        c.print(f"[bold red]Error:[/] {escape(exc.problem)}")
-        if exc.fix:
-            c.print(f"[bold]Fix:[/] {escape(exc.fix)}")
-        return 3
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # every failure is the tool's own error: problem and fix, exit 3, no traceback
+        return _report_error(as_wizard_error(exc, args.command))
+
+
+def as_wizard_error(exc: BaseException, command: str = "") -> WizardError:
+    """Any failure as a WizardError: the tool's own ones as they are, anything else named plainly."""
+    if isinstance(exc, WizardError):
+        return exc
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return WizardError(f"{exc.strerror or type(exc).__name__}{where}.",
+                           "Check the path, its permissions and the free space, then run the command again.")
+    if isinstance(exc, UnicodeError):
+        return WizardError(f"Text that is not valid UTF-8 was met ({exc}).",
+                           "Save the file as UTF-8, then run the command again.")
+    return WizardError(f"asa-wizard {command} stopped on an unexpected {type(exc).__name__}: {exc}",
+                       "Nothing after this point was done. Run the command again; if it repeats, report it with "
+                       "this message (the journal, if any, shows what was done).")
+
+
+def _report_error(exc: WizardError) -> int:
+    from .core.text import markup_safe
+
+    try:
+        c = _console(stderr=True)
+        c.print(f"[bold red]Error:[/] {markup_safe(exc.problem)}")
+        if exc.fix:
+            c.print(f"[bold]Fix:[/] {markup_safe(exc.fix)}")
+    except Exception:  # the console itself failed (a closed stream): plain text as a last resort
+        print(f"Error: {exc}", file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ the PSRP layer encrypts with the runspace pool's session key: never in a script 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import WizardError
-from ..core.model import AsaCredential, ExchangeServer, IisAuth, Service, VirtualDirectory
+from ..core.hosts import require_host
+from ..core.model import AsaCredential, ExchangeServer, ExtendedProtection, IisAuth, Service, VirtualDirectory
 from ..core.ports import Preflight, RollOutcome, RollResult, ServerState
 from ..core.secrets import Secret
 from .psrp import PsCredential
@@ -223,7 +225,7 @@ class EndpointExchange:
         creds = [c for c in creds if c.password is not None]
         if not creds:
             return RollResult(server, RollOutcome.FAILED,
-                              f"{source} holds no credential to copy: -CopyFrom would leave {server} with none.",
+                              f"{source} holds no credential to copy: a copy would leave {server} with none.",
                               "Copy from a server that holds the current credential, or roll a new password.")
         try:
             self.rps.invoke(server, "Set-ClientAccessService", {
@@ -245,6 +247,7 @@ class EndpointExchange:
     def second_hop(self, server: str, other: str) -> list[tuple[str, str]]:
         if self.windows is None:
             return [("The hop cannot be tested: WinRM is not connected.", "Give the WinRM settings.")]
+        require_host(other, "Exchange server name")  # the hop's script builds http://<other>/PowerShell/ from it
         d = self.windows.hop_check(server, other)
         problems = []
         if d["session"]:
@@ -300,6 +303,14 @@ class EndpointExchange:
 
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
         return self._win().fetch_log(server, kind, max_lines)
+
+    def read_extended_protection(self, server: str) -> ExtendedProtection:
+        """IIS's tokenChecking and ExSetup's version over WinRM (Windows-side), Outlook Anywhere's SSLOffloading
+        through the server's Exchange endpoint."""
+        ep = self._win().read_extended_protection(server)
+        rows = self.rps.invoke(server, "Get-OutlookAnywhere", {"Server": server})
+        offload = rows[0].get("SSLOffloading") if rows else None
+        return dataclasses.replace(ep, ssl_offloading=None if offload is None else bool(offload))
 
     def close(self) -> None:
         self.rps.close()

@@ -6,11 +6,16 @@
   user typed (through the krb5 library, into a private in-memory cache: never argv, never a file).
 - `service_ticket`: a Kerberos context for HTTP/<namespace>@REALM; the ticket's encryption type and key
   version are read from the AP-REQ inside the token.
-- `probe_server`: sends `Authorization: Negotiate <SPNEGO token>` straight to the server's address with the
-  namespace as Host header and as TLS server name (certificate validated for the namespace), on an
-  endpoint that requires Windows authentication, and classifies the answer: accepted (200, a Kerberos
-  reply token), NTLM fallback (the server answered with an NTLM token `TlRMTVNT...` or offers only NTLM),
-  rejected (401 after our Kerberos token, or a KRB-ERROR such as KRB_AP_ERR_MODIFIED in the reply).
+- `probe_server`: per client path (Autodiscover, EWS, MAPI, Outlook Anywhere, ActiveSync) one TLS connection
+  straight to the server's address with the namespace as Host header, TLS server name (SNI) and certificate
+  name (validated), and a SPNEGO token carrying that connection's channel binding (RFC 5929
+  `tls-server-end-point`: the hash of the certificate the server presented, as Windows clients bind under
+  Extended Protection). The answer is classified: accepted (not 401, and the server's mutual-authentication
+  token verifies), NTLM fallback (an NTLM token `TlRMTVNT...`, or only NTLM offered), not offered (only
+  Basic), rejected (401 after our token, or a KRB-ERROR such as KRB_AP_ERR_MODIFIED), any other status with
+  its meaning. A path that refuses the bound token is asked once more without a binding: accepted then means
+  the server checked another TLS connection's binding (a TLS-terminating device in front of it).
+  Plain HTTP is refused unless the caller asks for it (`tls=False, allow_http=True`).
 - `s4u`: TGT of the gateway's service account (its keytab or password), `impersonate()` (S4U2Self) and a
   context to the target SPN (S4U2Proxy); a KDC refusal is reported as KDC_ERR_BADOPTION.
 
@@ -36,9 +41,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from ..core.errors import AuthenticationFailed, OperationTimeout
+from ..core.errors import AuthenticationFailed, OperationTimeout, PolicyRefused
 from ..core.model import ExchangeServer
-from ..core.ports import ProbeOutcome, ProbeResult, TicketResult
+from ..core.ports import (
+    CLIENT_PATHS,
+    ClientPath,
+    PathResult,
+    ProbeOutcome,
+    ProbeResult,
+    TicketResult,
+    client_path,
+    overall_outcome,
+)
 from ..core.secrets import Secret, redact
 
 T = TypeVar("T")
@@ -63,6 +77,12 @@ _KDC_WORDS = [
     (re.compile(r"integrity check failed|BAD_INTEGRITY|Message stream modified|AP_ERR_MODIFIED", re.I),
      "KRB_AP_ERR_MODIFIED"),
     (re.compile(r"Clock skew too great", re.I), "KRB_AP_ERR_SKEW"),
+    # this machine's side (the checks report these as "could not run", not as the domain's failure)
+    (re.compile(r"Cannot find KDC for realm|Cannot resolve network address for KDC|does not specify default realm",
+                re.I), "KRB5_KDC_UNKNOWN"),
+    (re.compile(r"Cannot contact any KDC", re.I), "KRB5_KDC_UNREACH"),
+    (re.compile(r"No Kerberos credentials available|No credentials cache found|credentials cache .*not found",
+                re.I), "KRB5_FCC_NOFILE"),
 ]
 
 
@@ -168,6 +188,27 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         sock = socket.create_connection((self.host, self.port), self.timeout)
         self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
 
+    def peer_certificate(self) -> bytes | None:
+        """The DER certificate the server presented on this connection (connects first if needed)."""
+        if self.sock is None:
+            self.connect()
+        return self.sock.getpeercert(binary_form=True) if isinstance(self.sock, ssl.SSLSocket) else None
+
+
+def tls_server_end_point(certificate_der: bytes) -> bytes:
+    """RFC 5929 channel binding data of a TLS connection: 'tls-server-end-point:' + the hash of the server's
+    certificate with its signature's hash algorithm (SHA-256 for MD5 and SHA-1), as Windows computes it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    cert = x509.load_der_x509_certificate(certificate_der)
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None or algorithm.name in ("md5", "sha1"):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(certificate_der)
+    return b"tls-server-end-point:" + digest.finalize()
+
 
 @dataclass
 class HttpAnswer:
@@ -176,8 +217,17 @@ class HttpAnswer:
     body: str
 
 
+def _send(conn: http.client.HTTPConnection, method: str, path: str, namespace: str, token: bytes) -> HttpAnswer:
+    conn.request(method, path, body=b"", headers={
+        "Host": namespace, "Authorization": "Negotiate " + base64.b64encode(token).decode(),
+        "User-Agent": "asa-wizard-kerberos-probe", "Content-Length": "0"})
+    resp = conn.getresponse()
+    body = resp.read(4096).decode("utf-8", "replace")
+    return HttpAnswer(resp.status, resp.headers.get_all("WWW-Authenticate") or [], body)
+
+
 def negotiate_request(address: str, port: int, namespace: str, path: str, token: bytes, *, tls: bool,
-                      context: ssl.SSLContext | None, timeout: float) -> HttpAnswer:
+                      context: ssl.SSLContext | None, timeout: float, method: str = "POST") -> HttpAnswer:
     """One request with `Authorization: Negotiate` to `address`, Host (and TLS name) = `namespace`."""
     if tls:
         conn: http.client.HTTPConnection = _PinnedHTTPSConnection(address, port, namespace,
@@ -185,14 +235,30 @@ def negotiate_request(address: str, port: int, namespace: str, path: str, token:
     else:
         conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
-        conn.request("POST", path, body=b"", headers={
-            "Host": namespace, "Authorization": "Negotiate " + base64.b64encode(token).decode(),
-            "User-Agent": "asa-wizard-kerberos-probe", "Content-Length": "0"})
-        resp = conn.getresponse()
-        body = resp.read(4096).decode("utf-8", "replace")
-        return HttpAnswer(resp.status, resp.headers.get_all("WWW-Authenticate") or [], body)
+        return _send(conn, method, path, namespace, token)
     finally:
         conn.close()
+
+
+# What an answer other than 401 means when it comes back for our token on an Exchange path.
+STATUS_MEANINGS = {
+    200: "OK",
+    400: "the application refused the probe's empty request after authentication",
+    403: "forbidden: SSL settings, client certificate or IP restrictions of the virtual directory",
+    404: "the virtual directory does not exist on this server",
+    405: "the method is not allowed on this path",
+    440: "login timeout (forms-based authentication answered)",
+    449: "ActiveSync asks the device to retry with a command (authentication passed)",
+    451: "ActiveSync redirects the device to another server",
+    500: "the application failed after authentication",
+    502: "a proxy between could not reach the server",
+    503: "the service is unavailable: application pool stopped or the server is in maintenance",
+    504: "a proxy between timed out",
+}
+
+
+def status_meaning(status: int) -> str:
+    return STATUS_MEANINGS.get(status, "unexpected status")
 
 
 def classify(answer: HttpAnswer, complete: Callable[[bytes], None]) -> tuple[ProbeOutcome, str]:
@@ -205,25 +271,31 @@ def classify(answer: HttpAnswer, complete: Callable[[bytes], None]) -> tuple[Pro
     offers = {c.strip().split(" ")[0].lower() for c in answer.challenges if c.strip()}
     if any(t.startswith("TlRMTVNT") for t in tokens):
         return ProbeOutcome.NTLM_FALLBACK, "the server answered with an NTLM token (TlRMTVNT...)"
-    if answer.status == 200:
+    if answer.status != 401:
+        meaning = f"HTTP {answer.status}" + (f" ({status_meaning(answer.status)})" if answer.status != 200 else "")
+        if not tokens:
+            detail = " ".join(answer.body.split())[:200]
+            return ProbeOutcome.ERROR, (f"{meaning} without a Kerberos answer: the server did not show it read the "
+                                        "ticket" + (f" ({detail})" if detail else ""))
         for t in tokens:
             try:
                 complete(base64.b64decode(t))
             except Exception as exc:  # noqa: BLE001 - any failure to verify is reported, not raised
                 return ProbeOutcome.REJECTED, f"mutual authentication failed: {_describe_gss(exc)}"
-        return ProbeOutcome.ACCEPTED, "Kerberos" + (" (mutual authentication)" if tokens else "")
-    if answer.status == 401:
-        for t in tokens:
-            err = krb_error(base64.b64decode(t))
-            if err:
-                return ProbeOutcome.REJECTED, f"{err}: the server could not decrypt the ticket"
-        if "negotiate" not in offers and "ntlm" in offers:
-            return ProbeOutcome.NTLM_FALLBACK, "the server offers only NTLM on this endpoint"
-        detail = " ".join(answer.body.split())[:300]
-        name = kerberos_error_name(detail) or "KRB_AP_ERR_MODIFIED"
-        return ProbeOutcome.REJECTED, f"{name}: the server refused the Kerberos ticket" + (
-            f" ({detail})" if detail else "")
-    return ProbeOutcome.ERROR, f"HTTP {answer.status}: {' '.join(answer.body.split())[:200]}"
+        return ProbeOutcome.ACCEPTED, f"Kerberos (mutual authentication); {meaning}"
+    for t in tokens:
+        err = krb_error(base64.b64decode(t))
+        if err:
+            return ProbeOutcome.REJECTED, f"{err}: the server could not decrypt the ticket"
+    if "negotiate" not in offers and "ntlm" in offers:
+        return ProbeOutcome.NTLM_FALLBACK, "the server offers only NTLM on this endpoint"
+    if offers and "negotiate" not in offers:
+        return ProbeOutcome.NOT_OFFERED, ("HTTP 401 offering " + ", ".join(sorted(o.capitalize() for o in offers))
+                                          + " only: Windows authentication is off on this path")
+    detail = " ".join(answer.body.split())[:300]
+    name = kerberos_error_name(detail) or "KRB_AP_ERR_MODIFIED"
+    return ProbeOutcome.REJECTED, f"{name}: the server refused the Kerberos ticket" + (
+        f" ({detail})" if detail else "")
 
 
 # --- the probe ------------------------------------------------------------------------------------------
@@ -254,7 +326,13 @@ class GssKerberosProbe:
     def __init__(self, realm: str, *, ccache: str | Path | None = None, principal: str | None = None,
                  password: Secret | None = None, seg_keytab: str | Path | None = None,
                  seg_password: Secret | None = None, tls: bool = True, ca_file: str | None = None,
-                 verify_tls: bool = True, addresses: dict[str, str] | None = None, timeout: float = 15.0) -> None:
+                 verify_tls: bool = True, addresses: dict[str, str] | None = None, timeout: float = 15.0,
+                 allow_http: bool = False) -> None:
+        if not tls and not allow_http:
+            raise PolicyRefused(
+                "The Kerberos proof over plain HTTP was refused: it is not how clients reach Exchange, proves no "
+                "channel binding (Extended Protection) and sends the ticket unprotected.",
+                "Use HTTPS (the default); only for a test endpoint pass allow_http=True explicitly.")
         self.realm = realm.upper()
         self.timeout = timeout
         self.tls = tls
@@ -276,8 +354,8 @@ class GssKerberosProbe:
 
     def describe(self) -> str:
         who = self._principal or "the current ticket cache"
-        tls = "HTTPS, certificates validated" if self.tls and self.verify_tls else (
-            "HTTPS WITHOUT certificate validation" if self.tls else "plain HTTP")
+        tls = "HTTPS with channel binding, certificates validated" if self.tls and self.verify_tls else (
+            "HTTPS WITHOUT certificate validation" if self.tls else "plain HTTP (asked for explicitly)")
         return f"Kerberos (GSSAPI) as {who} in {self.realm}; {tls}"
 
     # --- credentials ----------------------------------------------------------------------------------
@@ -306,7 +384,13 @@ class GssKerberosProbe:
         try:
             _bounded(run, self.timeout, f"kinit {full}")
         except krb5.Krb5Error as exc:
-            raise AuthenticationFailed(f"The KDC refused a ticket for {full}: {redact(str(exc), password)}",
+            text = redact(str(exc), password)
+            name = kerberos_error_name(text)
+            if name in ("KRB5_KDC_UNKNOWN", "KRB5_KDC_UNREACH", "KRB_AP_ERR_SKEW"):
+                raise AuthenticationFailed(f"{name}: no ticket for {full} could be had from this machine: {text}",
+                                           "Fix this machine's Kerberos configuration (krb5.conf: the realm's KDC), "
+                                           "its reach of port 88 or its clock.") from None
+            raise AuthenticationFailed(f"The KDC refused a ticket for {full}: {text}",
                                        "Check the user name, the password (or keytab) and the realm.") from None
         with self._lock:
             self._own_ccaches.append(name)
@@ -327,19 +411,23 @@ class GssKerberosProbe:
             return gssapi.Credentials(usage="initiate", store={"ccache": cache})
         return gssapi.Credentials(usage="initiate")
 
-    def _context_for(self, spn: str, creds, spnego: bool):
+    def _context_for(self, spn: str, creds, spnego: bool, bindings: bytes | None = None):
+        """A client context for `spn`; `bindings` is the channel binding application data (None: unbound)."""
         if self._sspi:
             import spnego
+            from spnego.channel_bindings import GssChannelBindings
 
             service, _, host = spn.partition("/")
-            return spnego.client(hostname=host, service=service,
-                                 protocol="negotiate" if spnego else "kerberos")
+            return spnego.client(hostname=host, service=service, protocol="negotiate" if spnego else "kerberos",
+                                 channel_bindings=GssChannelBindings(application_data=bindings) if bindings else None)
         import gssapi
+        import gssapi.raw
 
         name = gssapi.Name(f"{spn}@{self.realm}", gssapi.NameType.kerberos_principal)
         mech = gssapi.OID.from_int_seq(SPNEGO_OID) if spnego else gssapi.MechType.kerberos
+        cb = gssapi.raw.ChannelBindings(application_data=bindings) if bindings else None
         return gssapi.SecurityContext(name=name, creds=creds, usage="initiate", mech=mech,
-                                      flags=gssapi.RequirementFlag.mutual_authentication)
+                                      flags=gssapi.RequirementFlag.mutual_authentication, channel_bindings=cb)
 
     def _errors(self) -> tuple[type[Exception], ...]:
         """The library exceptions that mean "Kerberos said no" (reported as results, not raised)."""
@@ -361,18 +449,85 @@ class GssKerberosProbe:
         enctype, kvno = ticket_info(token or b"")
         return TicketResult(spn, True, enctype=enctype, kvno=kvno)
 
-    def probe_server(self, server: ExchangeServer, namespace: str) -> ProbeResult:
+    def probe_server(self, server: ExchangeServer, namespace: str,
+                     paths: tuple[ClientPath, ...] | None = None) -> ProbeResult:
         spn = f"HTTP/{namespace}"
+        if paths is None:
+            paths = (client_path("autodiscover"),) if namespace.lower().startswith("autodiscover.") else tuple(
+                p for p in CLIENT_PATHS if p.key != "autodiscover")
         try:
-            ctx = _bounded(lambda: self._context_for(spn, self._creds(), spnego=True), self.timeout, "context")
-            token = _bounded(ctx.step, self.timeout, f"ticket for {spn}")
+            creds = _bounded(self._creds, self.timeout, "credentials")
+            first = _bounded(lambda: self._context_for(spn, creds, spnego=True).step(), self.timeout,
+                             f"ticket for {spn}")
         except self._errors() as exc:
             return ProbeResult(server.name, spn, ProbeOutcome.NTLM_FALLBACK,
                                f"no Kerberos ticket ({_describe_gss(exc)}); a client falls back to NTLM", at=_now())
-        path = "/Autodiscover/Autodiscover.xml" if namespace.lower().startswith("autodiscover.") else \
-            "/EWS/Exchange.asmx"
-        return self._present(server, namespace, spn, path, ctx, token, client=None)
+        enctype, kvno = ticket_info(first or b"")
+        results: list[PathResult] = []
+        client: str | None = None
+        for path in paths:
+            result, seen = self._present_path(server, namespace, spn, path, creds)
+            results.append(result)
+            client = client or seen
+        _binding_by_elimination(results)
+        outcome = overall_outcome([r.outcome for r in results])
+        worst = next((r for r in results if r.outcome == outcome), None)
+        detail = "Kerberos (mutual authentication)" if outcome == ProbeOutcome.ACCEPTED else (
+            f"{worst.path.title}: {worst.detail}" if worst is not None else "")
+        return ProbeResult(server.name, spn, outcome, detail, enctype=enctype,
+                           client=client if outcome == ProbeOutcome.ACCEPTED else None, at=_now(), paths=results,
+                           kvno=kvno)
 
+    def _target(self, server: ExchangeServer) -> tuple[str, str, int]:
+        target = self.addresses.get(server.name.lower()) or f"{server.fqdn or server.name}:{443 if self.tls else 80}"
+        host, _, port = target.rpartition(":")
+        return target, host, int(port)
+
+    def _present_path(self, server: ExchangeServer, namespace: str, spn: str, path: ClientPath,
+                      creds) -> tuple[PathResult, str | None]:
+        """One path: the token bound to this TLS connection; if refused, once more unbound."""
+        answer, outcome, detail, seen = self._attempt(server, namespace, spn, path, creds, bind=self.tls)
+        if answer is None:
+            return PathResult(path, outcome, detail), None
+        if outcome == ProbeOutcome.ACCEPTED:
+            return PathResult(path, outcome, detail, status=answer.status, channel_bound=self.tls), seen
+        if outcome == ProbeOutcome.REJECTED and self.tls and answer.status == 401 and "mutual" not in detail \
+                and not _krb_error_in(answer):
+            again, outcome2, detail2, seen2 = self._attempt(server, namespace, spn, path, creds, bind=False)
+            if again is not None and outcome2 == ProbeOutcome.ACCEPTED:
+                return PathResult(path, ProbeOutcome.CHANNEL_BINDING,
+                                  "refused with the channel binding of the probe's TLS connection, accepted without "
+                                  f"one ({detail2}): the server checks another TLS connection", status=401), seen2
+        return PathResult(path, outcome, detail, status=answer.status), None
+
+    def _attempt(self, server: ExchangeServer, namespace: str, spn: str, path: ClientPath, creds, bind: bool):
+        target, host, port = self._target(server)
+        conn: http.client.HTTPConnection
+        if self.tls:
+            conn = _PinnedHTTPSConnection(host, port, namespace, self._context, self.timeout)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        try:
+            try:
+                bindings = None
+                if isinstance(conn, _PinnedHTTPSConnection):
+                    der = conn.peer_certificate()
+                    bindings = tls_server_end_point(der) if bind and der else None
+                ctx = _bounded(lambda: self._context_for(spn, creds, spnego=True, bindings=bindings), self.timeout,
+                               "context")
+                token = _bounded(ctx.step, self.timeout, f"ticket for {spn}")
+                answer = _send(conn, path.method, path.path, namespace, token)
+            except ssl.SSLCertVerificationError as exc:
+                return None, ProbeOutcome.ERROR, f"TLS certificate not valid for {namespace}: {exc.verify_message}", None
+            except self._errors() as exc:
+                return None, ProbeOutcome.NTLM_FALLBACK, f"no Kerberos ticket ({_describe_gss(exc)})", None
+            except (OSError, http.client.HTTPException) as exc:
+                return None, ProbeOutcome.UNREACHABLE, f"{target}: {exc}", None
+        finally:
+            conn.close()
+        outcome, detail = classify(answer, lambda t: ctx.step(t))
+        seen = answer.body.removeprefix("accepted: ").strip() if answer.body.startswith("accepted: ") else None
+        return answer, outcome, detail, seen
     def s4u(self, service_account: str, user: str, spn: str, server: ExchangeServer) -> ProbeResult:
         if self._sspi:
             return ProbeResult(server.name, spn, ProbeOutcome.ERROR,
@@ -402,19 +557,25 @@ class GssKerberosProbe:
 
     def _present(self, server: ExchangeServer, namespace: str, spn: str, path: str, ctx, token: bytes,
                  client: str | None) -> ProbeResult:
+        """The gateway's S4U ticket on one path (bound to the TLS connection like the gateway's own)."""
         enctype, kvno = ticket_info(token)
-        target = self.addresses.get(server.name.lower()) or f"{server.fqdn or server.name}:{443 if self.tls else 80}"
-        host, _, port = target.rpartition(":")
+        target, host, port = self._target(server)
+        if self.tls:
+            conn: http.client.HTTPConnection = _PinnedHTTPSConnection(host, port, namespace, self._context,
+                                                                      self.timeout)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         try:
-            answer = negotiate_request(host, int(port), namespace, path, token, tls=self.tls, context=self._context,
-                                       timeout=self.timeout)
+            answer = _send(conn, "OPTIONS" if "ActiveSync" in path else "POST", path, namespace, token)
         except ssl.SSLCertVerificationError as exc:
             return ProbeResult(server.name, spn, ProbeOutcome.ERROR,
                                f"TLS certificate not valid for {namespace}: {exc.verify_message}", at=_now())
         except (OSError, http.client.HTTPException) as exc:
             return ProbeResult(server.name, spn, ProbeOutcome.UNREACHABLE, f"{target}: {exc}", at=_now())
+        finally:
+            conn.close()
         outcome, detail = classify(answer, lambda t: ctx.step(t))
-        if outcome == ProbeOutcome.ACCEPTED and client is None:
+        if outcome == ProbeOutcome.ACCEPTED and client is None and answer.body.startswith("accepted: "):
             client = answer.body.removeprefix("accepted: ").strip() or None
         return ProbeResult(server.name, spn, outcome, detail, enctype=enctype, client=client, at=_now(), kvno=kvno)
 
@@ -430,6 +591,34 @@ class GssKerberosProbe:
                 krb5.cc_destroy(ctx, krb5.cc_resolve(ctx, name.encode()))
             except krb5.Krb5Error:
                 continue
+
+
+def _krb_error_in(answer: HttpAnswer) -> bool:
+    for ch in answer.challenges:
+        scheme, _, rest = ch.strip().partition(" ")
+        if scheme.lower() == "negotiate" and rest.strip():
+            try:
+                if krb_error(base64.b64decode(rest.strip())):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def _binding_by_elimination(results: list[PathResult]) -> None:
+    """A Require path refuses an unbound token too, so the retry cannot tell a binding from a key problem there.
+    When another path of the same server accepted the same ticket, the key is right: a bare 401 on a path is
+    then the channel binding."""
+    accepted = [r for r in results if r.outcome in (ProbeOutcome.ACCEPTED, ProbeOutcome.CHANNEL_BINDING)]
+    if not accepted:
+        return
+    for r in results:
+        if r.outcome == ProbeOutcome.REJECTED and r.status == 401 and r.detail.startswith("KRB_AP_ERR_MODIFIED: the "
+                                                                                           "server refused"):
+            r.outcome = ProbeOutcome.CHANNEL_BINDING
+            r.detail = (f"refused with and without the probe's channel binding while {accepted[0].path.title} "
+                        "accepted the same ticket: Extended Protection Require checks another TLS connection's "
+                        f"binding ({r.detail})")
 
 
 def _now() -> datetime:

@@ -59,6 +59,7 @@ from ..core.model import (
     Service,
     UAC_DONT_EXPIRE_PASSWD,
     UAC_NORMAL_ACCOUNT,
+    UAC_SERVER_TRUST_ACCOUNT,
     UAC_TRUSTED_FOR_DELEGATION,
     UAC_WORKSTATION_TRUST_ACCOUNT,
     VirtualDirectory,
@@ -222,6 +223,24 @@ def validate_dn(dn: str, what: str = "distinguished name") -> str:
     return dn
 
 
+def check_ca_file(path: str) -> None:
+    """The CA file must exist and hold a PEM certificate: said before any connection is tried."""
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InvalidInput(f"The CA file {path} does not exist{' (it is a folder)' if p.is_dir() else ''}.",
+                           "Give the path of the PEM file of the CA that issued the DC's certificate "
+                           "(--ca-file / ca_file); export it with certutil -ca.cert ca.cer and convert it with "
+                           "openssl x509 -inform der -in ca.cer -out ca.pem.")
+    try:
+        ssl.create_default_context(cafile=str(p))
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise InvalidInput(f"The CA file {path} is not a PEM certificate ({exc}).",
+                           "Give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----); a DER file converts "
+                           "with openssl x509 -inform der -in ca.cer -out ca.pem.") from None
+
+
 def validate_sam(sam: str, kind: AccountKind) -> None:
     bad = sorted({c for c in sam if c in SAM_FORBIDDEN or ord(c) < 32})
     if not sam or len(sam) > 20 or bad or sam.strip(" .") != sam:
@@ -269,6 +288,7 @@ class LdapDirectory:
         self._gc_conn: Connection | None = None
         self._root: dict[str, list[str]] | None = None
         self._tree_roots: list[str] | None = None
+        self._gc_failed: str | None = None  # why the global catalog could not be used (lookups fell back)
         # Reads repeated within one discovery pass (seconds apart) are served from here; any write
         # through this adapter clears it. Changes always re-read their object (`_reread`), never from here.
         self._recent: dict[str, tuple[float, object]] = {}
@@ -284,6 +304,8 @@ class LdapDirectory:
     # --- connection ------------------------------------------------------------------------------------
     def _make_server(self, host: str, port: int, use_ssl: bool) -> Server:
         s = self.settings
+        if s.ca_file and not s.insecure_skip_tls_verify:
+            check_ca_file(s.ca_file)
         tls = Tls(
             validate=ssl.CERT_NONE if s.insecure_skip_tls_verify else ssl.CERT_REQUIRED,
             ca_certs_file=s.ca_file,
@@ -344,6 +366,15 @@ class LdapDirectory:
                     "Use a Kerberos bind (kinit first) or a simple bind over TLS. Samba never accepts NTLM "
                     "over LDAP; Windows DCs that enforce LDAP channel binding refuse this tool's NTLM.",
                     detail=le.redact(str(exc), *self._secrets())) from None
+            if isinstance(exc, lx.LDAPSocketOpenError) and ("invalid server address" in str(exc).lower()
+                                                             or "name or service" in str(exc).lower()):
+                why = le.dns_failure(server.host)
+                if why:
+                    raise le.ConnectionFailed(
+                        f"The name {server.host} does not resolve (DNS: {why}).",
+                        "Check the spelling and that this machine uses a DNS server that knows the domain's names; "
+                        "or connect by address (--dc 10.0.0.10) and give the name on the DC's certificate as "
+                        "--dc-tls-name.", detail=le.redact(str(exc), *self._secrets())) from None
             raise le.translate_exception(exc, operation="connect and log on", where=where,
                                          secrets=self._secrets()) from None
         finally:
@@ -613,10 +644,19 @@ class LdapDirectory:
 
     def _forest_accounts(self, flt: str, what: str) -> list[Account]:
         """Forest-wide through the GC when configured (then re-read full attributes of the accounts of
-        our own domain from the DC: the GC holds only a partial set, without the encryption types)."""
-        if self._gc_server is None:
+        our own domain from the DC: the GC holds only a partial set, without the encryption types). When the
+        GC cannot be reached the lookup falls back to this domain, and `spn_lookup_scope` says so."""
+        if self._gc_server is None or self._gc_failed is not None:
             return self._accounts(flt, what=what)
-        partial = [a for b in self._gc_bases() for a in self._accounts(flt, base=b, gc=True, what=what)]
+        try:
+            partial = [a for b in self._gc_bases() for a in self._accounts(flt, base=b, gc=True, what=what)]
+        except (le.ConnectionFailed, le.OperationTimeout) as exc:
+            if isinstance(exc, InsecureConnection):
+                raise
+            with self._lock:
+                self._gc_failed = exc.problem
+                self._reset(True)
+            return self._accounts(flt, what=what)
         base = self.base_dn.lower()
         local = [a.dn for a in partial if a.dn.lower().endswith(base)]
         full = {a.dn.lower(): a for a in self._by_dns(local, what)}
@@ -637,6 +677,25 @@ class LdapDirectory:
             flt = "(|" + "".join(f"(distinguishedName={escape_filter_chars(d)})" for d in chunk) + ")"
             out += self._accounts(flt, what=what)
         return out
+
+    def spn_lookup_scope(self) -> str:
+        """For the evidence: how the SPN owners were looked up."""
+        if self._gc_server is None:
+            return f"this domain only ({self.base_dn}): no global catalog was configured"
+        if self._gc_failed is not None:
+            return (f"this domain only ({self.base_dn}): the global catalog {self._where(self._gc_server)} could not "
+                    f"be used ({self._gc_failed})")
+        return f"forest-wide, through the global catalog {self._where(self._gc_server)}"
+
+    def find_unconstrained_delegation(self) -> list[Account]:
+        """Forest-wide: the accounts trusted for unconstrained delegation (TRUSTED_FOR_DELEGATION) that are not
+        domain controllers (SERVER_TRUST_ACCOUNT). On a DC the bitwise matching rule narrows the search; the
+        flags are tested again here (the lab's mock has no matching rules, so it is given every account)."""
+        bit = f"(userAccountControl:1.2.840.113556.1.4.803:={UAC_TRUSTED_FOR_DELEGATION})"
+        flt = f"(&(objectClass=user){bit})" if self._strategy == SYNC else "(objectClass=user)"
+        found = self._forest_accounts(flt, "look for accounts trusted for unconstrained delegation")
+        return sorted((a for a in found if a.has_flag(UAC_TRUSTED_FOR_DELEGATION)
+                       and not a.has_flag(UAC_SERVER_TRUST_ACCOUNT)), key=lambda a: a.dn.lower())
 
     def find_spn_owners(self, spn: str) -> list[Account]:
         validate_spn(spn)
@@ -842,11 +901,13 @@ class LdapDirectory:
                     what=f"set msDS-SupportedEncryptionTypes on {acct.sam}", target=dn)
             return acct.enctypes
 
-    def set_uac(self, dn: str, value: int, *, expected=_UNSET) -> int:
+    def set_uac(self, dn: str, value: int, *, expected=_UNSET, restore: bool = False) -> int:
+        """`restore`: undo of the wizard's own change, which may put back the unconstrained delegation it
+        removed (the wizard never turns it on otherwise)."""
         with self._lock:
             acct = self._reread(dn)
             self._stale(acct, "userAccountControl", expected, acct.uac)
-            if value & UAC_TRUSTED_FOR_DELEGATION and not acct.uac & UAC_TRUSTED_FOR_DELEGATION:
+            if value & UAC_TRUSTED_FOR_DELEGATION and not acct.uac & UAC_TRUSTED_FOR_DELEGATION and not restore:
                 raise PolicyRefused(f"Refusing to turn on unconstrained delegation (TRUSTED_FOR_DELEGATION) for {acct.sam}.",
                                     "KCD needs only TRUSTED_TO_AUTH_FOR_DELEGATION (0x1000000) and "
                                     "msDS-AllowedToDelegateTo.")

@@ -51,7 +51,11 @@ ENTRY_ALREADY_EXISTS = 68
 # The 'data xxx' sub-codes of invalidCredentials (AcceptSecurityContext error).
 BIND_DATA_CODES: dict[str, tuple[str, str]] = {
     "525": ("no such user", "Check the user name: use user@domain or DOMAIN\\user of an existing account."),
-    "52e": ("wrong password", "Check the password (and the keyboard layout); the user name exists."),
+    # Windows answers 525 for a user that does not exist; Samba answers 52e for both (measured on Samba 4.17):
+    # with 52e alone the DC does not tell which of the two is wrong.
+    "52e": ("wrong password, or no such user (a Samba DC answers the same for both)",
+            "Check the password (and the keyboard layout) and the user name: user@domain or DOMAIN\\user of an "
+            "existing account."),
     "530": ("not permitted to log on at this time", "The account has logon hours; try within them or use another account."),
     "531": ("not permitted to log on from this workstation", "Remove the 'Log On To' restriction or use another account."),
     "532": ("password expired", "Change the account's password, then try again."),
@@ -169,10 +173,28 @@ def translate_exception(exc: BaseException, *, operation: str, where: str, setti
     if isinstance(exc, WizardError):
         return exc
     if "doesn't match" in low or "does not match" in low:
+        names = certificate_names(text)
+        shown = f" ({', '.join(names)})" if names else ""
+        name = names[0] if names else "<name on the certificate>"
         return ConnectionFailed(
-            f"The certificate of {where} is valid but names another host.",
-            "Connect by the DC's DNS name as written on its certificate, or set tls_name to that name "
-            "(useful when connecting by IP address).", detail=text)
+            f"The certificate of {where} is valid but names another host{shown}: TLS name mismatch.",
+            f"Connect by the name on the certificate (--dc {name}), or keep the address and give that name as the "
+            f"TLS name: --dc-tls-name {name} (tls_name = \"{name}\" in the answers file's [target]).", detail=text)
+    if "no_certificate_or_crl_found" in low or "no certificate or crl found" in low:
+        return ConnectionFailed("The CA file holds no certificate.",
+                                "Give a PEM file with the CA certificate (-----BEGIN CERTIFICATE-----) that issued the "
+                                "DC's certificate (--ca-file / ca_file).", detail=text)
+    if "clock skew" in low:
+        return AuthenticationFailed(
+            f"This machine's clock and the clock of {where} differ by more than Kerberos allows (5 minutes): the "
+            "Kerberos bind is refused (KRB_AP_ERR_SKEW).",
+            "Synchronise this machine's clock with the domain (chronyc makestep, or ntpdate <DC>), then try again.",
+            detail=text)
+    if "connection refused" in low or "errno 111" in low:
+        return ConnectionFailed(
+            f"Nothing accepts connections on {where} (connection refused): the host answers, the port is closed.",
+            "Check the port: LDAPS is 636, StartTLS 389 (--ldap starttls); a DC without a certificate offers no "
+            "LDAPS; a firewall that rejects looks the same.", detail=text)
     if "certificate verify failed" in low or isinstance(exc, ssl.SSLCertVerificationError) or \
             "hostname" in low and "match" in low or isinstance(exc, lx.LDAPCertificateError):
         return ConnectionFailed(
@@ -203,6 +225,23 @@ def translate_exception(exc: BaseException, *, operation: str, where: str, setti
                                     detail=text)
     return WizardError(f"LDAP error while trying to {operation} on {where}.",
                        "Read the detail below; check the connection settings.", detail=text)
+
+
+def certificate_names(text: str) -> list[str]:
+    """The names a certificate carries, from the TLS error that printed it (commonName, DNS alt names)."""
+    names = re.findall(r"'commonName', '([^']+)'", text) + re.findall(r"\('DNS', '([^']+)'\)", text)
+    return list(dict.fromkeys(names))
+
+
+def dns_failure(host: str) -> str | None:
+    """Why `host` does not resolve (None when it does)."""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        return exc.strerror or str(exc)
+    except (UnicodeError, OSError) as exc:
+        return str(exc)
+    return None
 
 
 def _is_gss_error(exc: BaseException) -> bool:

@@ -24,10 +24,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..core.commands import SINGLE_QUOTES  # noqa: F401  (the lab's script reader uses them from here)
+from ..core.commands import assign, command, literal, quote, statements, variable
+from ..core.commands import roll_script as roll_command
 from ..core.ports import RollOutcome, RollResult
 
-# Characters PowerShell's tokenizer treats as a single quote (it accepts the typographic ones too).
-SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 MAX_SCRIPT_CHARS = 3000
 ROLL_SCRIPT = "RollAlternateServiceAccountPassword.ps1"
 IIS_APPLICATIONS = ("Microsoft-Server-ActiveSync", "EWS")
@@ -41,23 +42,13 @@ def ps_quote(value: str) -> str:
 
     Inside single quotes nothing is expanded ($(), backticks, semicolons are plain text); a quote character
     (any of the four PowerShell accepts) is escaped by doubling it. Newlines are literal text. NUL cannot
-    be carried safely through the command line, so it is refused."""
-    if not isinstance(value, str):
-        raise TypeError("ps_quote takes text")
-    if "\x00" in value:
-        raise ValueError("a NUL character cannot be passed to PowerShell")
-    return "'" + "".join(c + c if c in SINGLE_QUOTES else c for c in value) + "'"
+    be carried safely through the command line, so it is refused. (The command builder's `quote`.)"""
+    return quote(value)
 
 
 def ps_literal(value: str | bool | int | list[str]) -> str:
-    """Any value a script takes: text, a switch value, a count, or a list of texts."""
-    if isinstance(value, bool):
-        return "$true" if value else "$false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list):
-        return "@(" + ",".join(ps_quote(v) for v in value) + ")"
-    return ps_quote(value)
+    """Any value a script takes: text, a switch value, a count, or a list of texts (the builder's `literal`)."""
+    return literal(value)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -182,7 +173,7 @@ def build(operation: str, **values: str | bool | int | list[str]) -> str:
     """The script for one operation: the header, the values as literals, the prelude, the body."""
     if set(values) != set(PARAMETERS[operation]):
         raise TypeError(f"{operation} takes {PARAMETERS[operation]}, not {tuple(values)}")
-    assignments = "".join(f"${name}={ps_literal(values[name])}\n" for name in PARAMETERS[operation])
+    assignments = "".join(assign(name, values[name]) + "\n" for name in PARAMETERS[operation])
     script = HEADER + assignments + BODIES[operation]
     if len(script) > MAX_SCRIPT_CHARS:
         raise ValueError(f"the {operation} script is {len(script)} characters, above the {MAX_SCRIPT_CHARS} limit")
@@ -236,16 +227,16 @@ def scheduled_task_command(account: str, servers: list[str] | None = None) -> st
 
     Text for the plan: the administrator runs it in the Exchange Management Shell on one server, where the
     task then runs with that administrator's rights."""
-    scope = f"-ToSpecificServers {','.join(ps_quote(s) for s in servers)}" if servers else "-ToEntireForest"
-    return (f"cd $exscripts; .\\{ROLL_SCRIPT} {scope} -GenerateNewPasswordFor {ps_quote(account)} "
-            "-CreateScheduledTask 'Exchange-RollAsa'")
+    return statements(command("cd", variable("exscripts")),
+                      roll_command(servers or None, GenerateNewPasswordFor=account,
+                                   CreateScheduledTask="Exchange-RollAsa"))
 
 
 def manual_roll_command(servers: list[str], *, account: str | None = None, copy_from: str | None = None) -> str:
     """Microsoft's script for the same roll, as a person types it in the Exchange Management Shell on a server
     (for plans): every target server in one run, so it pushes to all of them before it changes AD once."""
-    how = f"-GenerateNewPasswordFor {ps_quote(account)}" if account else f"-CopyFrom {ps_quote(copy_from or '')}"
-    return f"cd $exscripts; .\\{ROLL_SCRIPT} -ToSpecificServers {','.join(ps_quote(s) for s in servers)} {how}"
+    how = {"GenerateNewPasswordFor": account} if account else {"CopyFrom": copy_from or ""}
+    return statements(command("cd", variable("exscripts")), roll_command(list(servers), **how))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from ..core.errors import WizardError
+from ..core.commands import setspn
+from ..core.hosts import require_host
 from ..core.secrets import Secret, redact
 
 CONFIGURATION = "Microsoft.Exchange"
@@ -96,13 +98,14 @@ class RpsSettings:
                            "For example connect_timeout=15, operation_timeout=60.")
 
     def target(self, server: str) -> tuple[str, int, str]:
+        require_host(server, "Exchange server name")  # never a URL from a name with user@, :port, /, #
         if self.host_override is not None:
             return self.host_override(server)
         return server, self.port, self.path
 
     def url(self, server: str) -> str:
         host, port, path = self.target(server)
-        return f"{self.scheme}://{host}:{port}/{path}"
+        return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{port}/{path}"
 
     def describe(self) -> str:
         tls = ""
@@ -331,7 +334,8 @@ class ExchangeRps:
             return RpsError(
                 f"{server}: Kerberos could not authenticate {user} to {s.negotiate_service}/{server} at {url}.",
                 f"Get a ticket first (kinit user@REALM, the UPN form), check that the SPN {s.negotiate_service}/"
-                f"{server} exists (setspn -Q {s.negotiate_service}/{server}) and that the server offers Negotiate "
+                f"{server} exists ({setspn('-Q', f'{s.negotiate_service}/{server}')}) and that the server offers "
+                "Negotiate "
                 "on /PowerShell (Exchange's default: Kerberos only, no NTLM).",
                 server=server, error_id="Kerberos", category="transport", detail=text)
         if isinstance(exc, AuthenticationError):

@@ -1,8 +1,10 @@
 """The secret store: the operating system's keyring when it is safe, the process memory otherwise.
 
 Policy (see the keyring notes in the project's reference): the active backend is always named so the user
-knows where a password goes; a backend that writes passwords to a plain file is refused unless the user opted
-in; a failing or null backend (headless Linux without Secret Service) is not an error: the secret is kept in
+knows where a password goes; a backend that writes passwords to a file (plain, or "encrypted" with a password
+typed on the terminal) or that keyring itself does not recommend (priority below 1) is refused unless the user
+opted in. A backend is judged by what it is, not by its name: its class lineage against the known file backends
+(keyrings.alt, keyrings.cryptfile, a `file_path`), keyring's own priority, and every backend inside a chainer; a failing or null backend (headless Linux without Secret Service) is not an error: the secret is kept in
 memory for this session only. Every keyring call runs in a helper thread with a timeout because a locked
 Secret Service collection can block forever, and the UI must never wait on it.
 """
@@ -21,19 +23,59 @@ SERVICE = "asa-wizard"
 DEFAULT_TIMEOUT = 3.0
 T = TypeVar("T")
 
-# Backends that store passwords without encryption (keyrings.alt and friends).
-_PLAINTEXT_MARKERS = ("plaintext", "keyrings.alt.file", "uncrypted", "unencrypted")
+# Backends that keep passwords in a file (keyrings.alt and keyrings.cryptfile), by the modules that define them.
+_FILE_MODULES = ("keyrings.alt.file", "keyrings.alt.file_base", "keyrings.cryptfile")
 _UNUSABLE_MODULES = ("keyring.backends.fail", "keyring.backends.null")
+_CHAINER = "keyring.backends.chainer.ChainerBackend"
+
+
+def _lineage(backend: Any) -> list[str]:
+    return [f"{c.__module__}.{c.__qualname__}" for c in type(backend).__mro__]
+
+
+def _priority(backend: Any) -> float | None:
+    """keyring's own judgement of the backend; None when it has none (or cannot say: not viable)."""
+    try:
+        value = backend.priority
+    except AttributeError:
+        return None
+    except Exception:  # keyring raises when a backend is not viable here
+        return 0.0
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _members(backend: Any) -> list[Any]:
+    """The backends a chainer writes to (every one of them may get the password), else the backend itself."""
+    if _CHAINER in _lineage(backend):
+        try:
+            return list(backend.backends)
+        except Exception:
+            return []
+    return [backend]
+
+
+def _judge(member: Any) -> tuple[bool, bool]:
+    """(writes to a file or is not recommended by keyring, can store anything) of one backend."""
+    lineage = _lineage(member)
+    if any(x.startswith(_UNUSABLE_MODULES) for x in lineage):
+        return False, False
+    priority = _priority(member)
+    file_based = any(x.startswith(_FILE_MODULES) for x in lineage) or hasattr(member, "file_path")
+    weak = file_based or (priority is not None and priority < 1)  # keyring.core.recommended: priority >= 1
+    return weak, priority is None or priority > 0
 
 
 def describe_backend(backend: Any) -> tuple[str, bool, bool]:
-    """(name for a person, is it plaintext, can it store anything) of a keyring backend object."""
+    """(name for a person, is it plaintext/file or otherwise not recommended, can it store anything) of a
+    keyring backend object; a chainer is as weak as its weakest member and usable when any member is."""
     cls = type(backend)
-    module = cls.__module__
-    name = getattr(backend, "name", None) or f"{module}.{cls.__name__}"
-    ident = f"{module}.{cls.__name__}".lower()
-    plaintext = any(m in ident for m in _PLAINTEXT_MARKERS)
-    usable = not module.startswith(_UNUSABLE_MODULES)
+    name = getattr(backend, "name", None) or f"{cls.__module__}.{cls.__name__}"
+    members = _members(backend)
+    judged = [_judge(m) for m in members]
+    plaintext = any(weak for weak, _ in judged)
+    usable = any(ok for _, ok in judged)
+    if len(members) != 1 or members[0] is not backend:
+        name = f"{name} ({', '.join(str(getattr(m, 'name', type(m).__name__)) for m in members) or 'empty'})"
     return str(name), plaintext, usable
 
 
@@ -69,8 +111,9 @@ class KeyringSecretStore:
         self.is_plaintext = plaintext
         self.available = usable and (not plaintext or self.allow_plaintext)
         if plaintext and not self.allow_plaintext:
-            self.last_problem = (f"The keyring backend '{name}' stores passwords in a plain file; it is not used. "
-                                 "Passwords are kept in memory for this session only.")
+            self.last_problem = (f"The keyring backend '{name}' stores passwords in a plain file (or is not one "
+                                 "keyring recommends); it is not used. Passwords are kept in memory for this "
+                                 "session only.")
         elif not usable:
             self.last_problem = (f"No usable keyring ('{name}'): passwords are kept in memory for this session "
                                  "only.")
@@ -99,7 +142,8 @@ class KeyringSecretStore:
     def _guard_plaintext(self) -> None:
         if self.is_plaintext and not self.allow_plaintext:
             raise PolicyRefused(
-                f"The keyring backend '{self.backend_name}' would store the password unencrypted, in a plain file.",
+                f"The keyring backend '{self.backend_name}' would store the password in a plain file, or is not "
+                "one keyring recommends.",
                 "Use a Secret Service / KWallet / Windows keyring, or opt in to the plaintext backend "
                 "explicitly; until then the password stays in memory for this session.")
 

@@ -42,7 +42,8 @@ from ..core.errors import (
     ScriptFailed,
     WizardError,
 )
-from ..core.model import IisAuth
+from ..core.hosts import require_host
+from ..core.model import ExtendedProtection, IisAuth
 from ..core.ports import RollResult
 from ..core.secrets import Secret, redact
 from . import powershell as ps
@@ -97,7 +98,8 @@ class WinRmSettings:
     def url_for(self, server: str) -> str:
         if self.url_override is not None:
             return self.url_override(server)
-        return f"{self.scheme}://{server}:{self.effective_port}/wsman"
+        host = require_host(server, "Exchange server name")  # never a URL from a name with user@, :port, /, #
+        return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{self.effective_port}/wsman"
 
     @property
     def insecure(self) -> bool:
@@ -176,6 +178,12 @@ class WinRmExchange:
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
         text = str(self._run(server, ps.fetch_log_script(kind, max_lines), "log").get("text") or "")
         return "\n".join(text.splitlines()[-max_lines:])
+
+    def read_extended_protection(self, server: str) -> ExtendedProtection:
+        from . import iis_ep
+
+        return iis_ep.parse_extended_protection(server, self._run(server, iis_ep.read_extended_protection_script(server),
+                                                                  "read_server"))
 
     def close(self) -> None:
         with self._lock:

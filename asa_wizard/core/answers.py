@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .hosts import dn_problem
 from .model import ENC_AES_AND_RC4, ENC_AES_ONLY, AccountKind
 from .tomlpos import TomlReader, parse_toml, read_text
 
@@ -25,12 +26,17 @@ BIND_METHODS = ("simple", "kerberos", "ntlm")
 WINRM_TRANSPORTS = ("kerberos", "ntlm", "credssp")
 WINRM_SCHEMES = ("https", "http")
 ASA_MODES = ("create", "reuse")
+ROLL_METHODS = ("native", "script")  # [rollout] method: the wizard's own roll, or Microsoft's script
 ENCTYPE_CHOICES = (ENC_AES_ONLY, ENC_AES_AND_RC4)
 
-SAM_RE = re.compile(r"^[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f]{1,20}$")
-HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+# AD's rules for a sAMAccountName: up to 20 characters, none of " / \ [ ] : ; | = , + * ? < > @ or a control
+# character, not only dots, spaces and $, not ending in a dot (core.hosts.sam_problem says the same in words).
+SAM_RE = re.compile(r"^(?![. $]*$)[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f\x7f-\x9f]{1,20}(?<!\.)$")
+# A DNS host name: labels of up to 63 letters, digits and dashes, at most 253 characters (core.hosts.host_problem).
+HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 SPN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*/[A-Za-z0-9_.$-]+(:\d+)?$")
-QUALIFIED_RE = re.compile(r"^([A-Za-z0-9-]{1,15}\\)?[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f]{1,20}$")
+QUALIFIED_RE = re.compile(r"^([A-Za-z0-9-]{1,15}\\)?(?![. $]*$)[^\"/\\\[\]:;|=,+*?<>@\x00-\x1f\x7f-\x9f]{1,20}(?<!\.)$")
 DN_RE = re.compile(r"^(?:[A-Za-z]+=[^,=]+)(?:,[A-Za-z]+=[^,=]+)*$")
 SECRET_KEYS = {"password", "passwd", "secret", "ldap_password", "winrm_password", "pass"}
 
@@ -53,6 +59,7 @@ class TargetAnswers:
     bind: str = "simple"
     user: str | None = None
     ca_file: str | None = None
+    tls_name: str | None = None  # the name on the DC's certificate, when `dc` is an address (None: `dc`)
     insecure_skip_tls_verify: bool = False
     winrm: WinRmAnswers = field(default_factory=WinRmAnswers)
 
@@ -76,12 +83,18 @@ class RolloutAnswers:
     concurrency: int = 4
     servers: list[str] = field(default_factory=list)  # empty: every Exchange server
     new_password: bool = False  # generate a new password even when every server holds the current one
+    # "native": the wizard pushes the new password through each server's Exchange endpoint, then resets it in AD
+    # once; "script": Microsoft's RollAlternateServiceAccountPassword.ps1 (needs the second hop: CredSSP/delegation)
+    method: str = "native"
 
 
 @dataclass
 class SpnAnswers:
     namespaces: list[str] = field(default_factory=list)  # empty: every discovered namespace
     move_from: list[str] = field(default_factory=list)  # owners (DOMAIN\name) the user named: SPNs may move
+    # The user confirmed by hand that every server behind each namespace holds the ASA's current credential
+    # (needed to register an SPN on the ASA when the servers cannot be read, e.g. no_exchange).
+    confirm_servers_hold_credential: bool = False
 
 
 @dataclass
@@ -115,6 +128,7 @@ class Answers:
     seg: SegAnswers = field(default_factory=SegAnswers)
     iis_auth: IisAuthAnswers = field(default_factory=IisAuthAnswers)
     dry_run: bool = False
+    no_exchange: bool = False  # directory-side changes only: nothing is read from or done on the Exchange servers
     path: str | None = None  # where it was loaded from, for messages
 
 
@@ -174,7 +188,7 @@ class _Reader(TomlReader):
 
     # --- sections ---------------------------------------------------------------------------------
     def read(self, d: dict[str, Any]) -> Answers:
-        self.unknown(d, {"version", "dry_run", "target", "asa", "rollout", "spns", "client_auth", "seg", "iis_auth"},
+        self.unknown(d, {"version", "dry_run", "no_exchange", "target", "asa", "rollout", "spns", "client_auth", "seg", "iis_auth"},
                      ())
         version = self.integer(d, "version", (), ANSWERS_VERSION, (1, ANSWERS_VERSION))
         assert version == ANSWERS_VERSION
@@ -187,11 +201,13 @@ class _Reader(TomlReader):
             seg=self.seg(self.table(d, "seg", ())),
             iis_auth=self.iis_auth(self.table(d, "iis_auth", ())),
             dry_run=self.boolean(d, "dry_run", (), False),
+            no_exchange=self.boolean(d, "no_exchange", (), False),
         )
 
     def target(self, t: dict[str, Any]) -> TargetAnswers:
         fp = ("target",)
-        self.unknown(t, {"lab", "dc", "ldap", "bind", "user", "ca_file", "insecure_skip_tls_verify", "winrm"}, fp)
+        self.unknown(t, {"lab", "dc", "ldap", "bind", "user", "ca_file", "tls_name", "insecure_skip_tls_verify",
+                        "winrm"}, fp)
         lab = self.string(t, "lab", fp, pattern=re.compile(r"[^\x00-\x1f]+"), example="fresh")
         dc = self.string(t, "dc", fp, pattern=HOST_RE, example="dc1.contoso.com")
         if lab and dc:
@@ -219,6 +235,7 @@ class _Reader(TomlReader):
         return TargetAnswers(
             lab=lab, dc=dc, ldap=self.choice(t, "ldap", fp, LDAP_MODES, "ldaps"), bind=bind, user=user,
             ca_file=self.string(t, "ca_file", fp),
+            tls_name=self.string(t, "tls_name", fp, pattern=HOST_RE, example="dc1.contoso.com"),
             insecure_skip_tls_verify=self.boolean(t, "insecure_skip_tls_verify", fp, False), winrm=winrm,
         )
 
@@ -238,6 +255,9 @@ class _Reader(TomlReader):
         if "ou" in a and mode != "create":
             raise self.fail(fp + ("ou",), "ou is only used when the ASA is created", "Remove it, or set mode = \"create\".")
         ou = self.string(a, "ou", fp, pattern=DN_RE, example="OU=Service Accounts,DC=contoso,DC=com")
+        ou_problem = dn_problem(ou) if ou is not None else None
+        if ou_problem:
+            raise self.fail(fp + ("ou",), ou_problem, 'Write it like ou = "OU=Service Accounts".')
         default_enc = ENC_AES_ONLY if mode == "create" else None
         enctypes = self.integer(a, "enctypes", fp, default_enc, (0, 0x3F))
         if enctypes is not None and enctypes not in ENCTYPE_CHOICES:
@@ -247,22 +267,24 @@ class _Reader(TomlReader):
 
     def rollout(self, r: dict[str, Any]) -> RolloutAnswers:
         fp = ("rollout",)
-        self.unknown(r, {"first_server", "concurrency", "servers", "new_password"}, fp)
+        self.unknown(r, {"first_server", "concurrency", "servers", "new_password", "method"}, fp)
         name_re = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,253}")
         return RolloutAnswers(
             first_server=self.string(r, "first_server", fp, pattern=name_re, example="EX01"),
             concurrency=self.integer(r, "concurrency", fp, 4, (1, 64)) or 4,
             servers=self.strings(r, "servers", fp, pattern=name_re, example="EX01"),
             new_password=self.boolean(r, "new_password", fp, False),
+            method=self.choice(r, "method", fp, ROLL_METHODS, "native"),
         )
 
     def spns(self, s: dict[str, Any]) -> SpnAnswers:
         fp = ("spns",)
-        self.unknown(s, {"namespaces", "move_from"}, fp)
+        self.unknown(s, {"namespaces", "move_from", "confirm_servers_hold_credential"}, fp)
         return SpnAnswers(
             namespaces=[h.lower() for h in
                         self.strings(s, "namespaces", fp, pattern=HOST_RE, example="mail.contoso.com")],
             move_from=self.strings(s, "move_from", fp, pattern=QUALIFIED_RE, example="CONTOSO\\\\OLDASA$"),
+            confirm_servers_hold_credential=self.boolean(s, "confirm_servers_hold_credential", fp, False),
         )
 
     def client_auth(self, c: dict[str, Any]) -> ClientAuthAnswers:
@@ -316,7 +338,10 @@ def dumps_answers(a: Answers) -> str:
     """The answers as a commented TOML file that `load_answers` reads back to the same `Answers`."""
     lines = ["# asa-wizard answers file (docs/answers.md). No passwords: they come from the keyring,",
              f"# {LDAP_PASSWORD_ENV} / {WINRM_PASSWORD_ENV}, or a prompt.",
-             f"version = {ANSWERS_VERSION}", f"dry_run = {_v(a.dry_run)}", ""]
+             f"version = {ANSWERS_VERSION}", f"dry_run = {_v(a.dry_run)}"]
+    if a.no_exchange:
+        lines.append("no_exchange = true")
+    lines.append("")
 
     def section(name: str, items: list[tuple[str, Any]]) -> None:
         lines.append(f"[{name}]")
@@ -328,7 +353,8 @@ def dumps_answers(a: Answers) -> str:
         section("target", [("lab", t.lab)])
     else:
         section("target", [("dc", t.dc), ("ldap", t.ldap), ("bind", t.bind), ("user", t.user),
-                           ("ca_file", t.ca_file), ("insecure_skip_tls_verify", t.insecure_skip_tls_verify)])
+                           ("ca_file", t.ca_file), ("tls_name", t.tls_name),
+                           ("insecure_skip_tls_verify", t.insecure_skip_tls_verify)])
         w = t.winrm
         section("target.winrm", [("transport", w.transport), ("scheme", w.scheme), ("port", w.port),
                                  ("ca_file", w.ca_file), ("user", w.user),
@@ -340,8 +366,9 @@ def dumps_answers(a: Answers) -> str:
     section("asa", asa_items)
     r = a.rollout
     section("rollout", [("first_server", r.first_server), ("concurrency", r.concurrency), ("servers", r.servers),
-                        ("new_password", r.new_password)])
-    section("spns", [("namespaces", a.spns.namespaces), ("move_from", a.spns.move_from)])
+                        ("new_password", r.new_password), ("method", r.method)])
+    section("spns", [("namespaces", a.spns.namespaces), ("move_from", a.spns.move_from)]
+            + ([("confirm_servers_hold_credential", True)] if a.spns.confirm_servers_hold_credential else []))
     section("client_auth", [("outlook_anywhere", a.client_auth.outlook_anywhere), ("mapi", a.client_auth.mapi)])
     s = a.seg
     if s.enabled:

@@ -1,16 +1,22 @@
 """Discovery: read the forest, the Exchange servers, the namespaces and every account that matters, through
 the ports, into one `Environment`. Servers are read in parallel (bounded); a server that cannot be read is
-kept with its error, never dropped."""
+kept with its error, never dropped, and what it holds stays unknown (never "nothing").
+
+Namespaces come from every source: the virtual-directory objects and Autodiscover SCPs in the configuration
+partition, the servers' own answers when they can be read, and the names the user gives. When the user names
+no ASA, it is found from the servers' credentials, else from the one account (not a server's own) that holds
+the namespaces' HTTP SPNs."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import WizardError
-from .model import Environment, ExchangeServer, SegConfig, derive_namespaces
+from .model import (Account, Environment, ExchangeServer, ExtendedProtection, Namespace, SegConfig,
+                    derive_namespaces)
 from .ports import DirectoryPort, ExchangePort, ServerState
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -22,6 +28,7 @@ class DiscoveryOptions:
     seg: SegConfig | None = None
     concurrency: int = 8
     read_servers: bool = True  # False: directory only (no WinRM)
+    namespaces: list[str] = field(default_factory=list)  # host names the user named ([spns] / --namespace)
 
 
 def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: DiscoveryOptions | None = None,
@@ -37,6 +44,7 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
     scps = directory.autodiscover_scps()
 
     iis_iusrs: dict[str, list[str]] = {}
+    extended: dict[str, ExtendedProtection] = {}
     if exchange is not None and options.read_servers and servers:
         states: dict[str, ServerState | WizardError] = {}
         done = 0
@@ -50,8 +58,11 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
                 result: ServerState | WizardError = exchange.read_server(server.fqdn or server.name)
             except WizardError as exc:
                 result = exc
+            ep = read_extended_protection(exchange, server) if isinstance(result, ServerState) else None
             with lock:
                 states[server.name] = result
+                if ep is not None:
+                    extended[server.name] = ep
                 done += 1
                 say(f"Read {server.name}", done, len(servers))
 
@@ -77,6 +88,13 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
             vdirs = from_exchange + [v for v in vdirs if v.server.lower() not in answered]
 
     namespaces = derive_namespaces(vdirs, scps)
+    clients = [s.name for s in servers if s.generation != "2010" and not (s.roles and set(s.roles) <= {"Edge"})]
+    for host in options.namespaces:
+        key = host.strip().lower().rstrip(".")
+        if key and all(n.host != key for n in namespaces):
+            # named by the user: a load-balanced name, served by every client-access server
+            namespaces.append(Namespace(host=key, servers=list(clients)))
+    namespaces.sort(key=lambda n: n.host)
     say("Looking up the owners of the HTTP SPNs", 0, 1)
     owners_by_host = directory.find_accounts_with_http_spns([n.host for n in namespaces])
 
@@ -88,7 +106,10 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
             accounts[a.dn.lower()] = a
     for a in directory.find_asa_candidates():
         accounts.setdefault(a.dn.lower(), a)
-    wanted = [options.asa_sam] if options.asa_sam else []
+    asa_sam, asa_source = options.asa_sam, "named by the user" if options.asa_sam else ""
+    if not asa_sam:
+        asa_sam, asa_source = _find_asa(directory, servers, namespaces, spn_owners, accounts)
+    wanted = [asa_sam] if asa_sam else []
     if options.seg:
         wanted.append(options.seg.service_account)
         wanted.extend(options.seg.test_users)
@@ -108,11 +129,52 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
                 lst.append(a.dn)
 
     protected = directory.protected_users() if options.seg else []
+    say("Looking for accounts trusted for unconstrained delegation", 0, 1)
+    try:
+        unconstrained: list[Account] | None = directory.find_unconstrained_delegation()
+    except WizardError:
+        unconstrained = None  # the check says it could not look
     say("Discovery finished", 1, 1)
     return Environment(forest=forest, servers=servers, vdirs=vdirs, namespaces=namespaces,
                        accounts=sorted(accounts.values(), key=lambda a: a.dn.lower()), spn_owners=spn_owners,
-                       asa_sam=options.asa_sam, seg=options.seg, iis_iusrs=iis_iusrs, protected_users=protected,
-                       autodiscover_urls=scps)
+                       asa_sam=asa_sam, seg=options.seg, iis_iusrs=iis_iusrs, protected_users=protected,
+                       autodiscover_urls=scps, unconstrained_delegation=unconstrained,
+                       spn_scope=directory.spn_lookup_scope(), asa_source=asa_source,
+                       extended_protection=extended)
+
+
+def _find_asa(directory: DirectoryPort, servers: list[ExchangeServer], namespaces: list[Namespace],
+              spn_owners: dict[str, list[str]], accounts: dict[str, Account]) -> tuple[str | None, str]:
+    """The ASA nobody named: the account the servers' latest credentials name (most servers win), else the one
+    account other than a server's own that holds the namespaces' HTTP SPNs."""
+    named: dict[str, int] = {}
+    for s in servers:
+        if s.asa_state_known and s.asa_latest is not None:
+            sam = s.asa_latest.account.split("\\")[-1]
+            named[sam] = named.get(sam, 0) + 1
+    for sam in sorted(named, key=lambda k: (-named[k], k.lower())):
+        if directory.get_account(sam) is not None:
+            return sam, "the account whose credential the servers hold"
+    own = {f"{s.name}$".lower() for s in servers}
+    holders = {dn.lower() for n in namespaces for dn in spn_owners.get(f"http/{n.host}", [])}
+    found = {accounts[dn].sam for dn in holders if dn in accounts and accounts[dn].sam.lower() not in own}
+    if len(found) == 1:
+        return found.pop(), "the account that holds the namespaces' HTTP SPNs"
+    return None, ""
+
+
+def read_extended_protection(exchange: ExchangePort, server: ExchangeServer) -> ExtendedProtection | None:
+    """The server's Extended Protection settings (None: this Exchange port cannot read them); a failure is kept
+    with its reason so the checks say why they could not judge."""
+    reader = getattr(exchange, "read_extended_protection", None)
+    if reader is None:
+        return None
+    try:
+        ep = reader(server.fqdn or server.name)
+    except WizardError as exc:
+        return ExtendedProtection(server=server.name, error=str(exc))
+    ep.server = server.name
+    return ep
 
 
 def merge_server(into: ExchangeServer, reported: ExchangeServer) -> None:

@@ -40,6 +40,12 @@ class ConfigError(WizardError):
         self.reason = problem
 
 
+class JournalCorrupt(ConfigError):
+    """A journal line that cannot be read or does not match the event schema: resume, undo and report stop."""
+
+    kind = "journal"
+
+
 class ConnectionFailed(WizardError):
     kind = "connection"
 
@@ -62,9 +68,11 @@ class SpnConflict(WizardError):
     kind = "spn-conflict"
 
     def __init__(self, spn: str, owner: str, fix: str = ""):
+        from .commands import setspn
+
         super().__init__(
             f"The SPN {spn} is already registered on {owner}.",
-            fix or f"Remove it from {owner} first (setspn -D {spn} <owner>) or choose that account as the ASA.",
+            fix or f"Remove it from {owner} first ({setspn('-D', spn, owner)}) or choose that account as the ASA.",
         )
         self.spn = spn
         self.owner = owner

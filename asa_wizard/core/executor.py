@@ -24,7 +24,7 @@ from .errors import SpnConflict, StaleObject, WizardError
 from .journal import Journal, JournalEvent, summarize
 from .model import AccountKind, AsaCredential, ExchangeServer, IisAuth, Service
 from .plan import Plan
-from .ports import DirectoryPort, ExchangePort
+from .ports import DirectoryPort, ExchangePort, KerberosProbe
 from .rollout import Phase, Rollout, RolloutEvent, RolloutRequest
 
 ROLL_ACTIONS = ("roll-generate", "roll-push", "roll-copy", "roll-ad-password")
@@ -62,9 +62,15 @@ class RunResult:
 
 class Executor:
     def __init__(self, directory: DirectoryPort, exchange: ExchangePort | None, journal: Journal, *,
-                 progress: Progress | None = None, cancel: threading.Event | None = None) -> None:
+                 progress: Progress | None = None, cancel: threading.Event | None = None,
+                 probe: KerberosProbe | None = None, namespaces: list[str] | None = None,
+                 roll_method: str = "native") -> None:
         self.directory = directory
         self.exchange = exchange
+        # the rollout's key-version proof (the target's Kerberos probe on these host names) and how it rolls
+        self.probe = probe
+        self.namespaces = list(namespaces or [])
+        self.roll_method = roll_method
         self.journal = journal
         self.progress = progress or (lambda ev: None)
         self.cancel = cancel or threading.Event()
@@ -73,10 +79,16 @@ class Executor:
         self._blocked: set[str] = set()
         self._index = 0
         self._total = 0
+        self._undo_of: dict[str, dict[str, Any]] = {}  # change id -> its undo, for the changes done in this run
 
     # --- entry points -----------------------------------------------------------------------------
     def apply(self, plan: Plan, *, target: dict[str, Any] | None = None) -> RunResult:
-        """Run every change of the plan. `target` (no secrets) is recorded so `resume` can reconnect."""
+        """Run every change of the plan. `target` (no secrets) is recorded so `resume` can reconnect. A plan with
+        a blocking prerequisite that is not met is refused before anything is written or changed."""
+        if plan.blockers:
+            raise WizardError(f"The plan has {len(plan.blockers)} blocking prerequisite(s) not met: "
+                              + " ".join(b.text for b in plan.blockers) + " Nothing was changed.",
+                              "Resolve them (the plan shows each with its fix), then make the plan again.")
         self.journal.write("run-start", message=f"apply: {len(plan.changes)} changes on {plan.target}",
                            data={"plan": plan.to_dict(), "target": target or {}})
         return self._run(plan, set(), set())
@@ -120,17 +132,24 @@ class Executor:
         self._total = len(pending)
         self._interrupted = interrupted
         rolled = False
+        checked: set[str] = set()
         for c in pending:
             if self.cancel.is_set():
                 self._cancelled()
                 break
+            group = c.params.get("group")
+            if group and group not in checked:
+                checked.add(group)
+                self._start_group(group, [p for p in pending if p.params.get("group") == group])
             if c.action not in ROLL_ACTIONS:
-                self._run_change(c)
+                if c.id not in self._result.failed:
+                    self._run_change(c)
                 continue
             if rolled:
                 continue
             rolled = True  # the rollout step runs as one, at its first change (its changes stand together)
-            self._rollout(plan, [p for p in pending if p.action in ROLL_ACTIONS])
+            self._rollout(plan, [p for p in pending if p.action in ROLL_ACTIONS and p.id not in self._result.failed])
+            self._finish_groups(pending)
             if self.cancel.is_set():
                 self._cancelled()
                 break
@@ -138,6 +157,62 @@ class Executor:
                                                           "finished")
         self.journal.write("run-end", message=end)
         return self._result
+
+    # --- changes that stand together: new encryption types and the password roll that creates their keys ----
+    def _start_group(self, group: str, members: list[Change]) -> None:
+        """Before the first change of a group: can all of it run? If not, none of it starts."""
+        rolls = [c for c in members if c.action in ROLL_ACTIONS]
+        if not rolls:
+            return
+        why = ""
+        if self.exchange is None:
+            why = str(_no_exchange())
+        else:
+            generate = next((c for c in rolls if c.action == "roll-generate"), None)
+            server = generate.params["server"] if generate else rolls[0].params.get("source", rolls[0].params["server"])
+            try:
+                self.exchange.read_server(server)
+            except WizardError as exc:
+                why = f"{server} cannot be read ({exc.problem})"
+        if not why:
+            return
+        names = ", ".join(c.id for c in members)
+        for c in members:
+            with self._lock:
+                self._index += 1
+                index = self._index
+            self._failed(c, f"not started: these changes are applied together or not at all ({names}), and {why}.",
+                         index)
+
+    def _finish_groups(self, pending: list[Change]) -> None:
+        """After the rollout: a group whose password roll did not happen has its directory changes put back."""
+        groups: dict[str, list[Change]] = {}
+        for c in pending:
+            if c.params.get("group"):
+                groups.setdefault(c.params["group"], []).append(c)
+        for members in groups.values():
+            # the change that creates the new keys: the AD reset of a native roll, else Microsoft's generate
+            generate = next((c for c in members if c.action == "roll-ad-password"), None) or next(
+                (c for c in members if c.action == "roll-generate"), None)
+            if generate is None or generate.id in self._result.done or generate.id in self._result.already:
+                continue
+            for c in reversed([m for m in members if m.action not in ROLL_ACTIONS and m.id in self._undo_of]):
+                undo = self._undo_of.pop(c.id)
+                why = (f"put back: it goes together with {generate.id}, which did not complete "
+                       f"({self._result.failed.get(generate.id) or self._result.skipped.get(generate.id) or 'not run'})")
+                try:
+                    self._reverse(c, undo)
+                except WizardError as exc:
+                    self.journal.write("note", message=f"{c.id} could not be put back: {exc}", data={"undo_failed": c.id})
+                    self._result.failed[c.id] = f"{why}, and putting it back failed: {exc}"
+                    continue
+                self.journal.write("undone", c, undo=undo, message=why)
+                if c.id in self._result.done:
+                    self._result.done.remove(c.id)
+                self._result.failed[c.id] = why
+                with self._lock:
+                    self._blocked.add(c.id)
+                self._say(c, "undone", self._index, why)
 
     def _cancelled(self) -> None:
         if not self._result.cancelled:
@@ -198,6 +273,7 @@ class Executor:
         except WizardError as exc:
             self._failed(c, str(exc), index)
             return False
+        self._undo_of[c.id] = undo
         self.journal.write("done", c, undo=undo)
         self._result.done.append(c.id)
         self._say(c, "done", index)
@@ -229,7 +305,8 @@ class Executor:
                                  source=None if generate else rolls[0].params["source"],
                                  concurrency=plan.concurrency,
                                  generate_on=next((c.target for c in rolls if c.action == "roll-generate"), None),
-                                 planned=every)
+                                 planned=every, namespaces=list(self.namespaces) if self.probe is not None else [],
+                                 method=self.roll_method)
         indices: dict[str, int] = {}
 
         def on_event(ev: RolloutEvent) -> None:
@@ -245,7 +322,8 @@ class Executor:
 
         start = max((e.seq for e in self.journal.events()), default=0)
         report = Rollout(self.exchange, self.journal, request, progress=on_event, cancel=self.cancel,
-                         pwd_last_set=self._pwd_last_set(account), directory=self.directory).run()
+                         pwd_last_set=self._pwd_last_set(account), directory=self.directory,
+                         probe=self.probe).run()
         recorded = [e for e in self.journal.events() if e.seq > start and e.change_id in admitted]
         done = [e.change_id for e in recorded if e.event == "done"]
         for cid in dict.fromkeys(done):  # in the order the journal recorded them (undo goes newest first)
@@ -393,7 +471,7 @@ class Executor:
                     return (f"kept off: {exc.spn} is registered on {exc.owner} now, and putting it back would make "
                             "a duplicate again")
         elif a == "set-uac":
-            d.set_uac(u["dn"], int(u["value"]))
+            d.set_uac(u["dn"], int(u["value"]), restore=True)  # may put back what this change removed
         elif a == "set-delegate-to":
             d.set_delegate_to(u["dn"], list(u.get("spns") or []))
         elif a == "roll-ad-password":

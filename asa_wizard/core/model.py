@@ -15,6 +15,7 @@ UAC_ACCOUNTDISABLE = 0x2
 UAC_PASSWD_NOTREQD = 0x20
 UAC_NORMAL_ACCOUNT = 0x200
 UAC_WORKSTATION_TRUST_ACCOUNT = 0x1000
+UAC_SERVER_TRUST_ACCOUNT = 0x2000  # a domain controller's computer account
 UAC_DONT_EXPIRE_PASSWD = 0x10000
 UAC_TRUSTED_FOR_DELEGATION = 0x80000
 UAC_NOT_DELEGATED = 0x100000
@@ -330,6 +331,34 @@ class SegConfig:
     ews_proxy: bool = False
 
 
+# --- Extended Protection (IIS windowsAuthentication/extendedProtection tokenChecking) -----------------------
+EP_VALUES = ("None", "Allow", "Require")
+
+
+@dataclass
+class ExtendedProtection:
+    """What one server reports about Extended Protection: tokenChecking per IIS location
+    ("Default Web Site/RPC", "Exchange Back End/mapi/emsmdb"), Outlook Anywhere's SSLOffloading and the
+    ExSetup file version (security updates change it; AdminDisplayVersion does not)."""
+
+    server: str
+    token_checking: dict[str, str] = field(default_factory=dict)  # location -> None | Allow | Require
+    ssl_offloading: bool | None = None  # None: not known (no Outlook Anywhere virtual directory)
+    exsetup_version: str = ""  # "15.2.1544.4" (empty: not read)
+    error: str | None = None  # why it could not be read, for a person
+
+    def setting(self, location: str) -> str | None:
+        for k, v in self.token_checking.items():
+            if k.lower() == location.lower():
+                return v
+        return None
+
+    @property
+    def enabled(self) -> bool:
+        """Extended Protection is on somewhere on this server."""
+        return any(v != "None" for v in self.token_checking.values())
+
+
 @dataclass
 class Environment:
     """One snapshot of everything the wizard read. The checks reason over this."""
@@ -348,6 +377,12 @@ class Environment:
     protected_users: list[str] = field(default_factory=list)  # DNs of Protected Users members
     autodiscover_urls: dict[str, str] = field(default_factory=dict)  # server -> SCP URL
     hybrid: bool = False
+    # forest-wide: accounts trusted for unconstrained delegation that are not domain controllers (None: not read)
+    unconstrained_delegation: list[Account] | None = None
+    spn_scope: str = ""  # how the SPN owners were looked up (forest-wide through the GC, or this domain only)
+    asa_source: str = ""  # how the ASA was chosen: named by the user, or found from the servers / the SPNs
+    # server name -> its Extended Protection settings (read over WinRM; empty when not read)
+    extended_protection: dict[str, ExtendedProtection] = field(default_factory=dict)
 
     def account_by_dn(self, dn: str) -> Account | None:
         for a in self.accounts:

@@ -17,6 +17,9 @@ from typing import Any
 
 from .answers import Answers
 from .changes import Change, System
+from .checks.base import aware
+from .commands import (SWITCH, Code, assign, command, hashtable, pipeline, quote, script_block, setspn, statements,
+                       subexpression, switch, variable)
 from .model import (
     ENC_AES128,
     ENC_AES256,
@@ -37,6 +40,7 @@ from .model import (
 )
 
 PLAN_VERSION = 1
+KEYS_GROUP = "asa-keys"  # params["group"]: changes the executor applies together or not at all
 IIS_APPS = {Service.EAS: "Microsoft-Server-ActiveSync", Service.EWS: "EWS"}
 IIS_SITE = "Default Web Site"
 IIS_RESET_WARNING = ("Exchange cumulative updates may reset IIS settings made outside the Exchange cmdlets: "
@@ -47,14 +51,12 @@ IIS_RESET_WARNING = ("Exchange cumulative updates may reset IIS settings made ou
 def ps(value: Any) -> str:
     """A PowerShell single-quoted literal: nothing inside is expanded. PowerShell also treats the typographic
     single quotes as quotes, so those are doubled too."""
-    text = str(value)
-    for q in ("'", "\u2018", "\u2019", "\u201a", "\u201b"):
-        text = text.replace(q, q + q)
-    return f"'{text}'"
+    return quote(str(value))
 
 
-def ps_list(values: list[str]) -> str:
-    return ",".join(ps(v) for v in values)
+def _read_password() -> str:
+    """(Read-Host -AsSecureString 'Initial password ...'): the initial password is typed, never written down."""
+    return subexpression(command("Read-Host", "Initial password (the rollout replaces it)", AsSecureString=SWITCH))
 
 
 def escape_dn_value(value: str) -> str:
@@ -95,7 +97,8 @@ class Plan:
 
     @property
     def blockers(self) -> list[Prerequisite]:
-        return [p for p in self.prerequisites if p.blocking]
+        """The blocking prerequisites not met: `apply` refuses to start while there is one."""
+        return [p for p in self.prerequisites if p.blocking and p.status != "met"]
 
     def change(self, change_id: str) -> Change:
         for c in self.changes:
@@ -165,6 +168,7 @@ class _Planner:
         self.asa_created = False
         self.rollout_deps: list[str] = []  # what the rollout waits for: the new account / the AES change
         self.enctypes_gain_aes = False
+        self.no_exchange = answers.no_exchange  # directory-side changes only (no WinRM)
 
     # --- helpers ----------------------------------------------------------------------------------
     def add(self, change: Change) -> Change:
@@ -208,12 +212,28 @@ class _Planner:
         servers = self.servers()
         self.server_prerequisites(servers)
         if self.asa is not None or self.asa_change_ids:
-            self.plan_rollout(servers)
+            if not self.no_exchange:
+                self.plan_rollout(servers)
+                if self.enctypes_gain_aes and self.roll_ids:
+                    # The new encryption types and the roll that creates their keys: together or not at all.
+                    self.plan.change("asa.enctypes").params["group"] = KEYS_GROUP
             self.plan_spns(servers)
-        self.plan_client_auth(servers)
+        if self.no_exchange:
+            left = ["the ASA credential rollout"]
+            if self.a.client_auth.outlook_anywhere or self.a.client_auth.mapi:
+                left.append("client authentication (Outlook Anywhere, MAPI)")
+            if self.a.seg.enabled:
+                left.append("IIS_IUSRS membership on each server")
+            if self.a.iis_auth.enabled:
+                left.append("IIS authentication")
+            self.plan.notes.append("Directory-side changes only (no_exchange / --no-exchange): nothing is read from "
+                                   "or done on the Exchange servers. Left for a run with the servers: "
+                                   + ", ".join(left) + ".")
+        else:
+            self.plan_client_auth(servers)
         if self.a.seg.enabled:
             self.plan_seg(servers)
-        if self.a.iis_auth.enabled:
+        if self.a.iis_auth.enabled and not self.no_exchange:
             self.plan_iis_auth(servers)
         return self.plan
 
@@ -228,11 +248,15 @@ class _Planner:
                             "points to.", "unmet", False, f"Publish {ns.host} as an A record.")
 
     def server_prerequisites(self, servers: list[ExchangeServer]) -> None:
+        if self.no_exchange:
+            return
         for s in servers:
-            if s.reachable is False:
-                self.prereq(f"{s.name} could not be read ({s.error or 'unreachable'}): changes on it will fail "
-                            "and the changes that depend on it stop.", "unmet", False,
-                            f"Make WinRM on {s.fqdn} reachable, then run the plan again.")
+            if s.reachable is False or not s.asa_state_known:
+                self.prereq(f"{s.name} could not be read ({s.error or 'unreachable'}): what ASA credential it holds "
+                            "is unknown (not 'none'), so neither its rollout nor an SPN behind it can be planned "
+                            "safely.", "unmet", True,
+                            f"Make WinRM on {s.fqdn} reachable, then run the plan again; or plan the directory-side "
+                            "changes only (no_exchange = true / --no-exchange).")
             if s.service_host_running is False:
                 self.prereq(f"MSExchangeServiceHost is stopped on {s.name}: it manages the ASA credential.",
                             "unmet", False, f"Start-Service MSExchangeServiceHost on {s.name}.")
@@ -261,12 +285,19 @@ class _Planner:
             return
         if not existing.enabled:
             self.prereq(f"The ASA {name} is disabled.", "unmet", True,
-                        f"Enable-ADAccount -Identity {ps(name)}, then plan again.")
+                        f"{command('Enable-ADAccount', Identity=name)}, then plan again.")
         self.asa = existing
         self.asa_q = self.qualified(existing)
         self.plan.asa = self.asa_q
         if a.enctypes is not None and existing.enctypes != a.enctypes:
-            self.set_enctypes(existing, a.enctypes)
+            if self.no_exchange and not _has_aes(existing.enctypes) and _has_aes(a.enctypes):
+                self.prereq(f"{name} gains AES ({_enc(existing.enctypes)} -> {_enc(a.enctypes)}): the new encryption "
+                            "types and the password roll that creates the AES keys go together, and the roll needs "
+                            "the Exchange servers. Not planned in this directory-only plan.", "unmet", False,
+                            "Plan again with the Exchange servers reachable (without no_exchange): both are then "
+                            "applied together.")
+            else:
+                self.set_enctypes(existing, a.enctypes)
 
     def create_asa(self, sam: str) -> None:
         a = self.a.asa
@@ -282,20 +313,18 @@ class _Planner:
         description = "Exchange alternate service account"
         if kind == AccountKind.COMPUTER:
             commands = [
-                f"New-ADComputer -Name {ps(cn)} -SamAccountName {ps(cn)} -Path {ps(ou)} -Enabled $true "
-                f"-Description {ps(description)} -AccountPassword (Read-Host -AsSecureString "
-                f"'Initial password (the rollout replaces it)')",
-                f"Set-ADComputer -Identity {ps(sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={enctypes}}}",
+                command("New-ADComputer", Name=cn, SamAccountName=cn, Path=ou, Enabled=True, Description=description,
+                        AccountPassword=_read_password()),
+                command("Set-ADComputer", Identity=sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": enctypes})),
             ]
-            undo = [f"Remove-ADComputer -Identity {ps(sam)} -Confirm:$false"]
+            undo = [command("Remove-ADComputer", Identity=sam, Confirm=switch(False))]
         else:
             commands = [
-                f"New-ADUser -Name {ps(cn)} -SamAccountName {ps(sam)} -Path {ps(ou)} -Enabled $true "
-                f"-PasswordNeverExpires $true -Description {ps(description)} -AccountPassword (Read-Host "
-                f"-AsSecureString 'Initial password (the rollout replaces it)')",
-                f"Set-ADUser -Identity {ps(sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={enctypes}}}",
+                command("New-ADUser", Name=cn, SamAccountName=sam, Path=ou, Enabled=True, PasswordNeverExpires=True,
+                        Description=description, AccountPassword=_read_password()),
+                command("Set-ADUser", Identity=sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": enctypes})),
             ]
-            undo = [f"Remove-ADUser -Identity {ps(sam)} -Confirm:$false"]
+            undo = [command("Remove-ADUser", Identity=sam, Confirm=switch(False))]
         c = self.add(Change(
             id="asa.create", system=System.DIRECTORY, action="create-account", target=dn,
             summary=f"Create the {kind.value} account {q} in {ou} with encryption types {enctypes} "
@@ -314,15 +343,15 @@ class _Planner:
     def set_enctypes(self, account: Account, value: int) -> None:
         cmdlet = "Set-ADComputer" if account.is_computer else "Set-ADUser"
         old = account.enctypes
-        undo = (f"{cmdlet} -Identity {ps(account.sam)} -Clear 'msDS-SupportedEncryptionTypes'" if old is None else
-                f"{cmdlet} -Identity {ps(account.sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={old}}}")
+        undo = (command(cmdlet, Identity=account.sam, Clear="msDS-SupportedEncryptionTypes") if old is None else
+                command(cmdlet, Identity=account.sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": old})))
         c = self.add(Change(
             id="asa.enctypes", system=System.DIRECTORY, action="set-enctypes", target=account.dn,
             summary=f"Set the encryption types of {self.asa_q or account.sam} to {value} "
                     f"({'+'.join(enctype_names(value))}); they were {_enc(old)}",
             attribute="msDS-SupportedEncryptionTypes", old=old, new=value,
             params={"dn": account.dn, "value": value},
-            commands=[f"{cmdlet} -Identity {ps(account.sam)} -Replace @{{'msDS-SupportedEncryptionTypes'={value}}}"],
+            commands=[command(cmdlet, Identity=account.sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": value}))],
             undo_commands=[undo], proven_by=["asa.enctypes", "kerberos.ticket"], step="asa",
             warning=("Clients that can only use RC4 lose Kerberos to these names: check that the domain controllers' "
                      "KDCSVC audit events (201-209) are clean first.") if old and old & ENC_RC4 and not value & ENC_RC4
@@ -336,6 +365,10 @@ class _Planner:
         created = self.asa_created
         current = {s.name.lower(): (not created) and credential_is_current(s, self.asa, self.asa_q)
                    for s in servers}
+        # A server that could not be read holds an unknown credential (never "none"): it gets no rollout, and
+        # "no server holds it" cannot be concluded while one is unknown (server_prerequisites blocks the plan).
+        unknown = {s.name.lower() for s in servers if not s.asa_state_known}
+        known = [s for s in servers if s.name.lower() not in unknown]
         regenerate_reason = ""
         if created:
             regenerate_reason = "the ASA is new"
@@ -343,16 +376,18 @@ class _Planner:
             regenerate_reason = "a new password was asked for (rollout.new_password)"
         elif self.enctypes_gain_aes:
             regenerate_reason = "the ASA gains AES: a new password makes sure AES keys exist for it"
-        elif servers and not any(current.values()):
+        elif known and not unknown and not any(current.values()):
             regenerate_reason = "no server holds the ASA's current credential"
         if created:
             self.rollout_deps = ["asa.create"]
         elif self.enctypes_gain_aes and not self.a.rollout.new_password:
             self.rollout_deps = ["asa.enctypes"]
         if regenerate_reason:
-            first = self.first_server(servers)
+            if not known:
+                return
+            first = self.first_server(known)
             self.roll_change(first, None)
-            for s in servers:
+            for s in known:
                 if s is not first:
                     self.roll_change(s, None, push=True)
                 self.holds[s.name.lower()] = True
@@ -363,14 +398,16 @@ class _Planner:
                 "worked, so no server ever refuses a ticket. If a push fails, AD is left unchanged.")
             return
         sources = [s for s in servers if current[s.name.lower()]]
+        if not sources:
+            return
         source = self.first_server(sources)
-        missing = [s.name for s in servers if not current[s.name.lower()]]
+        missing = [s.name for s in known if not current[s.name.lower()]]
         if missing:
             self.plan.notes.append(
                 f"{', '.join(s.name for s in sources)} already {'holds' if len(sources) == 1 else 'hold'} the current "
                 f"{self.asa_q} credential: {', '.join(missing)} {'gets' if len(missing) == 1 else 'get'} a copy from "
                 f"{source.name}, and no new password is generated.")
-        for s in servers:
+        for s in known:
             self.holds[s.name.lower()] = True
             if not current[s.name.lower()]:
                 self.roll_change(s, source)
@@ -387,26 +424,30 @@ class _Planner:
         return (reachable or candidates)[0]
 
     def roll_change(self, server: ExchangeServer, source: ExchangeServer | None, push: bool = False) -> str:
+        group = {"group": KEYS_GROUP} if self.enctypes_gain_aes else {}
         old = _cred(server.asa_latest)
         reversible = server.asa_latest is None
-        undo = ([f"Set-ClientAccessService -Identity {ps(server.name)} -RemoveAlternateServiceAccountCredentials"]
+        undo = ([command("Set-ClientAccessService", Identity=server.name, RemoveAlternateServiceAccountCredentials=SWITCH)]
                 if reversible else [])
         warning = None if reversible else (
             f"{server.name} already held a credential: undo leaves the new one in place (the old password cannot "
             "be restored, and the server keeps it as its previous credential).")
-        push_command = (f"Set-ClientAccessService -Identity {ps(server.fqdn)} "
-                        "-CleanUpInvalidAlternateServiceAccountCredentials -AlternateServiceAccountCredential $cred")
+        push_command = command("Set-ClientAccessService", Identity=server.fqdn,
+                               CleanUpInvalidAlternateServiceAccountCredentials=SWITCH,
+                               AlternateServiceAccountCredential=variable("cred"))
         if source is None:
             cid = f"rollout.push:{server.name}" if push else f"rollout.generate:{server.name}"
             # generated once, in the session's memory, as Microsoft's script does (two GUIDs joined by X)
-            first = "" if push else (f"$cred = New-Object PSCredential({ps(self.asa_q)}, (ConvertTo-SecureString "
-                                     "(([guid]::NewGuid(),[guid]::NewGuid()) -join 'X') -AsPlainText -Force))")
+            first = None if push else assign("cred", command("New-Object", "PSCredential", ArgumentList=[
+                self.asa_q, subexpression(command("ConvertTo-SecureString", subexpression(
+                    Code("([guid]::NewGuid(),[guid]::NewGuid()) -join 'X'")), AsPlainText=SWITCH, Force=SWITCH))]))
             c = Change(
                 id=cid, system=System.EXCHANGE, action="roll-push" if push else "roll-generate", target=server.name,
                 summary=(f"Push the new {self.asa_q} password to {server.name} ({server.fqdn})" if push else
                          f"Generate a new password for {self.asa_q} and push it to {server.name} ({server.fqdn})"),
                 attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
-                params={"server": server.fqdn, "account": self.asa_q, "undo": "remove" if reversible else "keep"},
+                params={"server": server.fqdn, "account": self.asa_q, "undo": "remove" if reversible else "keep",
+                        **group},
                 commands=[x for x in (first, push_command) if x],
                 undo_commands=undo, proven_by=["rollout.coverage", "rollout.current"], step="rollout",
                 depends_on=list(self.rollout_deps), warning=warning)
@@ -417,12 +458,15 @@ class _Planner:
                 summary=(f"Copy every {self.asa_q} credential of {source.name} to {server.name} ({server.fqdn}); "
                          f"this replaces the credentials {server.name} holds"),
                 attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
-                params={"server": server.fqdn, "source": source.fqdn, "undo": "remove" if reversible else "keep"},
-                commands=[f"$c = (Get-ClientAccessService {ps(source.fqdn)} "
-                          "-IncludeAlternateServiceAccountCredentialPassword).AlternateServiceAccountConfiguration."
-                          f"EffectiveCredentials.Credential  # in a session on {source.fqdn}",
-                          f"Set-ClientAccessService -Identity {ps(server.fqdn)} -RemoveAlternateServiceAccountCredentials "
-                          "-AlternateServiceAccountCredential $c"],
+                params={"server": server.fqdn, "source": source.fqdn, "undo": "remove" if reversible else "keep",
+                        **group},
+                # the first in a remote PowerShell session on the source server (only there is the password returned)
+                commands=[assign("c", Code(subexpression(command(
+                              "Get-ClientAccessService", source.fqdn, IncludeAlternateServiceAccountCredentialPassword=SWITCH))
+                              + ".AlternateServiceAccountConfiguration.EffectiveCredentials.Credential")),
+                          command("Set-ClientAccessService", Identity=server.fqdn,
+                                  RemoveAlternateServiceAccountCredentials=SWITCH,
+                                  AlternateServiceAccountCredential=variable("c"))],
                 undo_commands=undo, proven_by=["rollout.coverage", "rollout.current"], step="rollout",
                 depends_on=list(self.rollout_deps), warning=warning)
         self.add(c)
@@ -436,8 +480,10 @@ class _Planner:
         self.add(Change(
             id="rollout.ad-password", system=System.DIRECTORY, action="roll-ad-password", target=self.asa.dn,
             summary=f"Reset the password of {self.asa_q} in AD to the pushed one (once, after every push worked)",
-            attribute="unicodePwd", old=None, new="(the pushed password)", params={"dn": self.asa.dn},
-            commands=[f"Set-ADAccountPassword -Identity {ps(self.asa.dn)} -Reset -NewPassword $cred.Password"],
+            attribute="unicodePwd", old=None, new="(the pushed password)",
+            params={"dn": self.asa.dn, **({"group": KEYS_GROUP} if self.enctypes_gain_aes else {})},
+            commands=[command("Set-ADAccountPassword", Identity=self.asa.dn, Reset=SWITCH,
+                              NewPassword=Code("$cred.Password"))],
             undo_commands=[], proven_by=["rollout.current"], step="rollout", depends_on=deps,
             warning="A password reset cannot be undone. It needs the Reset Password right on the ASA; if it is "
                     "refused, every server keeps working with the current password."))
@@ -450,6 +496,10 @@ class _Planner:
         hosts = self.a.spns.namespaces or [n.host for n in self.env.namespaces]
         included = {s.name.lower() for s in servers}
         move_from = {normalize_account(m) for m in self.a.spns.move_from}
+        if self.no_exchange and self.asa_created:
+            self.plan.notes.append("The SPNs are not planned: the new ASA's credential is on no server yet, and the "
+                                   "rollout needs the Exchange servers (plan again without no_exchange).")
+            return
         for host in sorted(dict.fromkeys(h.lower() for h in hosts)):
             ns = next((n for n in self.env.namespaces if n.host == host), None)
             if ns is None:
@@ -459,16 +509,31 @@ class _Planner:
             behind = [self.env.server(n) for n in (ns.servers if ns else [s.name for s in servers])]
             blocked = False
             deps = list(self.asa_change_ids)
+            unknown: list[ExchangeServer] = []
             for s in behind:
                 if s is None:
                     continue
-                if s.name.lower() not in included and not credential_is_current(s, self.asa, self.asa_q):
+                if s.name.lower() in self.roll_ids:
+                    deps.append(self.roll_ids[s.name.lower()])
+                    continue
+                if credential_is_current(s, self.asa, self.asa_q):
+                    continue
+                if not s.asa_state_known:
+                    unknown.append(s)
+                elif s.name.lower() not in included:
                     self.prereq(f"{s.name} answers on {host} but is not in the rollout and lacks the ASA credential: "
                                 f"registering {spn} would break Kerberos on it.", "unmet", True,
                                 f"Add {s.name} to rollout.servers, or take it out of the load balancer for {host}.")
                     blocked = True
-                if s.name.lower() in self.roll_ids:
-                    deps.append(self.roll_ids[s.name.lower()])
+            confirmed_by_user = False
+            # registering the SPN, or taking it from another owner (then the KDC uses the ASA's key): either makes
+            # the servers behind the name decrypt with the ASA's credential
+            others = [d for d in self.env.spn_owners.get(spn.lower(), []) if d.lower() != self.asa.dn.lower()]
+            if unknown and not blocked and (not self.asa.has_spn(spn) or others):
+                if self.servers_confirmed(host, spn, unknown):
+                    confirmed_by_user = True
+                else:
+                    blocked = True
             removals = []
             for owner_dn in self.env.spn_owners.get(spn.lower(), []):
                 if owner_dn.lower() == self.asa.dn.lower():
@@ -483,10 +548,12 @@ class _Planner:
                         summary=f"Remove {stored} from {owner_q} (named in spns.move_from)",
                         attribute="servicePrincipalName", old=stored, new=None,
                         params={"dn": owner_dn, "spns": [stored]},
-                        commands=[f"setspn -D {ps(stored)} {ps(owner_q)}"],
-                        undo_commands=[f"setspn -S {ps(stored)} {ps(owner_q)}"],
+                        commands=[setspn("-D", stored, owner_q)],
+                        undo_commands=[setspn("-S", stored, owner_q)],
                         warning="Undo puts the SPN back only if no other account holds it then (setspn -S refuses "
-                                "a duplicate).",
+                                "a duplicate)." + (f" Planned on the user's confirmation that every server behind "
+                                                   f"{host} holds the current {self.asa_q} credential (the servers "
+                                                   "were not read)." if confirmed_by_user else ""),
                         proven_by=["spn.duplicate", "spn.owner"], step="spns", depends_on=list(dict.fromkeys(deps))))
                     removals.append(rid)
                 else:
@@ -494,6 +561,8 @@ class _Planner:
                                 f'If {owner_q} is an old account, name it to move the SPN: [spns] move_from = '
                                 f'["{owner_q}"]. Otherwise choose {owner_q} as the ASA.')
                     blocked = True
+            if blocked and removals:  # an SPN is moved whole or not at all
+                self.plan.changes = [c for c in self.plan.changes if c.id not in removals]
             if blocked or self.asa.has_spn(spn):
                 continue
             cid = f"spn.add:{spn}"
@@ -501,11 +570,34 @@ class _Planner:
                 id=cid, system=System.DIRECTORY, action="add-spns", target=self.asa.dn,
                 summary=f"Register {spn} on {self.asa_q}",
                 attribute="servicePrincipalName", old=None, new=spn, params={"dn": self.asa.dn, "spns": [spn]},
-                commands=[f"setspn -F -Q {ps(spn)}", f"setspn -S {ps(spn)} {ps(self.asa_q)}"],
-                undo_commands=[f"setspn -D {ps(spn)} {ps(self.asa_q)}"],
+                commands=[setspn("-F -Q", spn), setspn("-S", spn, self.asa_q)],
+                undo_commands=[setspn("-D", spn, self.asa_q)],
                 proven_by=["spn.present", "spn.owner", "spn.duplicate", "kerberos.server"], step="spns",
-                depends_on=list(dict.fromkeys(deps + removals))))
+                depends_on=list(dict.fromkeys(deps + removals)),
+                warning=(f"Registered on the user's confirmation that every server behind {host} holds the current "
+                         f"{self.asa_q} credential (the servers were not read).") if confirmed_by_user else None))
             self.spn_add_ids[spn.lower()] = cid
+
+    def servers_confirmed(self, host: str, spn: str, unknown: list[ExchangeServer]) -> bool:
+        """An SPN on the ASA is safe only when every server behind the name holds its credential. When the servers
+        were not read that is the user's to confirm, by hand: a prerequisite says how; met only once confirmed."""
+        names = ", ".join(s.name for s in unknown)
+        assert self.asa is not None
+        since = (f" and was added after the ASA's last password change ({aware(self.asa.pwd_last_set).isoformat()})"
+                 if self.asa.pwd_last_set else "")
+        read = command("Get-ClientAccessService", Identity="<server>", IncludeAlternateServiceAccountCredentialStatus=SWITCH)
+        how = (f"On an Exchange server, in the Exchange Management Shell, for each of {names}: {read} (its "
+               f"AlternateServiceAccountConfiguration). The latest credential must name {self.asa_q}{since}.")
+        confirmed = self.a.spns.confirm_servers_hold_credential
+        why = "could not be read" if not self.no_exchange else "are not read in a directory-only plan"
+        text = (f"Every server behind {host} ({names}) holds the current {self.asa_q} credential before {spn} is "
+                f"registered on it (the servers {why}).")
+        if confirmed:
+            self.prereq(text + " Confirmed by the user (confirm_servers_hold_credential).", "met", True, how)
+        else:
+            self.prereq(text, "unmet", True, how + " Then confirm it: --confirm-servers-hold-credential, or "
+                        "[spns] confirm_servers_hold_credential = true in the answers file.")
+        return confirmed
 
     def spn_deps_for(self, server: ExchangeServer, service: Service | None = None) -> list[str]:
         deps = [self.roll_ids[server.name.lower()]] if server.name.lower() in self.roll_ids else []
@@ -531,10 +623,11 @@ class _Planner:
                                 "-> Negotiate",
                         attribute="InternalClientAuthenticationMethod", old=old, new="Negotiate",
                         params={"server": s.fqdn, "method": "Negotiate"},
-                        commands=[f"Get-OutlookAnywhere -Server {ps(s.name)} | Set-OutlookAnywhere "
-                                  "-InternalClientAuthenticationMethod Negotiate"],
-                        undo_commands=[f"Get-OutlookAnywhere -Server {ps(s.name)} | Set-OutlookAnywhere "
-                                       f"-InternalClientAuthenticationMethod {ps(old or 'Ntlm')}"],
+                        commands=[pipeline(command("Get-OutlookAnywhere", Server=s.name),
+                                           command("Set-OutlookAnywhere", InternalClientAuthenticationMethod="Negotiate"))],
+                        undo_commands=[pipeline(command("Get-OutlookAnywhere", Server=s.name),
+                                                command("Set-OutlookAnywhere",
+                                                        InternalClientAuthenticationMethod=old or "Ntlm"))],
                         proven_by=["auth.outlook-anywhere"], step="client-auth",
                         depends_on=self.spn_deps_for(s, Service.OUTLOOK_ANYWHERE)))
             if ca.mapi:
@@ -549,10 +642,11 @@ class _Planner:
                                 f"{', '.join(new_m)})",
                         attribute="IISAuthenticationMethods", old=old_m, new=new_m,
                         params={"server": s.fqdn, "methods": new_m},
-                        commands=[f"Get-MapiVirtualDirectory -Server {ps(s.name)} | Set-MapiVirtualDirectory "
-                                  f"-IISAuthenticationMethods {ps_list(new_m)}"],
-                        undo_commands=[f"Get-MapiVirtualDirectory -Server {ps(s.name)} | Set-MapiVirtualDirectory "
-                                       f"-IISAuthenticationMethods {ps_list(old_m)}"] if old_m else [],
+                        commands=[pipeline(command("Get-MapiVirtualDirectory", Server=s.name),
+                                           command("Set-MapiVirtualDirectory", IISAuthenticationMethods=new_m))],
+                        undo_commands=[pipeline(command("Get-MapiVirtualDirectory", Server=s.name),
+                                                command("Set-MapiVirtualDirectory", IISAuthenticationMethods=old_m))]
+                        if old_m else [],
                         proven_by=["auth.mapi"], step="client-auth", depends_on=self.spn_deps_for(s, Service.MAPI),
                         warning=None if "oauth" in (m.lower() for m in old_m) or not self.env.hybrid else
                         "Hybrid organisation without OAuth on MAPI: check the hybrid configuration."))
@@ -602,7 +696,7 @@ class _Planner:
                 id=spn_id, system=System.DIRECTORY, action="add-spns", target=sa.dn,
                 summary=f"Register {spn} on the SEG service account {sa_q} (delegation needs an SPN)",
                 attribute="servicePrincipalName", old=None, new=spn, params={"dn": sa.dn, "spns": [spn]},
-                commands=[f"setspn -S {ps(spn)} {ps(sa_q)}"], undo_commands=[f"setspn -D {ps(spn)} {ps(sa_q)}"],
+                commands=[setspn("-S", spn, sa_q)], undo_commands=[setspn("-D", spn, sa_q)],
                 proven_by=["kcd.service-account-spn"], step="seg"))
             self.seg_ids.append(spn_id)
         host = self.seg_target_host(servers)
@@ -618,29 +712,43 @@ class _Planner:
             on_asa = (self.asa is not None and self.asa.has_spn(target)) or target.lower() in self.spn_add_ids
             if not on_asa:
                 self.prereq(f"The delegation target {target} is not (and will not be) registered on the ASA.", "unmet",
-                            True, f"Add {host} to spns.namespaces, or fix seg.delegate_to.")
-            if not any(x.lower() == target.lower() for x in sa.delegate_to):
-                old = list(sa.delegate_to)
-                new = old + [target]
+                            True, f"Add {host} to spns.namespaces, or fix seg.delegate_to." + (
+                                " In a directory-only plan the SPN goes on the ASA only once you confirm that every "
+                                "server behind it holds the credential (see the prerequisite above)."
+                                if self.no_exchange else ""))
+            old = list(sa.delegate_to)
+            # Every entry that is not an SPN on the ASA (nor planned onto it) is a stale target: removed.
+            stale = [x for x in old if x.lower() != target.lower() and self.asa is not None
+                     and not self.asa.has_spn(x) and x.lower() not in self.spn_add_ids]
+            add = [] if any(x.lower() == target.lower() for x in old) else [target]
+            if stale or add:
+                new = [x for x in old if x not in stale] + add
                 cid = "seg.delegate-to"
                 deps = [d for d in (spn_id, self.spn_add_ids.get(target.lower())) if d]
+                parts = ([f"allow {sa_q} to delegate to {target}"] if add else []) + (
+                    [f"remove the stale target{'s' if len(stale) > 1 else ''} {', '.join(stale)} (not an SPN on the "
+                     "ASA)"] if stale else [])
+                def deleg(op: str, x: str) -> str:
+                    return command(cmdlet, Identity=sa.sam, **{op: hashtable({"msDS-AllowedToDelegateTo": x})})
+
+                commands = [deleg("Add", x) for x in add] + [deleg("Remove", x) for x in stale]
+                undo = [deleg("Remove", x) for x in add] + [deleg("Add", x) for x in stale]
                 self.add(Change(
                     id=cid, system=System.DIRECTORY, action="set-delegate-to", target=sa.dn,
-                    summary=f"Allow {sa_q} to delegate to {target} (constrained delegation)",
+                    summary=(f"Allow {sa_q} to delegate to {target} (constrained delegation)" if not stale else
+                             "Constrained delegation of " + sa_q + ": " + "; ".join(parts)),
                     attribute="msDS-AllowedToDelegateTo", old=old, new=new, params={"dn": sa.dn, "spns": new},
-                    commands=[f"{cmdlet} -Identity {ps(sa.sam)} -Add @{{'msDS-AllowedToDelegateTo'={ps(target)}}}"],
-                    undo_commands=[f"{cmdlet} -Identity {ps(sa.sam)} -Remove @{{'msDS-AllowedToDelegateTo'="
-                                   f"{ps(target)}}}"],
+                    commands=commands, undo_commands=undo,
                     proven_by=["kcd.target", "kerberos.s4u"], step="seg", depends_on=deps))
                 self.seg_ids.append(cid)
         want = (sa.uac | UAC_TRUSTED_TO_AUTH_FOR_DELEGATION) & ~UAC_TRUSTED_FOR_DELEGATION
         if want != sa.uac:
-            commands = [f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedToAuthForDelegation $true"]
-            undo = [f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedToAuthForDelegation "
-                    f"${str(sa.has_flag(UAC_TRUSTED_TO_AUTH_FOR_DELEGATION)).lower()}"]
+            commands = [command("Set-ADAccountControl", Identity=sa.sam, TrustedToAuthForDelegation=True)]
+            undo = [command("Set-ADAccountControl", Identity=sa.sam,
+                            TrustedToAuthForDelegation=sa.has_flag(UAC_TRUSTED_TO_AUTH_FOR_DELEGATION))]
             if sa.has_flag(UAC_TRUSTED_FOR_DELEGATION):
-                commands.append(f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedForDelegation $false")
-                undo.append(f"Set-ADAccountControl -Identity {ps(sa.sam)} -TrustedForDelegation $true")
+                commands.append(command("Set-ADAccountControl", Identity=sa.sam, TrustedForDelegation=False))
+                undo.append(command("Set-ADAccountControl", Identity=sa.sam, TrustedForDelegation=True))
             cid = "seg.protocol-transition"
             self.add(Change(
                 id=cid, system=System.DIRECTORY, action="set-uac", target=sa.dn,
@@ -651,7 +759,7 @@ class _Planner:
                 commands=commands, undo_commands=undo, proven_by=["kcd.protocol-transition", "kcd.no-unconstrained"],
                 step="seg", depends_on=[spn_id] if spn_id else []))
             self.seg_ids.append(cid)
-        for s in servers:
+        for s in [] if self.no_exchange else servers:
             members = {m.lower() for m in self.env.iis_iusrs.get(s.name, [])}
             if sa_q.lower() in members:
                 continue
@@ -660,10 +768,10 @@ class _Planner:
                 id=cid, system=System.EXCHANGE, action="add-iis-iusrs", target=s.name,
                 summary=f"Add {sa_q} to the local IIS_IUSRS group on {s.name}",
                 attribute="IIS_IUSRS", old=None, new=sa_q, params={"server": s.fqdn, "member": sa_q},
-                commands=[f"Invoke-Command -ComputerName {ps(s.fqdn)} -ScriptBlock {{ Add-LocalGroupMember "
-                          f"-Group 'IIS_IUSRS' -Member {ps(sa_q)} }}"],
-                undo_commands=[f"Invoke-Command -ComputerName {ps(s.fqdn)} -ScriptBlock {{ Remove-LocalGroupMember "
-                               f"-Group 'IIS_IUSRS' -Member {ps(sa_q)} }}"],
+                commands=[command("Invoke-Command", ComputerName=s.fqdn, ScriptBlock=script_block(
+                    command("Add-LocalGroupMember", Group="IIS_IUSRS", Member=sa_q)))],
+                undo_commands=[command("Invoke-Command", ComputerName=s.fqdn, ScriptBlock=script_block(
+                    command("Remove-LocalGroupMember", Group="IIS_IUSRS", Member=sa_q)))],
                 proven_by=["kcd.iis-iusrs"], step="seg",
                 depends_on=[self.roll_ids[s.name.lower()]] if s.name.lower() in self.roll_ids else []))
             self.iusrs_ids[s.name.lower()] = cid
@@ -731,12 +839,12 @@ def _iis_summary(old: IisAuth, new: IisAuth) -> str:
 def _iis_script(fqdn: str, app: str, old: IisAuth, new: IisAuth) -> str:
     """The IIS settings that differ between `old` and `new`, as one Invoke-Command block for that server."""
     auth = "system.webServer/security/authentication"
-    lines = [f"Invoke-Command -ComputerName {ps(fqdn)} -ScriptBlock {{",
-             f"    $psPath = 'MACHINE/WEBROOT/APPHOST'; $location = {ps(IIS_SITE + '/' + app)}"]
+    where = {"PSPath": variable("psPath"), "Location": variable("location")}
+    lines = [statements(assign("psPath", "MACHINE/WEBROOT/APPHOST"), assign("location", IIS_SITE + "/" + app))]
 
     def prop(section: str, name: str, value: bool) -> None:
-        lines.append(f"    Set-WebConfigurationProperty -PSPath $psPath -Location $location "
-                     f"-Filter {ps(auth + '/' + section)} -Name {ps(name)} -Value ${str(value).lower()}")
+        lines.append(command("Set-WebConfigurationProperty", **where, Filter=auth + "/" + section, Name=name,
+                             Value=value))
 
     if old.basic != new.basic:
         prop("basicAuthentication", "enabled", new.basic)
@@ -747,10 +855,9 @@ def _iis_script(fqdn: str, app: str, old: IisAuth, new: IisAuth) -> str:
     if old.use_app_pool_credentials != new.use_app_pool_credentials:
         prop("windowsAuthentication", "useAppPoolCredentials", new.use_app_pool_credentials)
     if old.providers != new.providers:
-        flt = ps(auth + "/windowsAuthentication/providers")
-        lines.append(f"    Clear-WebConfiguration -PSPath $psPath -Location $location -Filter {flt}")
+        flt = auth + "/windowsAuthentication/providers"
+        lines.append(command("Clear-WebConfiguration", **where, Filter=flt))
         for p in new.providers:
-            lines.append(f"    Add-WebConfigurationProperty -PSPath $psPath -Location $location -Filter {flt} "
-                         f"-Name '.' -Value @{{value={ps(p)}}}")
-    lines.append("}")
-    return "\n".join(lines)
+            lines.append(command("Add-WebConfigurationProperty", **where, Filter=flt, Name=".",
+                                 Value=hashtable({"value": p})))
+    return command("Invoke-Command", ComputerName=fqdn, ScriptBlock=script_block(*lines, multiline=True))

@@ -17,8 +17,10 @@ from .model import (
     AccountKind,
     AsaCredential,
     ExchangeServer,
+    ExtendedProtection,
     Forest,
     IisAuth,
+    Service,
     VirtualDirectory,
 )
 from .secrets import Secret
@@ -74,6 +76,14 @@ class DirectoryPort(Protocol):
         """Accounts that look like an ASA: hold HTTP/ SPNs for Exchange names, or are named/described so."""
         ...
 
+    def find_unconstrained_delegation(self) -> list[Account]:
+        """Forest-wide: every account trusted for unconstrained delegation that is not a domain controller."""
+        ...
+
+    def spn_lookup_scope(self) -> str:
+        """How the SPN lookups were made: forest-wide through the global catalog, or this domain only (and why)."""
+        ...
+
     def protected_users(self) -> list[str]:
         """DNs of the members of the Protected Users group."""
         ...
@@ -101,8 +111,9 @@ class DirectoryPort(Protocol):
         """Set msDS-SupportedEncryptionTypes (None clears it); returns the previous value."""
         ...
 
-    def set_uac(self, dn: str, value: int) -> int:
-        """Set userAccountControl; returns the previous value."""
+    def set_uac(self, dn: str, value: int, *, restore: bool = False) -> int:
+        """Set userAccountControl; returns the previous value. Turning on unconstrained delegation is refused,
+        except with `restore` (the undo of a change that removed it)."""
         ...
 
     def set_delegate_to(self, dn: str, spns: list[str]) -> list[str]:
@@ -234,17 +245,87 @@ class ExchangePort(Protocol):
         logged on the client, not on the server: it is read from a client's exported System log.)"""
         ...
 
+    def read_extended_protection(self, server: str) -> ExtendedProtection:
+        """tokenChecking of every Exchange virtual directory in IIS (front end and back end), Outlook
+        Anywhere's SSLOffloading and the ExSetup version: one remote call to that server."""
+        ...
+
 
 # ----------------------------------------------------------------------------------------------------
 # Kerberos
 # ----------------------------------------------------------------------------------------------------
 class ProbeOutcome(str, enum.Enum):
-    ACCEPTED = "accepted"  # Kerberos, the server decrypted the ticket
+    ACCEPTED = "accepted"  # Kerberos, the server decrypted the ticket (and its mutual-auth answer verified)
     NTLM_FALLBACK = "ntlm-fallback"  # no ticket (no SPN) or the server answered with NTLM
     REJECTED = "rejected"  # KRB_AP_ERR_MODIFIED / bad integrity: the server holds another key
+    # the server accepts the ticket, but not with the channel binding of our TLS connection: the TLS
+    # connection it checks is another one (a TLS-terminating load balancer or proxy in the path)
+    CHANNEL_BINDING = "channel-binding"
+    NOT_OFFERED = "not-offered"  # this path does not offer Negotiate at all (e.g. ActiveSync with Basic only)
     KDC_REFUSED = "kdc-refused"  # the KDC would not issue the ticket (e.g. KDC_ERR_BADOPTION)
     UNREACHABLE = "unreachable"
     ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ClientPath:
+    """One endpoint a client authenticates on, as the probe presents the ticket to it."""
+
+    key: str  # "ews"
+    title: str  # "EWS"
+    method: str  # the request the probe sends (what the client sends first)
+    path: str  # "/EWS/Exchange.asmx"
+    location: str  # the IIS location whose Extended Protection applies: "Default Web Site/EWS"
+    service: Service
+
+
+CLIENT_PATHS: tuple[ClientPath, ...] = (
+    ClientPath("autodiscover", "Autodiscover", "POST", "/Autodiscover/Autodiscover.xml",
+               "Default Web Site/Autodiscover", Service.AUTODISCOVER),
+    ClientPath("ews", "EWS", "POST", "/EWS/Exchange.asmx", "Default Web Site/EWS", Service.EWS),
+    ClientPath("mapi", "MAPI over HTTP", "POST", "/mapi/emsmdb/", "Default Web Site/mapi", Service.MAPI),
+    ClientPath("rpc", "Outlook Anywhere", "RPC_IN_DATA", "/rpc/rpcproxy.dll", "Default Web Site/Rpc",
+               Service.OUTLOOK_ANYWHERE),
+    ClientPath("eas", "ActiveSync", "OPTIONS", "/Microsoft-Server-ActiveSync", "Default Web Site/Microsoft-Server-ActiveSync",
+               Service.EAS),
+)
+
+
+def client_path(key: str) -> ClientPath:
+    for p in CLIENT_PATHS:
+        if p.key == key:
+            return p
+    raise KeyError(key)
+
+
+def paths_for_services(services: set[Service] | frozenset[Service]) -> tuple[ClientPath, ...]:
+    """The client paths a namespace serving `services` answers (OWA has no Windows-auth path to probe)."""
+    return tuple(p for p in CLIENT_PATHS if p.service in services)
+
+
+# worst last: a server's overall outcome is the worst of its paths' (a path without Negotiate only counts
+# when no path offers it)
+OUTCOME_ORDER = ("not-offered", "accepted", "unreachable", "error", "ntlm-fallback", "channel-binding",
+                 "kdc-refused", "rejected")
+
+
+def overall_outcome(outcomes: list[ProbeOutcome]) -> ProbeOutcome:
+    """The outcome that speaks for several paths: the worst, ignoring paths that do not offer Negotiate."""
+    relevant = [o for o in outcomes if o != ProbeOutcome.NOT_OFFERED] or list(outcomes)
+    if not relevant:
+        return ProbeOutcome.ERROR
+    return max(relevant, key=lambda o: OUTCOME_ORDER.index(o.value))
+
+
+@dataclass
+class PathResult:
+    """What one path of one server did with the ticket."""
+
+    path: ClientPath
+    outcome: ProbeOutcome
+    detail: str = ""  # the server's words, the HTTP status and what it means
+    status: int | None = None  # the HTTP status of the answer to the token
+    channel_bound: bool = False  # the accepted token carried the channel binding of our TLS connection
 
 
 @dataclass
@@ -266,6 +347,7 @@ class ProbeResult:
     client: str | None = None  # the principal the server saw (S4U: the impersonated user)
     at: datetime | None = None
     kvno: int | None = None  # the key version the ticket was encrypted with (None: unknown / no ticket)
+    paths: list[PathResult] = field(default_factory=list)  # path by path (empty: one endpoint, no detail)
 
 
 @runtime_checkable
@@ -276,8 +358,11 @@ class KerberosProbe(Protocol):
         """Ask the KDC for a ticket to `spn` as the current client."""
         ...
 
-    def probe_server(self, server: ExchangeServer, namespace: str) -> ProbeResult:
-        """Send Authorization: Negotiate for HTTP/<namespace> straight to `server` (not the balancer)."""
+    def probe_server(self, server: ExchangeServer, namespace: str,
+                     paths: tuple[ClientPath, ...] | None = None) -> ProbeResult:
+        """Send Authorization: Negotiate for HTTP/<namespace> straight to `server` (not the balancer), on each
+        of `paths` (None: the client paths the namespace serves, as the probe knows them), over TLS with
+        the channel binding of each connection. `outcome` is the worst path's; `paths` has each one."""
         ...
 
     def s4u(self, service_account: str, user: str, spn: str, server: ExchangeServer) -> ProbeResult:

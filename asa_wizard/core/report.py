@@ -23,6 +23,7 @@ from . import model
 from .model import Environment, enctype_names
 from .plan import Plan
 from .steps import STEPS
+from .text import terminal_safe
 
 REPORT_SCHEMA = "asa-wizard/report"
 CHECK_SCHEMA = "asa-wizard/check"
@@ -34,6 +35,9 @@ AREA_TITLES = {"inventory": "Inventory", "asa": "Alternate service account", "sp
 STATUS_ORDER = ("fail", "warn", "pass", "skipped")
 STATUS_ICONS = {"pass": "✔", "warn": "▲", "fail": "✘", "skipped": "–"}
 TEMPLATE_NAMES = {"markdown": "{}.md.j2", "html": "{}.html.j2"}
+INSECURE_TLS_NOTE = ("Certificates were NOT validated (--insecure-skip-tls-verify): the connections to the domain "
+                     "controller or the Exchange servers could have been intercepted, and these results could come "
+                     "from someone else.")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -119,6 +123,7 @@ class Report:
     changes: list[ChangeRow] = field(default_factory=list)
     journal: str = ""  # the journal file the changes came from
     run: str = ""
+    insecure_tls: bool = False  # the user turned certificate validation off: every format says so
 
     def counts(self, which: str = "after") -> dict[str, int]:
         rows = self.after if which == "after" else (self.before or [])
@@ -129,6 +134,8 @@ class Report:
         d["schema"] = REPORT_SCHEMA
         d["schema_version"] = SCHEMA_VERSION
         d["summary"] = self.counts()
+        if self.insecure_tls:
+            d["insecure_tls_note"] = INSECURE_TLS_NOTE
         return d
 
 
@@ -226,14 +233,15 @@ def _change_row(c: Any, state: str, when: str, who: str, message: str) -> Change
 
 def build_report(*, after: Iterable[Any], env: Environment | None = None, before: Iterable[Any] | None = None,
                  events: list[JournalEvent] | None = None, target: str = "", generated_at: str = "",
-                 journal: str = "", title: str = "Kerberos for Exchange: report") -> Report:
+                 journal: str = "", title: str = "Kerberos for Exchange: report", insecure_tls: bool = False) -> Report:
     """The report model. `generated_at` is given by the caller (the journal's last event, or the clock in the
     CLI) so that the same inputs always give the same report."""
     events = events or []
     return Report(title=title, target=target, generated_at=generated_at, tool_version=__version__,
                   environment=environment_summary(env) if env is not None else None,
                   after=finding_rows(after), before=finding_rows(before) if before is not None else None,
-                  changes=change_rows_from_journal(events), journal=journal, run=events[0].run if events else "")
+                  changes=change_rows_from_journal(events), journal=journal, run=events[0].run if events else "",
+                  insecure_tls=insecure_tls)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -249,7 +257,7 @@ def _templates(directory: Path, html: bool):
                        old_value=lambda c: change_value(c, c.old), new_value=lambda c: change_value(c, c.new),
                        after=lambda ids, index: ", ".join(str(n) for n in sorted(index[i] for i in ids if i in index)))
     env.globals.update(value_actions=VALUE_ACTIONS)
-    env.globals.update(icon=STATUS_ICONS, area_title=lambda a: AREA_TITLES.get(a, a))
+    env.globals.update(icon=STATUS_ICONS, area_title=lambda a: AREA_TITLES.get(a, a), insecure_tls_note=INSECURE_TLS_NOTE)
     return env
 
 
@@ -344,21 +352,23 @@ def _report_context(report: Report) -> dict[str, Any]:
 
 def render_report(report: Report, fmt: str, templates: Path | None = None) -> str:
     """The report as `fmt` (json, markdown, html); `templates` is the templates folder (not needed for JSON)."""
-    if fmt == "json":
-        return json.dumps(report.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if fmt == "json":  # terminal_safe: outside text shows its control characters escaped (valid JSON escapes)
+        return terminal_safe(json.dumps(report.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     if fmt in ("markdown", "html"):
-        return _render(templates, TEMPLATE_NAMES[fmt].format("report"), **_report_context(report))
+        return terminal_safe(_render(templates, TEMPLATE_NAMES[fmt].format("report"), **_report_context(report)))
     raise ValueError(f"unknown report format {fmt!r}")
 
 
-def check_json(rows: list[FindingRow], *, target: str, generated_at: str) -> str:
+def check_json(rows: list[FindingRow], *, target: str, generated_at: str, insecure_tls: bool = False) -> str:
     """The `asa-wizard check --format json` document (docs/report-format.md)."""
     doc = {"schema": CHECK_SCHEMA, "schema_version": SCHEMA_VERSION, "tool_version": __version__,
            "target": target, "generated_at": generated_at,
            "summary": {**{s: sum(1 for r in rows if r.status == s) for s in STATUS_ORDER},
                        "exit_code": exit_code_for(rows)},
-           "findings": [asdict(r) for r in rows]}
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+           "findings": [asdict(r) for r in rows], "insecure_tls": insecure_tls}
+    if insecure_tls:
+        doc["insecure_tls_note"] = INSECURE_TLS_NOTE
+    return terminal_safe(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -388,8 +398,8 @@ def _plan_context(plan: Plan) -> dict[str, Any]:
 def render_plan(plan: Plan, fmt: str, templates: Path | None = None) -> str:
     """The plan as a runbook in `fmt` (json, markdown, html); `templates` as for `render_report`."""
     if fmt == "json":
-        return json.dumps({"schema": "asa-wizard/plan", "schema_version": SCHEMA_VERSION, **plan.to_dict()},
-                          indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return terminal_safe(json.dumps({"schema": "asa-wizard/plan", "schema_version": SCHEMA_VERSION,
+                                         **plan.to_dict()}, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     if fmt in ("markdown", "html"):
-        return _render(templates, TEMPLATE_NAMES[fmt].format("plan"), **_plan_context(plan))
+        return terminal_safe(_render(templates, TEMPLATE_NAMES[fmt].format("plan"), **_plan_context(plan)))
     raise ValueError(f"unknown plan format {fmt!r}")

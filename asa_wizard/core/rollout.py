@@ -50,9 +50,9 @@ from .changes import Change, System
 from .current import credential_verdict, same_account
 from .errors import WizardError
 from .journal import ChangeStatus, Journal, JournalEvent, summarize
-from .model import Account, AccountKind, AsaCredential, Environment, ExchangeServer, Namespace
+from .commands import SWITCH, Code, command, roll_script, variable
+from .model import Account, AsaCredential, Environment, ExchangeServer, Namespace
 from .passwords import generate_password
-from .plan import ps
 from .ports import DirectoryPort, ExchangePort, KerberosProbe, RollOutcome, RollResult
 
 DEFAULT_CONCURRENCY = 4
@@ -218,20 +218,21 @@ class Rollout:
         if action == "copy":
             source = self.report.source or ""
             summary = f"Copy every credential of {source} to {name} (replaces {name}'s own)"
-            commands = [f"Set-ClientAccessService -Identity {ps(address)} -RemoveAlternateServiceAccountCredentials "
-                        f"-AlternateServiceAccountCredential <every credential of {source}, read on {source}>"]
+            # $c: every credential of the source, read in a session on the source (plan.py's copy commands)
+            commands = [command("Set-ClientAccessService", Identity=address, RemoveAlternateServiceAccountCredentials=SWITCH,
+                                AlternateServiceAccountCredential=variable("c"))]
         else:
             summary = f"Push the new {self.request.account} credential to {name}"
-            commands = [f"Set-ClientAccessService -Identity {ps(address)} "
-                        "-CleanUpInvalidAlternateServiceAccountCredentials -AlternateServiceAccountCredential "
-                        f"<{self.request.account}, the new password>"]
+            commands = [command("Set-ClientAccessService", Identity=address,
+                                CleanUpInvalidAlternateServiceAccountCredentials=SWITCH,
+                                AlternateServiceAccountCredential=variable("cred"))]
         return Change(
             id=cid, system=System.EXCHANGE, action=f"roll-{'copy' if action == 'copy' else 'push'}", target=name,
             summary=summary, attribute="AlternateServiceAccountCredential", old=before, new=self.request.account,
             params={"account": self.request.account, "source": self.report.source, "server": address},
             commands=commands,
-            undo_commands=[] if before else [f"Set-ClientAccessService -Identity {ps(address)} "
-                                             "-RemoveAlternateServiceAccountCredentials"],
+            undo_commands=[] if before else [command("Set-ClientAccessService", Identity=address,
+                                                     RemoveAlternateServiceAccountCredentials=SWITCH)],
             proven_by=["rollout.coverage", "rollout.current"], step="rollout",
             warning=None if not before else (
                 f"{name} already held a credential: undo leaves the new one in place (the old password cannot "
@@ -440,12 +441,11 @@ class Rollout:
         for name in names:
             self._set(name, Phase.RUNNING, f"Microsoft's script pushes to {name}", action="push")
         change = Change(id=generate_id(first), system=System.EXCHANGE, action="roll-generate", target=first,
-                        summary=f"RollAlternateServiceAccountPassword.ps1 on {first} for {', '.join(names)}",
+                        summary=f"Microsoft's roll script run on {first} for {', '.join(names)}",
                         attribute="AlternateServiceAccountCredential", old=self._before.get(first),
                         new=self.request.account, params={"account": self.request.account, "server": run_on},
-                        commands=[f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers "
-                                  f"{','.join(ps(self.report.servers[n].address) for n in names)} "
-                                  f"-GenerateNewPasswordFor {ps(self.request.account)}"], step="rollout")
+                        commands=[roll_script([self.report.servers[n].address for n in names],
+                                              GenerateNewPasswordFor=self.request.account)], step="rollout")
         self.journal.write("intent", change)
         result = self.exchange.roll_with_script(run_on, [self.report.servers[n].address for n in names],
                                                 self.request.account)
@@ -472,11 +472,11 @@ class Rollout:
     def _ad_change(self, asa: Account) -> Change:
         if AD_ID in self._planned:
             return copy.deepcopy(self._planned[AD_ID])
-        how = "Set-ADAccountPassword -Reset" if asa.kind == AccountKind.COMPUTER else "Set-ADAccountPassword -Reset"
         return Change(id=AD_ID, system=System.DIRECTORY, action="roll-ad-password", target=asa.dn,
                       summary=f"Reset the password of {self.request.account} in AD (once, after every push)",
                       attribute="unicodePwd", old=None, new="(new password)", params={"dn": asa.dn},
-                      commands=[f"{how} -Identity {ps(asa.dn)} -NewPassword <the pushed password>"],
+                      commands=[command("Set-ADAccountPassword", Identity=asa.dn, Reset=SWITCH,
+                                        NewPassword=Code("$cred.Password"))],
                       undo_commands=[], step="rollout", proven_by=["rollout.current"],
                       warning="A password reset cannot be undone; the previous credential stays on the servers.")
 
@@ -488,7 +488,19 @@ class Rollout:
         else:
             fresh = asa
         server = ExchangeServer(name=name, fqdn=p.address, asa_latest=p.latest, asa_state_known=p.latest is not None)
-        if self.probe is not None and self.request.namespaces and fresh is not None:
+        proving = self.probe is not None and self.request.namespaces and fresh is not None
+        if proving and p.latest is None:
+            # the verdict needs the server's credential list beside the tickets (a source never pushed to here)
+            try:
+                state = self.exchange.read_server(p.address)
+            except WizardError as exc:
+                self._set(name, Phase.FAILED, f"cannot verify {name}: {exc.problem}", fix=exc.fix)
+                return
+            p.latest = state.server.asa_latest
+            server.asa_latest, server.asa_previous = p.latest, state.server.asa_previous
+            server.asa_state_known = True
+        if proving:
+            assert self.probe is not None and fresh is not None
             probes = []
             for host in self.request.namespaces:
                 try:
@@ -516,7 +528,7 @@ class Rollout:
             self._set(name, Phase.VERIFIED, f"{name} holds the current {self.request.account} password: {verdict.why}")
         else:
             self._set(name, Phase.FAILED, f"verification failed: {verdict.why}",
-                      fix=f"Copy the credentials from a verified server: -CopyFrom to {name}.")
+                      fix=f"Copy the credentials to {name} from a verified server.")
 
     # --- after an earlier run changed AD -----------------------------------------------------------
     def _finish_after_ad(self, history: Mapping[str, ChangeStatus]) -> None:

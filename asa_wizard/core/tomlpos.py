@@ -11,20 +11,29 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .hosts import has_control, host_problem
 
 
 def read_text(path: Path, what: str = "the file") -> str:
     """The file's text, or a ConfigError naming `what` could not be read."""
     try:
-        return path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read {what} ({exc.strerror})", "Check the path.") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                          "Save it as UTF-8 (every editor can), then run the command again.", line=line) from None
 
 
 def parse_toml(text: str, path: str) -> dict[str, Any]:
     """The parsed TOML, or a ConfigError with the line of the syntax error."""
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(path, "not valid TOML: nested too deeply", "Write plain tables and lists.") from None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(path, f"not valid TOML: {exc}",
@@ -132,7 +141,25 @@ class TomlReader:
         if not isinstance(v, str):
             raise self.fail(fp + (key,), f"must be a string, not {self.type_name(v)}",
                             self.STRING_FIX.format(key=key, example=example))
+        self.no_control(v, fp + (key,))
         return v
+
+    def no_control(self, v: str, fp: tuple[Any, ...]) -> None:
+        """No NUL or other control character (line feeds and tabs excepted) in any text of the file."""
+        if has_control(v):
+            raise self.fail(fp, "holds a control character (such as NUL or ESC)",
+                            "Remove it: names and texts here are plain printable text.")
+
+    def host(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: str | None = None, *,
+             required: bool = False) -> str | None:
+        """A DNS host name (lower-cased), checked as one (core.hosts)."""
+        v = self.string(obj, key, fp, default, required=required, example="mail.contoso.com")
+        if v is None:
+            return None
+        problem = host_problem(v)
+        if problem:
+            raise self.fail(fp + (key,), problem, f'Write a host name like {key} = "mail.contoso.com" (no https://).')
+        return v.lower()
 
     def boolean(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: bool) -> bool:
         v = obj.get(key, default)
@@ -160,6 +187,8 @@ class TomlReader:
         v = obj.get(key, [])
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
             raise self.fail(fp + (key,), "must be a list of strings", self.STRINGS_FIX.format(key=key, example=example))
+        for x in v:
+            self.no_control(x, fp + (key,))
         if allowed is not None:
             for x in v:
                 if x not in allowed:

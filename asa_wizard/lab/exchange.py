@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 from xml.sax.saxutils import escape
 
+from ..adapters import iis_ep  # noqa: F401 - registers its operation in BODIES
 from ..adapters.powershell import BODIES, EVENT_FAIL, EVENT_OK, EVENT_START, HEADER, PARAMETERS, ROLL_SCRIPT, SINGLE_QUOTES
 from ..core.model import Service
 from ..core.passwords import generate_password
@@ -320,6 +321,16 @@ class LabExchange:
         out["iusrs"] = unrolled(list(local.iis_iusrs))
         out["logdir"] = "C:\\inetpub\\logs\\LogFiles\\W3SVC1"
         return out
+
+    def _op_read_extended_protection(self, machine: str, fault: str, Server: str,
+                                     Locations: list[str]) -> dict[str, Any]:
+        from .extended_protection import exsetup_version, settings_for
+
+        local = self._find(machine)  # IIS settings are the machine's own
+        self._find(Server)
+        settings = settings_for(local)
+        # SSLOffloading is Exchange's (Get-OutlookAnywhere through the endpoint), not in this Windows-side read
+        return {"ep": {loc: settings[loc] for loc in Locations if loc in settings}, "exsetup": exsetup_version(local)}
 
     # --- Microsoft's roll script, run on `machine` over WinRM --------------------------------------
     def _event(self, machine: str, event_id: int) -> None:

@@ -346,7 +346,7 @@ def _oa_row(s: LabServer, v: LabVdir) -> dict[str, Any]:
             "InternalHostname": v.internal_host, "ExternalHostname": v.external_host,
             "InternalClientAuthenticationMethod": v.internal_client_auth or "Ntlm",
             "ExternalClientAuthenticationMethod": v.external_client_auth or "Negotiate",
-            "IISAuthenticationMethods": list(v.auth_methods), "SSLOffloading": False,
+            "IISAuthenticationMethods": list(v.auth_methods), "SSLOffloading": bool(v.ssl_offloading),
             "AdminDisplayVersion": s.version}
 
 

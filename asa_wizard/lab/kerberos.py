@@ -34,8 +34,19 @@ from ..core.model import (
     UAC_TRUSTED_TO_AUTH_FOR_DELEGATION,
     ExchangeServer,
 )
-from ..core.ports import ProbeOutcome, ProbeResult, TicketResult
-from .scenario import LabAccount, LabServer, Scenario
+from ..core.model import Service
+from ..core.ports import (
+    ClientPath,
+    PathResult,
+    ProbeOutcome,
+    ProbeResult,
+    TicketResult,
+    client_path,
+    overall_outcome,
+    paths_for_services,
+)
+from .extended_protection import decide, setting_for_path, settings_for
+from .scenario import LabAccount, LabServer, LabVdir, Scenario
 from .snapshot import account_uac, all_accounts
 
 # The 2026 RC4 hardening (KB5073381): from enforcement on, accounts without the attribute get AES tickets.
@@ -135,11 +146,16 @@ class LabKerberos:
         scenario, accounts = self._state()
         return self._issue(spn, scenario, accounts)[0]
 
-    def probe_server(self, server: ExchangeServer, namespace: str) -> ProbeResult:
+    def probe_server(self, server: ExchangeServer, namespace: str,
+                     paths: tuple[ClientPath, ...] | None = None) -> ProbeResult:
+        """Per path, as a client that binds the channel of its own TLS connection to the server (HTTPS with
+        the namespace as TLS name, straight to the server's address)."""
         scenario, accounts = self._state()
         spn = f"HTTP/{namespace}"
         client = f"{self._client_name(scenario)}@{scenario.realm}"
-        return self._present(scenario, accounts, server, spn, client, "/EWS/Exchange.asmx")
+        if paths is None:
+            paths = _paths_of(scenario, server, namespace)
+        return self._present(scenario, accounts, server, spn, client, paths)
 
     def s4u(self, service_account: str, user: str, spn: str, server: ExchangeServer) -> ProbeResult:
         scenario, accounts = self._state()
@@ -150,7 +166,7 @@ class LabKerberos:
         refused = self._s4u_refusal(svc, who, service_account, user, spn)
         if refused:
             return ProbeResult(server.name, spn, ProbeOutcome.KDC_REFUSED, refused, client=client, at=at)
-        return self._present(scenario, accounts, server, spn, client, "/Microsoft-Server-ActiveSync")
+        return self._present(scenario, accounts, server, spn, client, (client_path("eas"),), gateway=True)
 
     @staticmethod
     def _s4u_refusal(svc: LabAccount | None, who: LabAccount | None, service_account: str, user: str,
@@ -176,7 +192,7 @@ class LabKerberos:
         return ""
 
     def _present(self, scenario: Scenario, accounts: list[LabAccount], server: ExchangeServer, spn: str,
-                 client: str, path: str) -> ProbeResult:
+                 client: str, paths: tuple[ClientPath, ...], gateway: bool = False) -> ProbeResult:
         at = scenario.now
         lab_server = scenario.server(server.name) or scenario.server(server.fqdn)
         if lab_server is None or lab_server.fault == "unreachable":
@@ -184,20 +200,47 @@ class LabKerberos:
                                f"{server.fqdn or server.name}:443 did not answer", at=at)
         ticket, owner = self._issue(spn, scenario, accounts)
         if not ticket.ok or owner is None:
-            self._log_iis(lab_server, at, path, 200, 0, 0, client)
+            for p in paths:
+                self._log_iis(lab_server, at, p.path, 200, 0, 0, client)
             return ProbeResult(server.name, spn, ProbeOutcome.NTLM_FALLBACK,
                                f"no Kerberos ticket ({ticket.error}); the client fell back to NTLM", at=at)
-        if self._holds_key(scenario, lab_server, owner):
-            self._log_iis(lab_server, at, path, 200, 0, 0, client)
-            return ProbeResult(server.name, spn, ProbeOutcome.ACCEPTED, "Kerberos (mutual authentication)",
-                               enctype=ticket.enctype, client=client, at=at, kvno=ticket.kvno)
+        holds = self._holds_key(scenario, lab_server, owner)
         account = f"{lab_server.name.lower()}$"
-        self._log_iis(lab_server, at, path, 401, 1, 2148074254, "")
-        self._log_event(scenario, at, account, spn)
-        return ProbeResult(server.name, spn, ProbeOutcome.REJECTED,
-                           f"KRB_AP_ERR_MODIFIED: the server {account} failed to decrypt the ticket for {spn} "
-                           f"(encrypted with key version {owner.key_version} of {scenario.netbios}\\{owner.sam})",
-                           enctype=ticket.enctype, at=at, kvno=ticket.kvno)
+        ep = settings_for(lab_server)
+        results: list[PathResult] = []
+        for p in paths:
+            offered = _offers(lab_server, p, gateway)
+            if offered != "negotiate":
+                results.append(PathResult(p, ProbeOutcome.NOT_OFFERED if offered == "basic" else
+                                          ProbeOutcome.NTLM_FALLBACK, _NOT_OFFERED[offered], status=401))
+                continue
+            if not holds:
+                self._log_iis(lab_server, at, p.path, 401, 1, 2148074254, "", p.method)
+                results.append(PathResult(p, ProbeOutcome.REJECTED, "KRB_AP_ERR_MODIFIED: HTTP 401 after the Kerberos "
+                                                                    "token", status=401))
+                continue
+            setting = setting_for_path(ep, p.path)
+            ok, why = decide(setting, bound=True, mismatch=False)
+            if not ok:  # cannot happen for a client that binds its own connection; kept for the rule's sake
+                self._log_iis(lab_server, at, p.path, 401, 1, 2148074254, "")
+                results.append(PathResult(p, ProbeOutcome.CHANNEL_BINDING, why, status=401))
+                continue
+            self._log_iis(lab_server, at, p.path, 200, 0, 0, client, p.method)
+            results.append(PathResult(p, ProbeOutcome.ACCEPTED, "Kerberos (mutual authentication); Extended "
+                                      f"Protection {setting}", status=200, channel_bound=setting != "None"))
+        outcome = overall_outcome([r.outcome for r in results]) if results else ProbeOutcome.ACCEPTED
+        if outcome == ProbeOutcome.REJECTED:
+            self._log_event(scenario, at, account, spn)
+            return ProbeResult(server.name, spn, ProbeOutcome.REJECTED,
+                               f"KRB_AP_ERR_MODIFIED: the server {account} failed to decrypt the ticket for {spn} "
+                               f"(encrypted with key version {owner.key_version} of {scenario.netbios}\\{owner.sam})",
+                               enctype=ticket.enctype, at=at, paths=results, kvno=ticket.kvno)
+        detail = {ProbeOutcome.ACCEPTED: "Kerberos (mutual authentication)",
+                  ProbeOutcome.NTLM_FALLBACK: "a path offers only NTLM: clients use NTLM there",
+                  ProbeOutcome.NOT_OFFERED: "no path offers Negotiate"}.get(outcome, outcome.value)
+        return ProbeResult(server.name, spn, outcome, detail, enctype=ticket.enctype,
+                           client=client if outcome == ProbeOutcome.ACCEPTED else None, at=at, paths=results,
+                           kvno=ticket.kvno)
 
     @staticmethod
     def _holds_key(scenario: Scenario, server: LabServer, owner: LabAccount) -> bool:
@@ -210,10 +253,11 @@ class LabKerberos:
         return False
 
     # --- what the servers and the client log ----------------------------------------------------------
+    # (IIS lines: one per request, as IIS writes them)
     def _log_iis(self, server: LabServer, at: datetime, path: str, status: int, sub: int, win32: int,
-                 client: str) -> None:
+                 client: str, method: str = "POST") -> None:
         user = client.split("@")[0] if client else "-"
-        line = (f"{at:%Y-%m-%d %H:%M:%S} 127.0.0.1 POST {path} - 443 {user} 127.0.0.1 asa-wizard-probe - "
+        line = (f"{at:%Y-%m-%d %H:%M:%S} 127.0.0.1 {method} {path} - 443 {user} 127.0.0.1 asa-wizard-probe - "
                 f"{status} {sub} {win32} 12")
         self.exchange.append_log(server.name, "iis", line)
 
@@ -229,3 +273,37 @@ class LabKerberos:
         """The System log of the machine the probe ran on, as Event Viewer's text export (event 4 entries)."""
         with self._lock:
             return "\n".join(self._events)
+
+
+# --- which paths a lab server serves and what they offer ------------------------------------------------
+_NOT_OFFERED = {
+    "basic": "HTTP 401 offering Basic only: Windows authentication is off on this virtual directory",
+    "ntlm": "HTTP 401 offering NTLM only: the virtual directory's authentication methods lack Negotiate",
+}
+
+
+def _paths_of(scenario: Scenario, server: ExchangeServer, namespace: str) -> tuple[ClientPath, ...]:
+    """The client paths of this server that publish `namespace` (the scenario's virtual directories)."""
+    lab_server = scenario.server(server.name) or scenario.server(server.fqdn)
+    if lab_server is None:
+        return ()
+    services = {svc for svc, v in lab_server.vdirs.items()
+                if namespace.lower() in ((v.internal_host or "").lower(), (v.external_host or "").lower())}
+    return paths_for_services(services)
+
+
+def _offers(server: LabServer, path: ClientPath, gateway: bool) -> str:
+    """'negotiate', 'ntlm' or 'basic': what the virtual directory behind `path` answers a client with."""
+    v: LabVdir | None = server.vdirs.get(path.service)
+    if v is None:
+        return "negotiate"
+    if path.service == Service.EAS:
+        if gateway:  # the gateway's proof is judged by kcd.eas-auth; its ticket reaches the acceptor here
+            return "negotiate"
+        if not v.windows:
+            return "basic"
+        return "negotiate" if any(p.lower().startswith("negotiate") for p in v.providers) else "ntlm"
+    methods = {m.lower() for m in v.auth_methods}
+    if not methods or methods & {"negotiate", "windowsintegrated", "kerberos"}:
+        return "negotiate"
+    return "ntlm" if "ntlm" in methods else "basic"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.hosts import dn_problem, has_control, host_problem, sam_problem
 from ..core.model import AccountKind, Service
 from ..core.secrets import Secret
 from ..core.tomlpos import TomlReader, parse_toml, read_text
@@ -37,6 +38,9 @@ AUTH_METHODS = {"Basic", "Ntlm", "Negotiate", "OAuth", "Kerberos", "WindowsInteg
 PROVIDERS = {"Negotiate", "NTLM", "Negotiate:Kerberos"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 SAM_RE = re.compile(r"^[^\"/\\\[\]:;|=,+*?<>@]{1,20}$")
+ORG_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 -]{0,62}[A-Za-z0-9])?")  # an Exchange organisation's name
+SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+DATE_RANGE = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2999, 12, 31, tzinfo=timezone.utc))
 
 
 def password_digest(password: str) -> str:
@@ -108,6 +112,7 @@ class LabVdir:
     providers: list[str] = field(default_factory=lambda: ["Negotiate", "NTLM"])
     use_kernel_mode: bool = False
     use_app_pool_credentials: bool = False
+    ssl_offloading: bool = False  # Outlook Anywhere: the load balancer ends TLS (SSLOffloading $true)
 
 
 @dataclass
@@ -125,6 +130,8 @@ class LabServer:
     fault: str = "none"
     slow_seconds: float = 2.0
     extra_spns: list[str] = field(default_factory=list)  # SPNs on the server's own computer account
+    # IIS location ("Default Web Site/Rpc") -> tokenChecking, over the build's defaults (lab/extended_protection.py)
+    extended_protection: dict[str, str] = field(default_factory=dict)
     # The ASA credential list, newest first (Get-ClientAccessService ... EffectiveCredentials)
     credentials: list[LabCredential] = field(default_factory=list)
 
@@ -257,6 +264,9 @@ def list_scenarios() -> list[Scenario]:
 
 
 def find_scenario(name_or_path: str) -> Path:
+    if has_control(name_or_path) or len(name_or_path) > 4096:
+        raise ConfigError(name_or_path[:80].encode("unicode_escape").decode(), "not a scenario name or path",
+                          "Use a scenario name (asa-wizard lab list) or the path of a .toml scenario file.")
     p = Path(name_or_path)
     if p.suffix == ".toml" and p.exists():
         return p
@@ -292,8 +302,8 @@ class _Parser(TomlReader):
     # --- helpers ----------------------------------------------------------------------------------
     def number(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: float) -> float:
         v = obj.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise self.fail(fp + (key,), f"must be a positive number, not {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 3600:
+            raise self.fail(fp + (key,), f"must be a number of seconds from 0 to 3600, not {v!r}")
         return float(v)
 
     def when(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], required: bool = False) -> datetime | None:
@@ -302,15 +312,31 @@ class _Parser(TomlReader):
             if required:
                 raise self.fail(fp + (key,), "missing", f"Add {key} = 2024-01-31T10:00:00Z.")
             return None
+        d = None
         if isinstance(v, datetime):
-            return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
-        if isinstance(v, str):
+            d = v
+        elif isinstance(v, str):
             try:
                 d = datetime.fromisoformat(v.replace("Z", "+00:00"))
-                return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
             except ValueError:
                 pass
-        raise self.fail(fp + (key,), f"must be a date and time, not {v!r}", "Write it as 2024-01-31T10:00:00Z.")
+        if d is None:
+            raise self.fail(fp + (key,), f"must be a date and time, not {v!r}", "Write it as 2024-01-31T10:00:00Z.")
+        try:
+            d = d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+            in_range = DATE_RANGE[0] <= d <= DATE_RANGE[1]
+        except (OverflowError, ValueError):
+            in_range = False
+        if not in_range:
+            raise self.fail(fp + (key,), f"{v} is out of range",
+                            "Use a date from 1970 to 2999, such as 2024-01-31T10:00:00Z.")
+        return d
+
+    def hosts(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...]) -> list[str]:
+        out = self.strings(obj, key, fp)
+        for problem in filter(None, map(host_problem, out)):
+            raise self.fail(fp + (key,), problem, 'Write host names like "mail.contoso.com".')
+        return [h.lower() for h in out]
 
     # --- sections ---------------------------------------------------------------------------------
     def parse(self) -> Scenario:
@@ -334,13 +360,21 @@ class _Parser(TomlReader):
         fo = self.table(d, "forest", (), required=True)
         self.unknown(fo, {"domain", "netbios", "organization", "sites"}, ("forest",))
         domain = (self.string(fo, "domain", ("forest",), required=True) or "").lower()
-        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain) or host_problem(domain):
             raise self.fail(("forest", "domain"), f"{domain!r} is not a DNS domain name", 'Write domain = "contoso.com".')
         netbios = self.string(fo, "netbios", ("forest",), required=True) or ""
         if not re.fullmatch(r"[A-Za-z0-9-]{1,15}", netbios):
             raise self.fail(("forest", "netbios"), f"{netbios!r} is not a NetBIOS domain name",
                             "Use up to 15 letters, digits or dashes.")
         sites = self.strings(fo, "sites", ("forest",)) or ["Default-First-Site-Name"]
+        for site in sites:
+            if not SITE_RE.fullmatch(site):
+                raise self.fail(("forest", "sites"), f"{site[:64]!r} is not a site name",
+                                "Use letters, digits and dashes (up to 63), such as Default-First-Site-Name.")
+        organization = self.string(fo, "organization", ("forest",), default=netbios) or netbios
+        if not ORG_RE.fullmatch(organization):
+            raise self.fail(("forest", "organization"), f"{organization[:64]!r} is not an Exchange organisation name",
+                            "Use up to 64 letters, digits, spaces and dashes (no , + \" \\ < > ; = #).")
 
         lab = self.table(d, "lab", ())
         self.unknown(lab, {"admin_user", "admin_password", "now", "admin_roles", "remote_powershell_enabled",
@@ -348,7 +382,7 @@ class _Parser(TomlReader):
         now = self.when(lab, "now", ("lab",)) or datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc)
 
         defaults = self.table(d, "defaults", ())
-        self.unknown(defaults, set(VDIR_SECTIONS), ("defaults",))
+        self.unknown(defaults, set(VDIR_SECTIONS) | {"extended_protection"}, ("defaults",))
 
         raw_servers = d.get("servers", [])
         if not isinstance(raw_servers, list) or not raw_servers:
@@ -398,7 +432,7 @@ class _Parser(TomlReader):
             path=self.path,
             domain=domain,
             netbios=netbios.upper(),
-            organization=self.string(fo, "organization", ("forest",), default=netbios) or netbios,
+            organization=organization,
             sites=sites,
             servers=servers,
             accounts=accounts,
@@ -415,27 +449,27 @@ class _Parser(TomlReader):
             seg=seg,
             hybrid=self.boolean(sc, "hybrid", ("scenario",), False),
             expected_findings=expected,
-            cname_namespaces=[h.lower() for h in self.strings(sc, "cname_namespaces", ("scenario",))],
+            cname_namespaces=self.hosts(sc, "cname_namespaces", ("scenario",)),
         )
 
     def credential(self, obj: dict[str, Any], fp: tuple[Any, ...]) -> LabCredential:
         self.unknown(obj, {"account", "when", "key_version"}, fp)
         account = self.string(obj, "account", fp, required=True) or ""
-        if "\\" not in account:
-            raise self.fail(fp + ("account",), f"{account!r} is not DOMAIN\\NAME", 'Write account = "CONTOSO\\\\EXASA$".')
+        if "\\" not in account or sam_problem(account.split("\\")[-1]):
+            raise self.fail(fp + ("account",), f"{account[:64]!r} is not DOMAIN\\NAME", 'Write account = "CONTOSO\\\\EXASA$".')
         return LabCredential(account=account, when=self.when(obj, "when", fp, required=True),  # type: ignore[arg-type]
-                             key_version=self.integer(obj, "key_version", fp, 1) or 1)
+                             key_version=self.integer(obj, "key_version", fp, 1, (1, 2**31 - 1)) or 1)
 
     def server(self, s: Any, i: int, defaults: dict[str, Any], domain: str, sites: list[str]) -> LabServer:
         fp: tuple[Any, ...] = ("servers", i)
         if not isinstance(s, dict):
             raise self.fail(fp, "must be a table")
         self.unknown(s, {"name", "fqdn", "version", "roles", "site", "asa", "service_host_running", "iis_iusrs",
-                         "fault", "slow_seconds", "extra_spns", *VDIR_SECTIONS}, fp)
+                         "fault", "slow_seconds", "extra_spns", "extended_protection", *VDIR_SECTIONS}, fp)
         name = self.string(s, "name", fp, required=True) or ""
         if not NAME_RE.fullmatch(name):
             raise self.fail(fp + ("name",), f"{name!r} is not a valid computer name", "Use letters, digits and dashes.")
-        fqdn = (self.string(s, "fqdn", fp) or f"{name}.{domain}").lower()
+        fqdn = self.host(s, "fqdn", fp) or f"{name}.{domain}".lower()
         version = self.string(s, "version", fp, required=True) or ""
         from ..core.model import parse_build
 
@@ -462,6 +496,8 @@ class _Parser(TomlReader):
                 continue
             vfp = fp + (key,) if key in s else ("defaults", key)
             vdirs[service] = self.vdir(service, merged, vfp)
+        ep = self.extended_protection(defaults, ("defaults", "extended_protection"))
+        ep.update(self.extended_protection(s, fp + ("extended_protection",)))
         return LabServer(
             name=name,
             fqdn=fqdn,
@@ -477,15 +513,35 @@ class _Parser(TomlReader):
             fault=fault,
             slow_seconds=self.number(s, "slow_seconds", fp, 2.0),
             extra_spns=self.strings(s, "extra_spns", fp),
+            extended_protection=ep,
         )
+
+    def extended_protection(self, obj: dict[str, Any], fp: tuple[Any, ...]) -> dict[str, str]:
+        """`extended_protection = { "Default Web Site/Rpc" = "Require" }`: IIS location -> tokenChecking."""
+        from ..core.checks.extended_protection import EXPECTED
+        from ..core.model import EP_VALUES
+
+        table = self.table(obj, fp[-1], fp[:-1])
+        out: dict[str, str] = {}
+        known = {k.lower() for k in EXPECTED}
+        for location, value in table.items():
+            if location.lower() not in known:
+                raise self.fail(fp + (location,), f"{location!r} is not an Exchange virtual directory location",
+                                'Write it as "Default Web Site/EWS" or "Exchange Back End/MAPI/emsmdb".')
+            if value not in EP_VALUES:
+                raise self.fail(fp + (location,), f"must be \"None\", \"Allow\" or \"Require\", not {value!r}")
+            out[location] = value
+        return out
 
     def vdir(self, service: Service, v: dict[str, Any], fp: tuple[Any, ...]) -> LabVdir:
         self.unknown(v, {"internal_host", "external_host", "auth", "internal_client_auth", "external_client_auth",
-                         "basic", "windows", "providers", "use_kernel_mode", "use_app_pool_credentials"}, fp)
+                         "basic", "windows", "providers", "use_kernel_mode", "use_app_pool_credentials",
+                         *(("ssl_offloading",) if service == Service.OUTLOOK_ANYWHERE else ())}, fp)
         for k in ("internal_host", "external_host"):
             h = v.get(k)
-            if h is not None and (not isinstance(h, str) or not re.fullmatch(r"[A-Za-z0-9.-]+", h)):
-                raise self.fail(fp + (k,), f"{h!r} is not a host name", 'Write it as "mail.contoso.com" (no https://).')
+            if h is not None and (not isinstance(h, str) or host_problem(h)):
+                raise self.fail(fp + (k,), f"{str(h)[:64]!r} is not a host name",
+                                'Write it as "mail.contoso.com" (no https://).')
         for k in ("internal_client_auth", "external_client_auth"):
             if k in v and v[k] not in ("Basic", "Ntlm", "Negotiate"):
                 raise self.fail(fp + (k,), f"unknown method {v[k]!r}", "Use Basic, Ntlm or Negotiate.")
@@ -501,6 +557,7 @@ class _Parser(TomlReader):
             providers=self.strings(v, "providers", fp, PROVIDERS) if "providers" in v else ["Negotiate", "NTLM"],
             use_kernel_mode=self.boolean(v, "use_kernel_mode", fp, False),
             use_app_pool_credentials=self.boolean(v, "use_app_pool_credentials", fp, False),
+            ssl_offloading=self.boolean(v, "ssl_offloading", fp, False),
         )
 
     def account(self, a: Any, i: int) -> LabAccount:
@@ -511,8 +568,8 @@ class _Parser(TomlReader):
                          "delegate_to", "trusted_to_auth", "trusted_for_delegation", "not_delegated",
                          "protected_user", "dont_expire", "description", "upn", "uac"}, fp)
         sam = self.string(a, "sam", fp, required=True) or ""
-        if not SAM_RE.fullmatch(sam):
-            raise self.fail(fp + ("sam",), f"{sam!r} is not a valid sAMAccountName",
+        if not SAM_RE.fullmatch(sam) or sam_problem(sam):
+            raise self.fail(fp + ("sam",), f"{sam[:64]!r} is not a valid sAMAccountName",
                             "Up to 20 characters, none of \" / \\ [ ] : ; | = , + * ? < > @.")
         kind_s = self.string(a, "kind", fp, default="computer" if sam.endswith("$") else "user")
         try:
@@ -528,6 +585,9 @@ class _Parser(TomlReader):
         for spn in self.strings(a, "spns", fp) + self.strings(a, "delegate_to", fp):
             if "/" not in spn:
                 raise self.fail(fp + ("spns",), f"{spn!r} is not an SPN", 'Write it as "HTTP/mail.contoso.com".')
+        ou_problem = dn_problem(self.string(a, "ou", fp) or "OU=x")
+        if ou_problem:
+            raise self.fail(fp + ("ou",), ou_problem, 'Write it like ou = "OU=Service Accounts".')
         default_ou = "CN=Computers" if kind == AccountKind.COMPUTER else "CN=Users"
         if kind == AccountKind.GMSA:
             default_ou = "CN=Managed Service Accounts"
@@ -539,7 +599,7 @@ class _Parser(TomlReader):
             spns=self.strings(a, "spns", fp),
             enctypes=enctypes,
             pwd_last_set=self.when(a, "pwd_last_set", fp),
-            key_version=self.integer(a, "key_version", fp, 1) or 1,
+            key_version=self.integer(a, "key_version", fp, 1, (1, 2**31 - 1)) or 1,
             delegate_to=self.strings(a, "delegate_to", fp),
             trusted_to_auth=self.boolean(a, "trusted_to_auth", fp, False),
             trusted_for_delegation=self.boolean(a, "trusted_for_delegation", fp, False),
@@ -548,5 +608,5 @@ class _Parser(TomlReader):
             dont_expire=self.boolean(a, "dont_expire", fp, True),
             description=self.string(a, "description", fp, default="") or "",
             upn=self.string(a, "upn", fp),
-            uac=self.integer(a, "uac", fp, None),
+            uac=self.integer(a, "uac", fp, None, (0, 2**32 - 1)),
         )

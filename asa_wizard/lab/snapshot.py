@@ -152,9 +152,12 @@ def environment_from_scenario(s: Scenario) -> Environment:
         if a.protected_user:
             protected.append(dn)
     seg = SegConfig(s.seg.service_account, list(s.seg.test_users), s.seg.ews_proxy) if s.seg else None
+    from .extended_protection import extended_protection
+
+    ep = {srv.name: extended_protection(srv) for srv in s.servers if srv.fault != "unreachable"}
     namespaces = derive_namespaces(vdirs, autodiscover)
     for ns in namespaces:
         ns.is_cname = ns.host in s.cname_namespaces
     return Environment(forest=forest, servers=servers, vdirs=vdirs, namespaces=namespaces, accounts=accounts,
                        spn_owners=owners, asa_sam=s.asa, seg=seg, iis_iusrs=iusrs, protected_users=protected,
-                       autodiscover_urls=autodiscover, hybrid=s.hybrid)
+                       autodiscover_urls=autodiscover, hybrid=s.hybrid, extended_protection=ep)

@@ -1,235 +1,200 @@
 """What the wizard knows during one run, kept apart from the widgets.
 
-The app's thread workers call these methods; nothing here imports textual, so the same calls can be tested
-and timed without a terminal. The adapters sit behind `Target`: the UI never talks to LDAP or WinRM itself.
+Every piece of work goes through the application service (`asa_wizard.service`), the same calls the headless
+commands make: opening the target, discovery, the checks, the plan, apply (the rollout included, through the
+executor, one journal per apply), resume, undo, Verify and the report. Nothing here imports textual.
+
+The step statuses are derived, never remembered: after every apply, cancel, resume or undo the organisation
+is read again and every check runs (`recheck`), and `step_statuses` computes each step's status from the
+findings, whether the target is connected, and Verify's own result.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
-from ..core.model import Environment, SegConfig
+from ..core.answers import Answers, TargetAnswers
+from ..core.model import Environment
+from ..core.steps import STEPS
+from ..service import operations as ops
+from ..service import session as svc
 from ..target import Target
 
 Progress = Callable[[str, int, int], None]
+_RANK = {"fail": 4, "warn": 3, "pass": 2, "skipped": 1}
 
 
-# Checklist labels that fit a 30-column sidebar; the steps themselves are `core.steps.STEPS`.
-SHORT_TITLES = {
-    "target": "Target",
-    "discovery": "Discovery",
-    "asa": "ASA account",
-    "rollout": "Rollout",
-    "spns": "SPNs",
-    "client-auth": "Client auth",
-    "seg": "SEG delegation",
-    "iis-auth": "IIS auth (SEG)",
-    "verify": "Verify",
-    "report": "Report",
-}
+def worst_status(statuses: list[str]) -> str | None:
+    best: str | None = None
+    for s in statuses:
+        if best is None or _RANK.get(s, 0) > _RANK.get(best, 0):
+            best = s
+    return best
 
 
-@dataclass
-class RealTargetForm:
-    """What the Target step collects for a real domain (no secret: the password travels separately)."""
-
-    dc: str
-    ldap_mode: str = "ldaps"  # ldaps | starttls
-    bind: str = "kerberos"  # kerberos | simple | ntlm
-    user: str = ""
-    winrm: str = "kerberos"  # kerberos | ntlm | credssp
-    insecure_tls: bool = False
-
-    @property
-    def needs_password(self) -> bool:
-        return self.bind != "kerberos" or self.winrm != "kerberos"
-
-    @property
-    def secret_key(self) -> str:
-        """The keyring key, the same one the headless commands look up."""
-        return f"ldap:{self.user}@{self.dc}"
+def check_statuses(findings: list[Any]) -> dict[str, str]:
+    """check id -> its worst status."""
+    out: dict[str, list[str]] = {}
+    for f in findings:
+        out.setdefault(f.check_id, []).append(str(getattr(f.status, "value", f.status)))
+    return {cid: worst_status(v) or "skipped" for cid, v in out.items()}
 
 
-@dataclass
+def step_status(step_id: str, checks: dict[str, str | None], *, connected: bool, verified: str | None,
+                report_saved: bool) -> str | None:
+    """A step's status from what is true now: Target is done when connected; Verify's status is its result; Report
+    is done once saved; every other step is done when its checks pass (failures and warnings show as such; a step
+    whose checks mostly could not run yet, because an earlier step is not done, is still to do)."""
+    if step_id == "target":
+        return "pass" if connected else None
+    if step_id == "verify":
+        return verified
+    if step_id == "report":
+        return "pass" if report_saved else None
+    ids = next(s.checks for s in STEPS if s.id == step_id)
+    statuses = [s for c in ids if (s := checks.get(c)) is not None]
+    top = worst_status(statuses)
+    if top in ("fail", "warn"):
+        return top
+    if top == "pass" and statuses.count("skipped") > statuses.count("pass"):
+        return None
+    return top
+
+
 class WizardSession:
-    """The target, what discovery found, the latest findings, and the run's settings."""
+    """The target, what discovery found, the latest findings, this session's runs and the run's settings."""
 
-    target: Target | None = None
-    scenario_name: str | None = None
-    dry_run: bool = False
-    env: Environment | None = None
-    findings: list[Any] = field(default_factory=list)  # core.checks.Finding
-    answers: Any = None  # core.answers.Answers: every choice the steps collect
-    baseline: list[Any] | None = None  # the first catalogue run, for the report's "before"
-    journal: Any = None  # core.journal.Journal of this run's changes
-
-    def __post_init__(self) -> None:
-        if self.answers is None:
-            self.answers = default_answers(None, self.scenario_name or "", self.dry_run)
+    def __init__(self, *, dry_run: bool = False, scenario_name: str | None = None) -> None:
+        self.opened: svc.Opened | None = None
+        self.scenario_name = scenario_name
+        self.dry_run = dry_run
+        self.env: Environment | None = None
+        self.findings: list[Any] = []
+        self.baseline: list[Any] | None = None  # the first catalogue run, for the report's "before"
+        self.answers: Answers = default_answers(None, scenario_name or "", dry_run)
+        self.runs: list[Path] = []  # this session's journals, oldest first
+        self.connected = False  # the connections were tested (or discovery read the target)
+        self.verified: str | None = None  # Verify's result since the last change (None: not run since)
+        self.proof: Any = None  # Verify's Kerberos proof
+        self.report_saved = False
 
     # --- target -------------------------------------------------------------------------------------
+    @property
+    def target(self) -> Target | None:
+        return self.opened.target if self.opened is not None else None
+
+    def _reset(self) -> None:
+        self.env = None
+        self.findings = []
+        self.baseline = None
+        self.runs = []
+        self.connected = False
+        self.verified = None
+        self.proof = None
+        self.report_saved = False
+
     def open_lab(self, scenario: str) -> Target:
         """Open (or re-open) the lab on `scenario`; the previous target is closed first."""
-        from ..target import open_lab
-
         self.close()
-        self.target = open_lab(scenario)
+        answers = Answers(target=TargetAnswers(lab=scenario), dry_run=self.dry_run)
+        self.opened = svc.open_target(answers)
         self.scenario_name = scenario
-        world = self.target.lab
-        self.env = None
-        self.findings = []
-        self.baseline = None
-        self.journal = None
-        self.answers = default_answers(world.scenario if world is not None else None, scenario, self.dry_run)
-        return self.target
+        self._reset()
+        self.answers = default_answers(self.opened.target.lab.scenario, scenario, self.dry_run)
+        self.opened.answers = self.answers
+        return self.opened.target
 
-    def open_real(self, form: "RealTargetForm", password: Any) -> Target:
-        """Connect to a real domain with the settings from the Target step (certificates validated unless the
-        user opted out, which the target then carries so the header can show it)."""
-        from ..adapters.ldap import LdapDirectory, LdapSettings
-        from ..adapters.exchange import real_exchange
-        from ..adapters.winrm import WinRmSettings
-
-        directory = LdapDirectory(LdapSettings(host=form.dc, mode=form.ldap_mode, bind=form.bind, user=form.user,
-                                               password=password if form.bind != "kerberos" else None,
-                                               insecure_skip_tls_verify=form.insecure_tls, use_global_catalog=True))
-        settings = WinRmSettings(transport=form.winrm, user=form.user,
-                                 password=password if form.winrm != "kerberos" else None,
-                                 validate_certificate=not form.insecure_tls)
-        settings.check()
+    def open_real(self, answers: Answers, secrets: Any = None) -> Target:
+        """Connect to a real domain with the Target step's answers (certificates validated unless the user opted
+        out, which the target then carries so the header can show it). A missing password raises
+        `service.NeedsPassword` naming the key to store it under."""
+        answers.dry_run = self.dry_run
+        opened = svc.open_target(answers, secrets=secrets, prompt=False)
         self.close()
-        self.target = Target(label=f"{form.dc}", directory=directory, exchange=real_exchange(settings),
-                             kerberos=None, insecure_tls=form.insecure_tls)
+        self.opened = opened
         self.scenario_name = None
-        self.env = None
-        self.findings = []
-        self.baseline = None
-        self.journal = None
-        self.answers = default_answers(None, "", self.dry_run)
-        self.answers.target.lab = None
-        self.answers.target.dc = form.dc
-        return self.target
+        self._reset()
+        self.answers = answers
+        return opened.target
 
     def close(self) -> None:
-        if self.target is not None:
-            self.target.close()
-            self.target = None
+        if self.opened is not None:
+            self.opened.close()
+            self.opened = None
 
-    def require_target(self) -> Target:
-        if self.target is None:
+    def require(self) -> svc.Opened:
+        if self.opened is None:
             from ..core.errors import NotFound
 
             raise NotFound("No target is open.", "Choose a lab scenario or a domain on the Target step first.")
-        return self.target
+        return self.opened
+
+    def require_target(self) -> Target:
+        return self.require().target
 
     def test_connections(self) -> list[tuple[str, str]]:
-        """(what, result) for the directory, Exchange and Kerberos: each asked one real question."""
-        target = self.require_target()
-        out = [("Directory", target.directory.describe())]
-        forest = target.directory.read_forest()
-        out.append(("Forest", f"{forest.root_domain} ({len(forest.domains)} domain(s), {len(forest.sites)} site(s))"))
-        if target.exchange is not None:
-            out.append(("Exchange", target.exchange.describe()))
-        if target.kerberos is not None:
-            out.append(("Kerberos", target.kerberos.describe()))
-        return out
+        rows = svc.test_connections(self.require())
+        self.connected = True
+        return rows
 
-    # --- discovery and checks ---------------------------------------------------------------------
+    # --- reading --------------------------------------------------------------------------------------
     def discover(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> Environment:
-        """Read the organisation through the target's ports."""
-        from ..core.discovery import DiscoveryOptions, discover
-
-        target = self.require_target()
-        options = DiscoveryOptions(asa_sam=self.chosen_asa(), seg=self.seg_config())
-        self.env = discover(target.directory, target.exchange, options, progress=progress, cancel=cancel)
+        self.env = svc.discover(self.require(), progress=progress, cancel=cancel)
+        self.connected = True
         return self.env
 
-    def run_checks(self, only: list[str] | None = None) -> list[Any]:
-        """Run the catalogue (or the named checks) and merge the results into `findings`."""
-        from ..core.checks import run_catalogue
-
+    def run_checks(self) -> list[Any]:
+        """Run the whole catalogue on what was read; the first run is the report's "before"."""
         if self.env is None:
             return []
-        target = self.require_target()
-        fresh = run_catalogue(self.env, probe=target.kerberos, only=only, now=self.clock())
-        if only is None:
-            self.findings = list(fresh)
-            if self.baseline is None:
-                self.baseline = list(fresh)
-        else:
-            ids = {f.check_id for f in fresh}
-            self.findings = [f for f in self.findings if f.check_id not in ids] + list(fresh)
-        return fresh
-
-    def clock(self) -> Any:
-        """'Now' for the checks: the scenario's own time in the lab (its dates are fixed), else None (UTC now)."""
-        world = self.target.lab if self.target is not None else None
-        return getattr(getattr(world, "scenario", None), "now", None)
-
-    def verify(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> Any:
-        """Read everything again, prove Kerberos on every server, run the whole catalogue. Returns the probe
-        report (tickets, per-server results, S4U)."""
-        from ..core.checks import ProbeReport, run_catalogue, run_probes
-
-        say = progress or (lambda what, done, total: None)
-        self.discover(progress=progress, cancel=cancel)
-        target = self.require_target()
-        say("Proving Kerberos on every server", 0, 0)
-        report = run_probes(self.env, target.kerberos, cancel=cancel) if target.kerberos else ProbeReport(
-            s4u_skipped="No Kerberos probe is available for this target.")
-        say("Running the whole check catalogue", 0, 0)
-        self.findings = run_catalogue(self.env, probe=report, now=self.clock(), cancel=cancel)
+        self.findings = svc.run_checks(self.require(), self.env)
         if self.baseline is None:
             self.baseline = list(self.findings)
-        return report
+        return self.findings
 
-    def save_report(self, path: str, fmt: str, generated_at: str) -> str:
-        """Render the report (found, changed, passes now) and write it; returns the absolute path."""
-        from pathlib import Path
+    def recheck(self, progress: Progress | None = None) -> None:
+        """After any change, cancel, resume or undo: read the organisation again and run every check, so that
+        every status on screen follows from what is true now. Verify's result is void until it runs again."""
+        say = progress or (lambda what, done, total: None)
+        say("Reading the organisation again", 0, 0)
+        self.discover()
+        say("Running the checks again", 0, 0)
+        self.run_checks()
+        self.verified = None
+        self.proof = None
 
-        from ..core.report import build_report, render_report
-        from ..resources import templates_dir
+    def verify(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> Any:
+        result = svc.verify(self.require(), progress=progress, cancel=cancel)
+        self.env = result.env
+        self.findings = result.findings
+        self.connected = True
+        if self.baseline is None:
+            self.baseline = list(result.findings)
+        if not (cancel is not None and cancel.is_set()):
+            self.verified = result.status
+            self.proof = result.proof
+        return result.proof
 
-        events = self.journal.events() if self.journal is not None else []
-        report = build_report(after=self.findings, env=self.env, before=self.baseline, events=events,
-                              target=self.target.label if self.target else "", generated_at=generated_at,
-                              journal=str(self.journal.path) if self.journal is not None else "")
-        out = Path(path).expanduser()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_report(report, fmt, templates_dir()), encoding="utf-8")
-        return str(out.resolve())
+    def step_statuses(self) -> dict[str, str | None]:
+        checks = check_statuses(self.findings)
+        return {s.id: step_status(s.id, checks, connected=self.connected, verified=self.verified,
+                                  report_saved=self.report_saved) for s in STEPS}
+
+    def clock(self) -> Any:
+        return self.opened.now if self.opened is not None else None
 
     # --- choices and the plan ---------------------------------------------------------------------
     def chosen_asa(self) -> str | None:
-        return self.answers.asa.name if self.answers is not None else None
-
-    def seg_config(self) -> SegConfig | None:
-        a = self.answers
-        if a is None or not a.seg.enabled or not a.seg.service_account:
-            return None
-        return SegConfig(a.seg.service_account, list(a.seg.test_users), a.seg.ews_proxy)
+        return self.answers.asa.name
 
     def plan(self) -> Any:
-        """The whole plan for the current environment and answers (core.plan.build_plan)."""
-        from ..core.plan import build_plan
-
-        if self.env is None:
+        if self.env is None or self.opened is None:
             return None
         self.answers.dry_run = self.dry_run
-        return build_plan(self.env, self.answers, target=self.target.label if self.target else "")
-
-    # --- changes ---------------------------------------------------------------------------------------
-    def open_journal(self) -> Any:
-        """One journal for the session's changes (ASA_WIZARD_DATA_DIR decides where)."""
-        from ..core.journal import Journal
-
-        if self.journal is None:
-            label = "lab-" + (self.scenario_name or "run") if self.target and self.target.is_lab else "run"
-            safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in label)[:60]
-            self.journal = Journal.create(label=safe)
-        return self.journal
+        self.opened.answers = self.answers
+        return ops.make_plan(self.opened, self.env)
 
     def waiting_for(self, step_id: str) -> list[Any]:
         """Changes of earlier steps that this step's changes depend on and that are not in place yet."""
@@ -241,73 +206,85 @@ class WizardSession:
         needed = {d for c in mine for d in c.depends_on if d not in ids}
         return [c for c in plan.changes if c.id in needed]
 
+    # --- changes ---------------------------------------------------------------------------------------
+    @property
+    def journal(self) -> Any:
+        """The newest journal of this session (None before the first apply)."""
+        from ..core.journal import Journal
+
+        return Journal.open(self.runs[-1]) if self.runs else None
+
+    def _refuse_dry_run(self) -> None:
+        if self.dry_run:
+            from ..core.errors import PolicyRefused
+
+            raise PolicyRefused("Dry-run is on: nothing is applied.", "Turn dry-run off (ctrl+t) to apply.")
+
     def apply(self, step_id: str, change_ids: list[str], progress: Callable[[Any], None] | None = None,
               cancel: threading.Event | None = None) -> Any:
-        """Apply the listed changes of the current plan through the executor, with the journal."""
-        from ..core.executor import Executor
-        from ..core.plan import Plan
-
-        if self.dry_run:
-            from ..core.errors import PolicyRefused
-
-            raise PolicyRefused("Dry-run is on: nothing is applied.", "Turn dry-run off (ctrl+t) to apply.")
-        target = self.require_target()
+        """Apply these changes of the current plan (the rollout too) through the executor, in a new journal."""
+        self._refuse_dry_run()
+        opened = self.require()
         plan = self.plan()
-        wanted = set(change_ids)
-        subset = Plan(target=plan.target, asa=plan.asa, changes=[c for c in plan.changes if c.id in wanted],
-                      prerequisites=list(plan.prerequisites), notes=list(plan.notes), dry_run=False,
-                      concurrency=plan.concurrency)
-        executor = Executor(target.directory, target.exchange, self.open_journal(), progress=progress, cancel=cancel)
-        return executor.apply(subset, target={"label": target.label, "step": step_id})
+        journal = ops.new_journal(opened)
+        previous = list(self.runs)
+        self.runs.append(journal.path)
+        return ops.apply(opened, plan, journal, change_ids=change_ids, before=self.baseline, step=step_id,
+                         previous_runs=previous, progress=progress, cancel=cancel)
 
-    def rollout_request(self) -> Any:
-        """The rollout engine's request from the plan: the ASA, the servers, and the copy source if any."""
-        from ..core.rollout import RolloutRequest
-
-        plan = self.plan()
-        rolls = [c for c in plan.changes if c.step == "rollout"] if plan else []
-        if plan is None or not plan.asa or not rolls:
+    def unfinished_run(self, step_id: str | None = None) -> Path | None:
+        """The newest run of this target that did not finish (this session's, or one an earlier session or
+        `asa-wizard apply` left), optionally only one that has changes of `step_id` left."""
+        if self.opened is None:
             return None
-        names = {c.target.lower() for c in rolls}
-        source = None
-        if not any(c.action == "roll-generate" for c in rolls):
-            src = self.env.server(rolls[0].params.get("source", "")) if self.env else None
-            source = src.name if src else None
-            if src is not None:
-                names.add(src.name.lower())
-        servers = [s for s in self.env.servers if s.name.lower() in names]
-        if source is None:  # the generate goes first: put its server at the head of the list
-            first = next(c.target for c in rolls if c.action == "roll-generate")
-            servers.sort(key=lambda s: s.name.lower() != first.lower())
-        return RolloutRequest(account=plan.asa, servers=servers, source=source,
-                              concurrency=self.answers.rollout.concurrency)
+        for path in ops.unfinished_runs(self.answers.target):
+            if step_id is None or any(c.step == step_id for c in ops.remaining(path)):
+                return path
+        return None
 
-    def rollout(self, request: Any, progress: Callable[[Any], None] | None = None,
-                cancel: threading.Event | None = None) -> Any:
-        """Run (or resume: the same journal) the credential rollout with the rollout engine."""
-        from ..core.rollout import run_rollout
+    def resume(self, path: Path, progress: Callable[[Any], None] | None = None,
+               cancel: threading.Event | None = None, *, replay: bool = False) -> Any:
+        """Finish a run from its journal. `replay` (a run of an earlier session on a fresh lab): the lab is first
+        brought to where that run left it."""
+        self._refuse_dry_run()
+        opened = self.require()
+        if replay and opened.target.is_lab:
+            from ..core.executor import plan_from_journal
+            from ..core.journal import read_events
 
-        if self.dry_run:
-            from ..core.errors import PolicyRefused
+            events = list(read_events(path))
+            plan, _ = plan_from_journal(events)
+            ops.replay_lab(opened, plan, events)
+        if path not in self.runs:
+            self.runs.append(path)
+        return ops.resume(opened, path, progress=progress, cancel=cancel)
 
-            raise PolicyRefused("Dry-run is on: nothing is applied.", "Turn dry-run off (ctrl+t) to apply.")
-        target = self.require_target()
-        asa_sam = self.chosen_asa()
+    def undo(self, path: Path, progress: Callable[[Any], None] | None = None,
+             cancel: threading.Event | None = None) -> Any:
+        self._refuse_dry_run()
+        return ops.undo(self.require(), path, progress=progress, cancel=cancel)
 
-        def pwd_last_set() -> Any:
-            account = target.directory.get_account(asa_sam) if asa_sam else None
-            return account.pwd_last_set if account else None
+    # --- the report ---------------------------------------------------------------------------------
+    def events(self) -> list[Any]:
+        from ..core.journal import read_events
 
-        return run_rollout(target.exchange, self.open_journal(), request, progress=progress, cancel=cancel,
-                           pwd_last_set=pwd_last_set, directory=target.directory)
+        return [e for path in self.runs for e in read_events(path)]
+
+    def save_report(self, path: str, fmt: str) -> str:
+        """Render the report (found, changed, passes now) and write it; returns the absolute path."""
+        report = ops.build_report(self.opened, self.env, self.findings, events=self.events(), before=self.baseline,
+                                  journal=", ".join(p.name for p in self.runs))
+        saved = ops.save_report(report, fmt, path)
+        self.report_saved = True
+        return saved
 
 
-def default_answers(scenario: Any, name: str, dry_run: bool) -> Any:
+def default_answers(scenario: Any, name: str, dry_run: bool) -> Answers:
     """Sensible first answers: the ASA the organisation already has (or a new computer account), the SEG when
     the scenario has one."""
-    from ..core.answers import Answers, AsaAnswers, IisAuthAnswers, SegAnswers, TargetAnswers
+    from ..core.answers import AsaAnswers, IisAuthAnswers, SegAnswers
 
-    answers = Answers(target=TargetAnswers(lab=name), dry_run=dry_run)
+    answers = Answers(target=TargetAnswers(lab=name or None), dry_run=dry_run)
     existing = getattr(scenario, "asa", None)
     answers.asa = AsaAnswers(mode="reuse" if existing else "create", name=existing or "EXCHASA$")
     lab_seg = getattr(scenario, "seg", None)

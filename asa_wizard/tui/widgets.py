@@ -13,7 +13,6 @@ from textual.widgets import Checkbox, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..core.steps import STEPS, Step
-from .session import SHORT_TITLES
 
 # status -> (icon, word, theme variable)
 STATUS_LOOK: dict[str | None, tuple[str, str, str]] = {
@@ -67,15 +66,15 @@ class TargetBar(Static):
 
 
 class Checklist(OptionList):
-    """Every step and the checks that prove it, with live status. Selecting a line opens its step."""
+    """Every step and the checks that prove it (from the step registry), with the status the session derives.
+    Selecting a line opens its step (and a check's detail). ctrl+w widens it (labels in full) or hides it."""
 
-    def __init__(self, step_checks: dict[str, list[str]], check_titles: dict[str, str], **kw: Any) -> None:
+    def __init__(self, check_titles: dict[str, str], **kw: Any) -> None:
         super().__init__(**kw)
-        self.step_checks = step_checks
         self.check_titles = check_titles
         self.current_step = STEPS[0].id
         self.statuses: dict[str, str | None] = {}  # check id -> status
-        self.step_status: dict[str, str | None] = {}  # step id -> status not proven by checks (target)
+        self.step_statuses: dict[str, str | None] = {}  # step id -> status (derived by the session)
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.rebuild)  # the first frame comes first; the list follows at once
@@ -84,52 +83,48 @@ class Checklist(OptionList):
         options: list[Option] = []
         for n, step in enumerate(STEPS, 1):
             options.append(Option(self._step_prompt(n, step), id=f"step:{step.id}"))
-            for check_id in self.step_checks.get(step.id, []):
+            for check_id in step.checks:
                 options.append(Option(self._check_prompt(check_id), id=f"check:{step.id}:{check_id}"))
         highlighted = self.highlighted
         self.set_options(options)
         if highlighted is not None and highlighted < len(options):
             self.highlighted = highlighted
 
-    def _step_status(self, step: Step) -> str | None:
-        checks = self.step_checks.get(step.id, [])
-        if not checks:
-            return self.step_status.get(step.id)
-        statuses = [s for c in checks if (s := self.statuses.get(c)) is not None]
-        top = worst(statuses)
-        if top in ("fail", "warn"):
-            return top
-        # A step is only "pass" when most of what proves it could be seen: checks skipped because an
-        # earlier step is not done yet (no ASA, no SEG) leave it to do, not passed.
-        if top == "pass" and statuses.count("skipped") > statuses.count("pass"):
-            return None
-        return top
-
     def _step_prompt(self, n: int, step: Step) -> str:
         marker = "▸" if step.id == self.current_step else " "
-        title = f"[b]{n}. {escape(SHORT_TITLES.get(step.id, step.title))}[/b]" if step.id == self.current_step else f"{n}. {escape(SHORT_TITLES.get(step.id, step.title))}"
-        return f"{marker}{title}  {badge(self._step_status(step))}"
+        label = f"{n}. {escape(step.label)}"
+        title = f"[b]{label}[/b]" if step.id == self.current_step else label
+        return f"{marker}{title}  {badge(self.step_statuses.get(step.id))}"
 
     def _check_prompt(self, check_id: str) -> str:
-        title = self.check_titles.get(check_id, check_id)
+        from ..core.steps import CHECK_LABELS
+
+        full = self.check_titles.get(check_id, check_id)
+        title = full if self.has_class("widened") else CHECK_LABELS.get(check_id, full)
         return f"   {badge(self.statuses.get(check_id))} {escape(title)}"
+
+    def widen(self) -> None:
+        """Narrow -> wide (full titles) -> hidden -> narrow."""
+        if self.has_class("hidden"):
+            self.remove_class("hidden")
+        elif self.has_class("widened"):
+            self.remove_class("widened")
+            self.add_class("hidden")
+        else:
+            self.add_class("widened")
+        self.rebuild()
 
     def set_current(self, step_id: str) -> None:
         self.current_step = step_id
         self.rebuild()
 
-    def update_findings(self, findings: Iterable[Any], only: Iterable[str] | None = None) -> None:
-        """Fold findings (one per check and subject) into one status per check."""
+    def show(self, findings: Iterable[Any], step_statuses: dict[str, str | None]) -> None:
+        """Every status from the session, as it is now (nothing is kept from before)."""
         by_check: dict[str, list[str]] = {}
         for f in findings:
             by_check.setdefault(f.check_id, []).append(status_of(f))
-        ids = set(only) if only is not None else set(self.statuses) | set(by_check)
-        for check_id in ids:
-            self.statuses[check_id] = worst(by_check.get(check_id, [])) if by_check.get(check_id) else None
-        self.rebuild()
-
-    def set_step_status(self, step_id: str, status: str | None) -> None:
-        self.step_status[step_id] = status
+        self.statuses = {cid: worst(v) for cid, v in by_check.items()}
+        self.step_statuses = dict(step_statuses)
         self.rebuild()
 
 

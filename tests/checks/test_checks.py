@@ -128,14 +128,14 @@ def test_asa_one_per_generation_fails_when_2010_and_2019_share_the_asa(lab: Lab)
 def test_spn_present(lab: Lab):
     fails = bad(lab.run("fresh"), "spn.present")
     assert {f.subject for f in fails} == {"mail.contoso.com", "autodiscover.contoso.com"}
-    assert all("setspn -S HTTP/" in f.fix for f in fails)
+    assert all("setspn -S 'HTTP/" in f.fix for f in fails)
     assert status_of(lab.run("healthy"), "spn.present") == Status.PASS
 
 
 def test_spn_owner_names_the_old_asa_and_the_exact_setspn(lab: Lab):
     f = bad(lab.run("duplicate-spn"), "spn.owner")[0]
     assert f.subject == "mail.fabrikam.com" and "E14ASA$" in f.evidence
-    assert f.fix.splitlines()[0] == "setspn -D HTTP/mail.fabrikam.com FABRIKAM\\E14ASA$"
+    assert f.fix.splitlines()[0] == "setspn -D 'HTTP/mail.fabrikam.com' 'FABRIKAM\\E14ASA$'"
     assert status_of(lab.run("healthy"), "spn.owner") == Status.PASS
 
 
@@ -146,14 +146,14 @@ def test_spn_owner_fails_when_the_spn_sits_on_a_server_computer_account(lab: Lab
 
     f = bad(lab.run("healthy", on_server, probe=False), "spn.owner")[0]
     assert "computer account of Exchange server EX01" in f.evidence
-    assert "setspn -D HTTP/mail.contoso.com CONTOSO\\EX01$" in f.fix
-    assert "setspn -S HTTP/mail.contoso.com CONTOSO\\EXASA$" in f.fix
+    assert "setspn -D 'HTTP/mail.contoso.com' 'CONTOSO\\EX01$'" in f.fix
+    assert "setspn -S 'HTTP/mail.contoso.com' 'CONTOSO\\EXASA$'" in f.fix
 
 
 def test_spn_duplicate(lab: Lab):
     f = bad(lab.run("duplicate-spn"), "spn.duplicate")[0]
     assert f.subject == "HTTP/mail.fabrikam.com" and "2 accounts" in f.evidence
-    assert "setspn -D HTTP/mail.fabrikam.com FABRIKAM\\E14ASA$" in f.fix
+    assert "setspn -D 'HTTP/mail.fabrikam.com' 'FABRIKAM\\E14ASA$'" in f.fix
     assert "EXASA" not in f.fix.split("(")[0]  # the ASA keeps it
     assert status_of(lab.run("healthy"), "spn.duplicate") == Status.PASS
 
@@ -165,8 +165,8 @@ def test_spn_order_fails_while_a_server_lacks_the_credential(lab: Lab):
 
 
 # --- rollout --------------------------------------------------------------------------------------------
-SEED_FIX = (".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers exch-2019.tailspintoys.ca "
-            "-CopyFrom exch-2016.tailspintoys.ca")
+SEED_FIX = (".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers 'exch-2019.tailspintoys.ca' "
+            "-CopyFrom 'exch-2016.tailspintoys.ca'")
 
 
 def test_rollout_coverage_names_the_new_server_and_the_copy_command(lab: Lab):
@@ -190,7 +190,7 @@ def test_rollout_coverage_generates_when_no_server_holds_the_current_password(la
 def test_rollout_current_fails_for_the_server_with_the_previous_password(lab: Lab):
     fails = bad(lab.run("stale-credential"), "rollout.current")
     assert [f.subject for f in fails] == ["EX02"]
-    assert "-ToSpecificServers ex02.contoso.com -CopyFrom ex01.contoso.com" in fails[0].fix
+    assert "-ToSpecificServers 'ex02.contoso.com' -CopyFrom 'ex01.contoso.com'" in fails[0].fix
     assert status_of(lab.run("healthy"), "rollout.current") == Status.PASS
 
 
@@ -201,14 +201,14 @@ def test_rollout_same_account(lab: Lab):
 
     f = bad(lab.run("healthy", other, probe=False), "rollout.same-account")[0]
     assert f.subject == "EX02" and "OLDASA$" in f.evidence
-    assert "-ToSpecificServers ex02.contoso.com -CopyFrom ex01.contoso.com" in f.fix
+    assert "-ToSpecificServers 'ex02.contoso.com' -CopyFrom 'ex01.contoso.com'" in f.fix
     assert status_of(lab.run("healthy"), "rollout.same-account") == Status.PASS
 
 
 def test_rollout_service_host(lab: Lab):
     f = bad(lab.run("healthy", lambda s: setattr(s.servers[1], "service_host_running", False), probe=False),
             "rollout.service-host")[0]
-    assert f.subject == "EX02" and "Start-Service MSExchangeServiceHost" in f.fix
+    assert f.subject == "EX02" and "Start-Service 'MSExchangeServiceHost'" in f.fix
     assert status_of(lab.run("healthy"), "rollout.service-host") == Status.PASS
 
 
@@ -216,14 +216,14 @@ def test_rollout_service_host(lab: Lab):
 def test_auth_outlook_anywhere(lab: Lab):
     fails = bad(lab.run("fresh"), "auth.outlook-anywhere")
     assert {f.subject for f in fails} == {"EX01", "EX02"}
-    assert "Get-OutlookAnywhere -Server EX01 | Set-OutlookAnywhere -InternalClientAuthenticationMethod Negotiate" in \
+    assert "Get-OutlookAnywhere -Server 'EX01' | Set-OutlookAnywhere -InternalClientAuthenticationMethod 'Negotiate'" in \
         fails[0].fix
     assert status_of(lab.run("healthy"), "auth.outlook-anywhere") == Status.PASS
 
 
 def test_auth_mapi_appends_negotiate_and_keeps_oauth(lab: Lab):
     f = bad(lab.run("fresh"), "auth.mapi")[0]
-    assert "Set-MapiVirtualDirectory -IISAuthenticationMethods Ntlm,OAuth,Negotiate" in f.fix
+    assert "Set-MapiVirtualDirectory -IISAuthenticationMethods 'Ntlm','OAuth','Negotiate'" in f.fix
     assert status_of(lab.run("healthy"), "auth.mapi") == Status.PASS
 
 
@@ -235,7 +235,7 @@ def test_auth_mapi_in_hybrid_fails_when_oauth_was_dropped(lab: Lab):
             srv.vdirs[Service.MAPI].auth_methods = ["Ntlm", "Negotiate"]
 
     f = bad(lab.run("healthy", hybrid, probe=False), "auth.mapi")[0]
-    assert "OAuth" in f.reason and "-IISAuthenticationMethods Ntlm,Negotiate,OAuth" in f.fix
+    assert "OAuth" in f.reason and "-IISAuthenticationMethods 'Ntlm','Negotiate','OAuth'" in f.fix
 
 
 def test_auth_namespace_dns_warns_about_a_cname(lab: Lab):
@@ -272,7 +272,7 @@ def test_a_configured_gateway_passes_every_kcd_check(lab: Lab):
 
 def test_seg_kcd_fixes_name_the_account_and_servers(lab: Lab):
     findings = lab.run("seg-kcd")
-    assert bad(findings, "kcd.service-account-spn")[0].fix.startswith("setspn -S HTTP/svc_awseg CONTOSO\\svc_awseg")
+    assert bad(findings, "kcd.service-account-spn")[0].fix.startswith("setspn -S 'HTTP/svc_awseg' 'CONTOSO\\svc_awseg'")
     assert "Set-ADAccountControl -Identity 'svc_awseg' -TrustedToAuthForDelegation $true" in \
         bad(findings, "kcd.protocol-transition")[0].fix
     assert "Set-ADUser -Identity 'svc_awseg' -Add @{'msDS-AllowedToDelegateTo'='HTTP/mail.contoso.com'}" in \
@@ -359,7 +359,7 @@ def test_kerberos_ticket(lab: Lab):
     assert all("KDC_ERR_S_PRINCIPAL_UNKNOWN" in f.evidence for f in fresh)
     dup = bad(lab.run("duplicate-spn"), "kerberos.ticket")
     assert [f.subject for f in dup] == ["mail.fabrikam.com"] and "NOT_UNIQUE" in dup[0].evidence
-    assert "setspn -D HTTP/mail.fabrikam.com FABRIKAM\\E14ASA$" in dup[0].fix
+    assert "setspn -D 'HTTP/mail.fabrikam.com' 'FABRIKAM\\E14ASA$'" in dup[0].fix
     rc4 = bad(lab.run("rc4-only"), "kerberos.ticket")
     assert all(f.status == Status.WARN and "RC4" in f.evidence for f in rc4)
     ok = by_id(lab.run("healthy"), "kerberos.ticket")
@@ -371,7 +371,7 @@ def test_kerberos_server_names_the_rejecting_server_and_the_fix(lab: Lab):
     fails = bad(findings, "kerberos.server")
     assert [f.subject for f in fails] == ["EX02"]
     assert "KRB_AP_ERR_MODIFIED" in fails[0].evidence
-    assert "-ToSpecificServers ex02.contoso.com -CopyFrom ex01.contoso.com" in fails[0].fix
+    assert "-ToSpecificServers 'ex02.contoso.com' -CopyFrom 'ex01.contoso.com'" in fails[0].fix
     ex01 = next(f for f in by_id(findings, "kerberos.server") if f.subject == "EX01")
     assert ex01.status == Status.PASS
 
@@ -379,12 +379,12 @@ def test_kerberos_server_names_the_rejecting_server_and_the_fix(lab: Lab):
 def test_kerberos_server_reports_ntlm_fallback_without_spn(lab: Lab):
     fails = bad(lab.run("fresh"), "kerberos.server")
     assert all("ntlm-fallback" in f.evidence for f in fails)
-    assert all("setspn -S HTTP/" in f.fix for f in fails)
+    assert all("setspn -S 'HTTP/" in f.fix for f in fails)
 
 
 def test_kerberos_server_warns_about_an_unreachable_server(lab: Lab):
     f = bad(lab.run("healthy", lambda s: setattr(s.servers[1], "fault", "unreachable")), "kerberos.server")[0]
-    assert f.status == Status.WARN and f.subject == "EX02" and "Test-NetConnection ex02.contoso.com" in f.fix
+    assert f.status == Status.WARN and f.subject == "EX02" and "Test-NetConnection 'ex02.contoso.com'" in f.fix
 
 
 def test_kerberos_s4u_fails_with_badoption_and_lists_the_kcd_fixes(lab: Lab):

@@ -96,8 +96,8 @@ def test_the_field_reports_logs_point_at_exch_2019_and_the_copy_command(lab: Lab
     iis = by_id(findings, "logs.iis-401")[0]
     assert iis.status == Status.FAIL and iis.subject == "Exch-2019"
     assert "3 of 5 requests" in iis.evidence and "10.0.0.23 (2)" in iis.evidence
-    fix = (".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers exch-2019.tailspintoys.ca "
-           "-CopyFrom exch-2016.tailspintoys.ca")
+    fix = (".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers 'exch-2019.tailspintoys.ca' "
+           "-CopyFrom 'exch-2016.tailspintoys.ca'")
     assert fix in iis.fix
     ev = by_id(findings, "logs.krb-ap-err-modified")[0]
     assert ev.status == Status.FAIL and ev.subject == "exch-2019"

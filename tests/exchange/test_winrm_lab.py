@@ -115,12 +115,13 @@ def test_hostile_names_round_trip_and_never_run(world_of, member):
     assert port.read_server("EX01").iis_iusrs == ["NT AUTHORITY\\IUSR"]
 
 
-def test_hostile_source_name_is_data(world_of):
+def test_hostile_source_name_is_refused_before_any_connection(world_of):
     w = world_of(scenario("new-server-missing-asa"))
     port = w.exchange_port()
     hostile = "Exch-2016'; Remove-Item C:\\ -Recurse; '$(Stop-Computer)"
     r = port.copy_credentials("Exch-2019", hostile)
-    assert r.outcome == RollOutcome.FAILED and "was not found" in r.message
+    assert r.outcome == RollOutcome.FAILED and "is not a host name" in r.message
+    assert not any(server.startswith("exch-2016'") for server, _ in w.endpoint.psrp.creates)
     assert port.read_server("Exch-2019").server.asa_latest is None
 
 

@@ -149,10 +149,16 @@ def test_the_world_probe_sees_changes_made_through_the_adapters():
     with LabWorld.open("new-server-missing-asa") as world:
         probe = world.kerberos_probe()
         exch2019 = ExchangeServer(name="Exch-2019", fqdn="exch-2019.tailspintoys.ca")
-        assert probe.probe_server(exch2019, "mail.tailspintoys.ca").outcome == ProbeOutcome.REJECTED
+        before = probe.probe_server(exch2019, "mail.tailspintoys.ca")
+        assert before.outcome == ProbeOutcome.REJECTED
+        rejected = [p.path.path for p in before.paths if p.outcome == ProbeOutcome.REJECTED]
+        assert rejected == ["/EWS/Exchange.asmx", "/mapi/emsmdb/", "/rpc/rpcproxy.dll"]
         result = world.exchange_port().copy_credentials("exch-2019.tailspintoys.ca", "exch-2016.tailspintoys.ca")
         assert result.outcome.value.startswith("succeeded"), result.message
-        assert probe.probe_server(exch2019, "mail.tailspintoys.ca").outcome == ProbeOutcome.ACCEPTED
-        # and the server's own IIS log, fetched over WinRM, shows the earlier failure
+        after = probe.probe_server(exch2019, "mail.tailspintoys.ca")
+        assert after.outcome == ProbeOutcome.ACCEPTED
+        assert {p.path.key: p.outcome.value for p in after.paths} == {
+            "ews": "accepted", "mapi": "accepted", "rpc": "accepted", "eas": "not-offered"}
+        # and the server's own IIS log, fetched over WinRM, shows the earlier failures, one per path
         log = world.exchange_port().fetch_log("exch-2019.tailspintoys.ca", "iis")
-        assert parse_iis(log).failures == 1
+        assert parse_iis(log).failures == len(rejected)

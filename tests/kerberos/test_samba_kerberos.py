@@ -1,5 +1,6 @@
-"""Kerberos proven for real against the Samba AD DC: an ASA with SPNs, one HTTP acceptor per simulated
-Exchange server with the keytab of the credential that server holds, the real GSSAPI probe, and the check
+"""Kerberos proven for real against the Samba AD DC: an ASA with SPNs, one HTTPS acceptor per simulated
+Exchange server with the keytab of the credential that server holds, the namespace's certificate from a lab CA
+and Extended Protection per path, the real GSSAPI probe (TLS with SNI and channel binding), and the check
 catalogue's verdict on what it saw."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from ldap3 import MODIFY_REPLACE
 
 from asa_wizard.adapters.kerberos import GssKerberosProbe
-from asa_wizard.core.checks import Status, run_catalogue, summarize
+from asa_wizard.core.checks import Status, run_catalogue, run_probes, summarize
 from asa_wizard.core.model import (
     Account,
     AccountKind,
@@ -25,10 +26,12 @@ from asa_wizard.core.model import (
     SegConfig,
     Service,
 )
+from asa_wizard.core.checks.extended_protection import EXPECTED
 from asa_wizard.core.ports import ProbeOutcome
 from asa_wizard.core.secrets import Secret
 from asa_wizard.lab.acceptor import NegotiateAcceptor
 from asa_wizard.lab.keytab import write_keytab
+from asa_wizard.lab.tlsutil import LabCA
 
 pytest.importorskip("gssapi")
 pytest.importorskip("krb5")
@@ -102,9 +105,17 @@ def kdc(samba_dc, tmp_path, monkeypatch):
     d.close()
 
 
+@pytest.fixture(scope="module")
+def ca():
+    authority = LabCA()
+    yield authority
+    authority.close()
+
+
 @pytest.fixture
-def org(kdc, samba_dc, unique_name, tmp_path):
-    """An ASA (AES only) with the SPN of a load-balanced name, and a user to probe as."""
+def org(kdc, samba_dc, unique_name, tmp_path, ca):
+    """An ASA (AES only) with the SPN of a load-balanced name, a user to probe as, and the namespace's
+    certificate (what every server behind the name presents)."""
     asa = unique_name("asa")
     host = f"{unique_name('mail')}.{samba_dc.domain}"  # first label is not a computer name
     spn = f"HTTP/{host}"
@@ -113,7 +124,18 @@ def org(kdc, samba_dc, unique_name, tmp_path):
     user, user_pw = unique_name("usr"), _pw()
     kdc.user(user, user_pw)
     return {"asa": asa, "asa_dn": asa_dn, "asa_pw": asa_pw, "host": host, "spn": spn, "user": user,
-            "user_pw": user_pw, "dir": tmp_path}
+            "user_pw": user_pw, "dir": tmp_path, "ca": ca, "cert": ca.issue((host,))}
+
+
+# Exchange 2019 CU14's front end (Microsoft's table): what the acceptors enforce unless a test says otherwise
+FRONT_END_EP = {loc: v for loc, v in EXPECTED.items() if loc.startswith("Default Web Site/")}
+
+
+def acceptor(o, keytab_path, name: str, ep: dict[str, str] | None = None, **kw) -> NegotiateAcceptor:
+    """An HTTPS acceptor presenting the namespace's certificate, with Extended Protection as on CU14."""
+    certificates = kw.pop("certificates", None) or {o["host"]: o["cert"]}
+    return NegotiateAcceptor(keytab_path, name, certificates=certificates,
+                             extended_protection=FRONT_END_EP if ep is None else ep, **kw)
 
 
 def keytab(o, name: str, password: Secret, kvno: int, realm: str) -> Path:
@@ -135,7 +157,8 @@ def environment(samba_dc, o, servers: dict[str, str | None], asa_enctypes: int =
                                           version="Version 15.2 (Build 1544.4)", roles=["Mailbox", "ClientAccess"],
                                           asa_latest=cred, asa_state_known=True, service_host_running=True,
                                           reachable=True))
-    ns = Namespace(host=o["host"], services={Service.EWS, Service.EAS}, servers=list(servers))
+    ns = Namespace(host=o["host"], services={Service.EWS, Service.EAS, Service.MAPI, Service.OUTLOOK_ANYWHERE},
+                   servers=list(servers))
     forest = Forest(root_domain=samba_dc.domain,
                     domains=[Domain(samba_dc.domain, samba_dc.netbios, samba_dc.base_dn)])
     return Environment(forest=forest, servers=env_servers, namespaces=[ns], accounts=[asa, *(extra or [])],
@@ -143,25 +166,41 @@ def environment(samba_dc, o, servers: dict[str, str | None], asa_enctypes: int =
                        iis_iusrs={n: [] for n in servers})
 
 
-def probe_for(samba_dc, o, acceptors: dict[str, NegotiateAcceptor], **kw) -> GssKerberosProbe:
+def probe_for(samba_dc, o, acceptors: dict[str, object], **kw) -> GssKerberosProbe:
+    """The real probe, as the wizard makes it, reaching each server at its acceptor (or whatever stands in
+    front of it) over HTTPS, trusting the lab CA."""
     addresses = {name: f"{a.address[0]}:{a.address[1]}" for name, a in acceptors.items()}
-    return GssKerberosProbe(samba_dc.realm, principal=o["user"], password=o["user_pw"], tls=False,
+    return GssKerberosProbe(samba_dc.realm, principal=o["user"], password=o["user_pw"], ca_file=str(o["ca"].ca_file),
                             addresses=addresses, timeout=20, **kw)
 
 
+PATHS = ["/EWS/Exchange.asmx", "/mapi/emsmdb/", "/rpc/rpcproxy.dll", "/Microsoft-Server-ActiveSync"]
+
+
 def test_every_server_holding_the_current_password_accepts(samba_dc, kdc, org):
+    """HTTPS to each server with the namespace's name and a token bound to that TLS connection: every path is
+    accepted, the Require paths (MAPI, Outlook Anywhere) only because the binding matched."""
     kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
-    with NegotiateAcceptor(kt, "EX01") as a1, NegotiateAcceptor(kt, "EX02") as a2:
+    with acceptor(org, kt, "EX01") as a1, acceptor(org, kt, "EX02") as a2:
         probe = probe_for(samba_dc, org, {"EX01": a1, "EX02": a2})
         env = environment(samba_dc, org, {"EX01": "current", "EX02": "current"})
-        findings = run_catalogue(env, probe=probe, only=["kerberos"])
+        findings = run_catalogue(env, probe=probe, only=["kerberos", "ep.channel-binding"])
         probe.close()
     status = summarize(findings)
     assert status["kerberos.ticket"] == Status.PASS and status["kerberos.server"] == Status.PASS
+    assert status["ep.channel-binding"] == Status.PASS
     ticket = next(f for f in findings if f.check_id == "kerberos.ticket")
     assert "AES256" in ticket.evidence
-    # the acceptors really saw the user
-    assert a1.accepted == [f"{org['user']}@{samba_dc.realm}"] and a2.accepted == a1.accepted
+    # the acceptors really saw the user, once per client path, each accepted
+    user = f"{org['user']}@{samba_dc.realm}"
+    assert a1.accepted == [user] * 4 and a2.accepted == a1.accepted
+    assert [(m, p) for m, p, _ in a1.seen] == [("POST", "/EWS/Exchange.asmx"), ("POST", "/mapi/emsmdb/"),
+                                               ("RPC_IN_DATA", "/rpc/rpcproxy.dll"),
+                                               ("OPTIONS", "/Microsoft-Server-ActiveSync")]
+    server = {f.subject: f for f in findings if f.check_id == "kerberos.server"}
+    for line in ("EWS /EWS/Exchange.asmx: accepted", "MAPI over HTTP /mapi/emsmdb/: accepted",
+                 "Outlook Anywhere /rpc/rpcproxy.dll: accepted", "ActiveSync /Microsoft-Server-ActiveSync: accepted"):
+        assert line in server["EX01"].evidence, server["EX01"].evidence
 
 
 def test_a_server_with_the_old_or_no_credential_rejects_and_is_named_with_the_fix(samba_dc, kdc, org):
@@ -170,8 +209,8 @@ def test_a_server_with_the_old_or_no_credential_rejects_and_is_named_with_the_fi
     new_pw = _pw()
     kdc.password(org["asa_dn"], new_pw)  # the roll: AD changes, EX02 misses it
     current = keytab(org, "current", new_pw, kdc.kvno(org["asa_dn"]), samba_dc.realm)
-    with NegotiateAcceptor(current, "EX01") as a1, NegotiateAcceptor(old, "EX02") as a2, \
-            NegotiateAcceptor(None, "EX03") as a3:
+    with acceptor(org, current, "EX01") as a1, acceptor(org, old, "EX02") as a2, \
+            acceptor(org, None, "EX03") as a3:
         probe = probe_for(samba_dc, org, {"EX01": a1, "EX02": a2, "EX03": a3})
         env = environment(samba_dc, org, {"EX01": "current", "EX02": "old", "EX03": None})
         findings = run_catalogue(env, probe=probe, only=["kerberos", "rollout"])
@@ -181,8 +220,8 @@ def test_a_server_with_the_old_or_no_credential_rejects_and_is_named_with_the_fi
     for name in ("EX02", "EX03"):
         f = server[name]
         assert f.status == Status.FAIL and "KRB_AP_ERR_MODIFIED" in f.evidence, f.evidence
-        assert (f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {name.lower()}.{samba_dc.domain} "
-                f"-CopyFrom ex01.{samba_dc.domain}") in f.fix
+        assert (f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers '{name.lower()}.{samba_dc.domain}' "
+                f"-CopyFrom 'ex01.{samba_dc.domain}'") in f.fix
     assert a2.rejected and a1.rejected == []
     status = summarize(findings)
     assert status["rollout.current"] == Status.FAIL and status["rollout.coverage"] == Status.FAIL
@@ -191,7 +230,7 @@ def test_a_server_with_the_old_or_no_credential_rejects_and_is_named_with_the_fi
 def test_no_spn_means_no_ticket_and_ntlm_fallback(samba_dc, kdc, org, unique_name):
     host = f"{unique_name('nospn')}.{samba_dc.domain}"
     o = dict(org, host=host, spn=f"HTTP/{host}")
-    with NegotiateAcceptor(None, "EX01") as a1:
+    with acceptor(o, None, "EX01") as a1:
         probe = probe_for(samba_dc, o, {"EX01": a1})
         env = environment(samba_dc, o, {"EX01": "current"})
         env.spn_owners = {}
@@ -201,14 +240,14 @@ def test_no_spn_means_no_ticket_and_ntlm_fallback(samba_dc, kdc, org, unique_nam
     assert ticket.status == Status.FAIL and "KDC_ERR_S_PRINCIPAL_UNKNOWN" in ticket.evidence
     server = next(f for f in findings if f.check_id == "kerberos.server")
     assert server.status == Status.FAIL and "ntlm-fallback" in server.evidence
-    assert f"setspn -S {o['spn']}" in server.fix
+    assert f"setspn -S '{o['spn']}'" in server.fix
     assert a1.accepted == [] and a1.rejected == []  # nothing Kerberos reached the server
 
 
 def test_rc4_only_account_gives_an_rc4_ticket_and_an_encryption_finding(samba_dc, kdc, org):
     kdc.modify(org["asa_dn"], "msDS-SupportedEncryptionTypes", ["4"])
     kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
-    with NegotiateAcceptor(kt, "EX01") as a1:
+    with acceptor(org, kt, "EX01") as a1:
         probe = probe_for(samba_dc, org, {"EX01": a1})
         env = environment(samba_dc, org, {"EX01": "current"}, asa_enctypes=4)
         findings = run_catalogue(env, probe=probe, only=["kerberos", "asa.enctypes"])
@@ -229,7 +268,7 @@ def gateway(kdc, org, unique_name):
 
 def _s4u(samba_dc, kdc, org, gateway):
     kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
-    with NegotiateAcceptor(kt, "EX01") as a1:
+    with acceptor(org, kt, "EX01") as a1:
         probe = probe_for(samba_dc, org, {"EX01": a1}, seg_password=gateway["pw"])
         server = ExchangeServer(name="EX01", fqdn=f"ex01.{samba_dc.domain}")
         result = probe.s4u(gateway["sam"], org["user"], org["spn"], server)
@@ -275,7 +314,7 @@ def test_a_wrong_password_is_an_authentication_error_that_never_shows_the_passwo
     from asa_wizard.core.errors import AuthenticationFailed
 
     wrong = Secret("Wrong-" + secrets.token_hex(8))
-    probe = GssKerberosProbe(samba_dc.realm, principal=org["user"], password=wrong, tls=False, timeout=20)
+    probe = GssKerberosProbe(samba_dc.realm, principal=org["user"], password=wrong, timeout=20)
     with pytest.raises(AuthenticationFailed) as caught:
         probe.service_ticket(org["spn"])
     assert wrong.reveal() not in str(caught.value) and org["user"] in str(caught.value)
@@ -298,7 +337,7 @@ def test_the_current_password_is_proven_by_key_version_not_by_when_added(samba_d
     kvno = kdc.kvno(org["asa_dn"])
     assert kvno == old_kvno + 1
     current = keytab(org, "current", new_pw, kvno, samba_dc.realm)
-    with NegotiateAcceptor(current, "EX01") as a1, NegotiateAcceptor(old, "EX02") as a2:
+    with acceptor(org, current, "EX01") as a1, acceptor(org, old, "EX02") as a2:
         probe = probe_for(samba_dc, org, {"EX01": a1, "EX02": a2})
         env = environment(samba_dc, org, {"EX01": "current", "EX02": "current"})  # both WhenAdded = now
         asa = env.accounts[0]
@@ -314,3 +353,105 @@ def test_the_current_password_is_proven_by_key_version_not_by_when_added(samba_d
     assert proven["EX01"].holding == Holding.CURRENT and proven["EX01"].proven
     assert proven["EX02"].holding == Holding.STALE and proven["EX02"].proven
     assert a2.rejected
+
+
+# --- Extended Protection: channel binding, load balancers, SNI, HTTP ----------------------------------------
+def _unbound_token(samba_dc, o) -> bytes:
+    """A SPNEGO token for the namespace with no channel binding (what a client without Extended Protection
+    support sends), from the user's own TGT."""
+    import gssapi
+
+    probe = GssKerberosProbe(samba_dc.realm, principal=o["user"], password=o["user_pw"], timeout=20)
+    try:
+        ctx = probe._context_for(o["spn"], probe._creds(), spnego=True)
+        return ctx.step()
+    finally:
+        assert isinstance(ctx, gssapi.SecurityContext)
+        probe.close()
+
+
+def _send_unbound(samba_dc, o, a: NegotiateAcceptor, path: str):
+    import ssl
+
+    from asa_wizard.adapters.kerberos import negotiate_request
+
+    context = ssl.create_default_context(cafile=str(o["ca"].ca_file))
+    return negotiate_request(*a.address, o["host"], path, _unbound_token(samba_dc, o), tls=True, context=context,
+                             timeout=20)
+
+
+def test_require_refuses_a_token_without_channel_binding_and_allow_accepts_it(samba_dc, kdc, org):
+    kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
+    with acceptor(org, kt, "EX01") as a1:
+        mapi = _send_unbound(samba_dc, org, a1, "/mapi/emsmdb/")  # Require on the front end
+        ews = _send_unbound(samba_dc, org, a1, "/EWS/Exchange.asmx")  # Allow
+        autodiscover = _send_unbound(samba_dc, org, a1, "/Autodiscover/Autodiscover.xml")  # None
+    assert mapi.status == 401 and "requires a channel binding" in mapi.body, mapi.body
+    assert ews.status == 200 and autodiscover.status == 200
+    assert a1.seen == [("POST", "/mapi/emsmdb/", "rejected"), ("POST", "/EWS/Exchange.asmx", "accepted"),
+                       ("POST", "/Autodiscover/Autodiscover.xml", "accepted")]
+
+
+def test_a_tls_terminating_load_balancer_breaks_the_binding_and_is_named(samba_dc, kdc, org):
+    """The load balancer ends the client's TLS with its own certificate (same name, same CA) and opens another
+    TLS connection to the server: the binding the probe sends is of the wrong connection."""
+    from asa_wizard.lab.acceptor import TlsTerminatingProxy
+
+    kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
+    balancer_cert = org["ca"].issue((org["host"],))
+    with acceptor(org, kt, "EX01") as a1, \
+            TlsTerminatingProxy(a1.address, org["host"], balancer_cert, org["ca"].ca_file) as lb:
+        probe = probe_for(samba_dc, org, {"EX01": lb})
+        env = environment(samba_dc, org, {"EX01": "current"})
+        findings = run_catalogue(env, probe=probe, only=["kerberos", "ep.channel-binding"])
+        probe.close()
+    by = {f.check_id: f for f in findings}
+    # EWS (Allow) refused the bound token with GSS_S_BAD_BINDINGS and took the unbound one; MAPI and RPC
+    # (Require) refused both; ActiveSync (Allow) like EWS
+    assert any("BAD_BINDINGS" in r for r in a1.rejected), a1.rejected
+    assert ("POST", "/EWS/Exchange.asmx", "accepted") in a1.seen
+    assert ("POST", "/mapi/emsmdb/", "accepted") not in a1.seen
+    binding = by["ep.channel-binding"]
+    assert binding.status == Status.FAIL
+    assert "EWS /EWS/Exchange.asmx: channel-binding" in binding.evidence
+    assert "MAPI over HTTP /mapi/emsmdb/: channel-binding" in binding.evidence
+    assert "same certificate" in binding.fix or "very certificate" in binding.fix
+    assert by["kerberos.server"].status == Status.FAIL and "channel-binding" in by["kerberos.server"].evidence
+
+
+def test_sni_chooses_the_namespace_certificate_on_the_server_address(samba_dc, kdc, org):
+    """The probe connects to the server's address and asks for the namespace by SNI: a server with several
+    certificates answers with the namespace's one, which is validated for the namespace."""
+    kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
+    own = org["ca"].issue((f"ex01.{samba_dc.domain}",))
+    both = {f"ex01.{samba_dc.domain}": own, org["host"]: org["cert"]}  # the server's own name is the default
+    with acceptor(org, kt, "EX01", certificates=both) as a1, \
+            acceptor(org, kt, "EX02", certificates={f"ex02.{samba_dc.domain}": own}) as a2:
+        probe = probe_for(samba_dc, org, {"EX01": a1, "EX02": a2})
+        env = environment(samba_dc, org, {"EX01": "current", "EX02": "current"})
+        report = run_probes(env, probe)
+        probe.close()
+    results = {r.server: r for r in report.servers}
+    assert results["EX01"].outcome == ProbeOutcome.ACCEPTED, results["EX01"]
+    assert all(p.channel_bound for p in results["EX01"].paths)
+    # EX02 presents only its own name: the namespace cannot be validated, nothing is sent
+    assert results["EX02"].outcome == ProbeOutcome.ERROR
+    assert f"TLS certificate not valid for {org['host']}" in results["EX02"].paths[0].detail
+    assert a2.seen == []
+
+
+def test_plain_http_is_refused_for_a_real_target_unless_asked(samba_dc, kdc, org):
+    from asa_wizard.core.errors import PolicyRefused
+
+    with pytest.raises(PolicyRefused) as refused:
+        GssKerberosProbe(samba_dc.realm, principal=org["user"], password=org["user_pw"], tls=False)
+    assert "allow_http=True" in refused.value.fix
+    kt = keytab(org, "current", org["asa_pw"], kdc.kvno(org["asa_dn"]), samba_dc.realm)
+    with NegotiateAcceptor(kt, "EX01") as plain:  # no certificates: plain HTTP
+        probe = GssKerberosProbe(samba_dc.realm, principal=org["user"], password=org["user_pw"], tls=False,
+                                 allow_http=True, addresses={"EX01": f"{plain.address[0]}:{plain.address[1]}"},
+                                 timeout=20)
+        result = probe.probe_server(ExchangeServer(name="EX01", fqdn=f"ex01.{samba_dc.domain}"), org["host"])
+        probe.close()
+    assert "plain HTTP (asked for explicitly)" in probe.describe()
+    assert result.outcome == ProbeOutcome.ACCEPTED and not any(p.channel_bound for p in result.paths)

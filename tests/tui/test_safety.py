@@ -72,10 +72,13 @@ async def test_quitting_with_work_running_asks_first(lab_session, tmp_path):
     from .test_journeys import scenario_with_fault
 
     session = lab_session(scenario_with_fault(tmp_path, "new-server-missing-asa", "Exch-2019", "slow",
-                                              "slow_seconds = 0.5\n"))
+                                              "slow_seconds = 2\n"))
     app = AsaWizardApp(session, start_step="discovery")
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
+        for _ in range(500):  # discovery starts once the step is on screen (after the first frames)
+            if app.is_working("discovery"):
+                break
+            await pilot.pause()
         assert app.is_working("discovery")
         await pilot.press("ctrl+q")
         await pilot.pause()
@@ -98,8 +101,8 @@ async def test_a_real_domain_asks_for_the_password_then_explains_a_refused_conne
         app.query_one("#target-tabs", TabbedContent).active = "tab-real"
         app.query_one("#real-dc", Input).value = "localhost"
         app.query_one("#real-user", Input).value = "CONTOSO\\admin"
-        app.query_one("#real-bind", Select).value = "ldaps-simple"
-        app.query_one("#real-winrm", Select).value = "ntlm"
+        app.query_one("#real-bind", Select).value = "simple"
+        app.query_one("#real-winrm-transport", Select).value = "ntlm"
         app.query_one("#connection-results").focus()
         await press(app, pilot, "r")
         assert isinstance(app.screen, CredentialModal)

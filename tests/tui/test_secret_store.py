@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import keyring.backends.chainer
 import keyring.backends.fail
 import keyring.backends.null
 
-from asa_wizard.adapters.secrets import KeyringSecretStore
+from asa_wizard.adapters.secrets import KeyringSecretStore, describe_backend
 from asa_wizard.core.ports import SecretStore
 from asa_wizard.core.secrets import Secret
 
@@ -31,9 +32,11 @@ class MemoryBackend:
 
 
 class PlaintextKeyring(MemoryBackend):
-    """Named like keyrings.alt's file backend, which writes passwords to a plain file."""
+    """Like keyrings.alt's file backend: a file-backed store with keyring's not-recommended priority."""
 
     name = "keyrings.alt.file.PlaintextKeyring"
+    priority = 0.5
+    file_path = "/tmp/keyring_pass.cfg"
 
 
 class LockedBackend(MemoryBackend):
@@ -114,3 +117,39 @@ def test_plain_text_is_refused():
         pass
     else:
         raise AssertionError("a plain string was accepted")
+
+
+class QuietFile(MemoryBackend):
+    """A plaintext file backend under an innocent name: it keeps a file_path and keyring rates it below 1."""
+
+    name = "Corporate vault"
+    priority = 0.5
+    file_path = "/home/u/.local/share/python_keyring/keyring_pass.cfg"
+
+
+class Chainer(keyring.backends.chainer.ChainerBackend):
+    members: list = []
+
+    @property
+    def backends(self):  # type: ignore[override]
+        return self.members
+
+
+def test_a_plaintext_backend_under_another_name_is_refused():
+    backend = QuietFile()
+    store = KeyringSecretStore(backend=backend)
+    assert store.is_plaintext and not store.available
+    store.set("k", Secret("pw-9"))
+    assert backend.data == {} and store.get("k").reveal() == "pw-9"  # kept in memory only
+
+
+def test_a_chainer_is_judged_by_every_backend_it_writes_to():
+    chain = Chainer()
+    chain.members = [MemoryBackend(), QuietFile()]
+    name, plaintext, usable = describe_backend(chain)
+    assert plaintext and usable and "Corporate vault" in name
+    chain.members = [MemoryBackend()]
+    assert describe_backend(chain)[1:] == (False, True)
+    chain.members = []
+    assert describe_backend(chain)[2] is False
+    assert describe_backend(keyring.backends.fail.Keyring())[2] is False

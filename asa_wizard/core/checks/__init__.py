@@ -4,7 +4,7 @@
 
 Each check has a stable id (`CHECKS`), looks only at its inputs (pure: no IO except through a probe port
 passed in), and yields `Finding`s with the evidence it saw and the exact fix. `STEP_CHECKS` names the checks
-that prove each wizard step; the checklist shows them. docs/checks.md documents every check.
+that prove each wizard step (derived from `core.steps.STEPS`, the one step registry). docs/checks.md documents every check.
 """
 
 from __future__ import annotations
@@ -15,33 +15,21 @@ from datetime import datetime, timezone
 from asa_wizard.core.logs import LogText
 from asa_wizard.core.model import Environment
 from asa_wizard.core.ports import KerberosProbe
-# Registration order is the catalogue order: inventory, asa, spn, rollout, auth, kcd, kerberos, logs.
+# Registration order is the catalogue order: inventory, asa, spn, rollout, auth, ep, kcd, kerberos, logs.
 from . import asa  # noqa: F401,I001
 from . import spn  # noqa: F401
 from . import rollout  # noqa: F401
 from . import auth  # noqa: F401
+from . import extended_protection  # noqa: F401
 from . import kcd  # noqa: F401
 from . import kerberos  # noqa: F401
 from . import logchecks  # noqa: F401
 from .base import AREAS, CHECKS, SEVERITY, STEPS, Check, Context, Finding, ProbeReport, Status
 from .kerberos import probe_targets, run_probes
+from asa_wizard.core.steps import STEPS as _STEPS
 
-# Which checks prove each wizard step (the checklist shows these under the step).
-STEP_CHECKS: dict[str, list[str]] = {
-    "target": [],
-    "discovery": ["inventory.servers", "auth.namespace-dns"],
-    "asa": ["asa.exists", "asa.enabled", "asa.kind", "asa.enctypes", "asa.one-per-generation"],
-    "rollout": ["rollout.coverage", "rollout.current", "rollout.same-account", "rollout.service-host",
-                "asa.password-age"],
-    "spns": ["spn.present", "spn.owner", "spn.duplicate", "spn.order", "kerberos.ticket"],
-    "client-auth": ["auth.outlook-anywhere", "auth.mapi"],
-    "seg": ["kcd.service-account-spn", "kcd.protocol-transition", "kcd.no-unconstrained", "kcd.target",
-            "kcd.same-domain", "kcd.users-delegable", "kcd.iis-iusrs"],
-    "iis-auth": ["kcd.eas-auth", "kcd.ews-auth"],
-    "verify": ["kerberos.ticket", "kerberos.server", "kerberos.s4u", "logs.iis-401", "logs.httpproxy-auth",
-               "logs.krb-ap-err-modified"],
-    "report": [],
-}
+# Which checks prove each wizard step: derived from the one step registry (core.steps).
+STEP_CHECKS: dict[str, list[str]] = {s.id: list(s.checks) for s in _STEPS}
 
 
 def select(only: list[str] | tuple[str, ...] | None) -> list[Check]:
@@ -65,7 +53,7 @@ def run_catalogue(env: Environment, probe: ProbeReport | KerberosProbe | None = 
     """
     checks = select(only)
     if probe is not None and not isinstance(probe, ProbeReport):
-        needs_probe = any(c.area == "kerberos" for c in checks)
+        needs_probe = any(c.area == "kerberos" or c.id == "ep.channel-binding" for c in checks)
         probe = run_probes(env, probe, cancel=cancel) if needs_probe else None
     ctx = Context(env, probe, logs, now or datetime.now(timezone.utc))
     findings: list[Finding] = []

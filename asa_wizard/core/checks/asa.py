@@ -12,7 +12,8 @@ from asa_wizard.core.model import (
     UAC_DONT_EXPIRE_PASSWD,
     enctype_names,
 )
-from .base import CHECKS, Context, Finding, Status, aware, check, fmt_time, join, plural, ps_quote
+from .base import CHECKS, Context, Finding, Status, aware, check, fmt_time, join, plural
+from asa_wizard.core.commands import SWITCH, command, hashtable, roll_script, subexpression, switch
 
 # Stale-computer cleanup scripts commonly disable or delete computers whose password is older than this.
 STALE_COMPUTER_AGE = timedelta(days=90)
@@ -65,9 +66,10 @@ def asa_exists(ctx: Context) -> list[Finding]:
         Status.FAIL, subject=ctx.env.asa_sam or "", evidence=seen,
         reason="Without an ASA every server behind a load-balanced name has its own key, so Kerberos tickets for "
                "the shared name cannot work and clients use NTLM.",
-        fix=f"New-ADComputer -Name {ps_quote(base)} -SamAccountName {ps_quote(base)} "
-            f"-AccountPassword (Read-Host -AsSecureString) -Enabled:$true\n"
-            f"Set-ADComputer -Identity {ps_quote(base + '$')} -Replace @{{'msDS-SupportedEncryptionTypes'=24}}\n"
+        fix=command("New-ADComputer", Name=base, SamAccountName=base,
+                    AccountPassword=subexpression(command("Read-Host", AsSecureString=SWITCH)), Enabled=switch(True))
+        + "\n" + command("Set-ADComputer", Identity=base + "$", Replace=hashtable({"msDS-SupportedEncryptionTypes": 24}))
+        + "\n"
             "(wizard step asa; the initial password is never used: the rollout sets it)")]
 
 
@@ -91,7 +93,7 @@ def asa_enabled(ctx: Context) -> list[Finding]:
                       reason="The ASA must be an enabled account (Microsoft's procedure creates it with -Enabled:$true); a "
                       "disabled ASA usually means a stale-object cleanup reached it, and its next step, deletion, "
                       "ends Kerberos on every server.",
-                      fix=f"Enable-ADAccount -Identity {ps_quote(asa.sam)}")]
+                      fix=command("Enable-ADAccount", Identity=asa.sam))]
 
 
 @check("asa.kind", "The ASA is a computer account", "asa",
@@ -129,9 +131,8 @@ def asa_password_age(ctx: Context) -> list[Finding]:
         return [c.skipped("pwdLastSet of the ASA was not read.", subject=asa.sam)]
     age = ctx.now - pwd
     evidence = f"pwdLastSet {fmt_time(pwd)} ({age.days} days ago)"
-    roll = (f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers "
-            f"{','.join(s.fqdn or s.name for s in ctx.client_servers())} "
-            f"-GenerateNewPasswordFor {ps_quote(ctx.qualified(asa))} -CreateScheduledTask 'Exchange-RollAsa'")
+    roll = roll_script([s.fqdn or s.name for s in ctx.client_servers()], GenerateNewPasswordFor=ctx.qualified(asa),
+                       CreateScheduledTask="Exchange-RollAsa")
     if asa.is_computer:
         if age > STALE_COMPUTER_AGE:
             return [c.finding(Status.WARN, subject=asa.sam, evidence=evidence,
@@ -145,7 +146,7 @@ def asa_password_age(ctx: Context) -> list[Finding]:
         return [c.finding(Status.WARN, subject=asa.sam, evidence=evidence + "; the password can expire",
                           reason="A user ASA whose password expires forces a roll at the domain's pace; if nobody "
                           "rolls it, the script's ChangePassword path fails later.",
-                          fix=f"Set-ADUser -Identity {ps_quote(asa.sam)} -PasswordNeverExpires $true\n"
+                          fix=command("Set-ADUser", Identity=asa.sam, PasswordNeverExpires=True) + "\n"
                           "or schedule the roll:\n" + roll)]
     return [c.finding(Status.PASS, subject=asa.sam, evidence=evidence + "; the password does not expire")]
 
@@ -169,10 +170,8 @@ def asa_enctypes(ctx: Context) -> list[Finding]:
     assert asa is not None
     value = asa.enctypes
     setter = "Set-ADComputer" if asa.is_computer else "Set-ADUser"
-    set24 = f"{setter} -Identity {ps_quote(asa.sam)} -Replace @{{'msDS-SupportedEncryptionTypes'=24}}"
-    roll = (f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers "
-            f"{','.join(s.fqdn or s.name for s in ctx.client_servers())} -GenerateNewPasswordFor "
-            f"{ps_quote(ctx.qualified(asa))}")
+    set24 = command(setter, Identity=asa.sam, Replace=hashtable({"msDS-SupportedEncryptionTypes": 24}))
+    roll = roll_script([s.fqdn or s.name for s in ctx.client_servers()], GenerateNewPasswordFor=ctx.qualified(asa))
     if value is None:
         return [c.finding(Status.WARN, subject=asa.sam, evidence="msDS-SupportedEncryptionTypes is not set.",
                           reason="Without the attribute the domain controller's default decides the ticket "

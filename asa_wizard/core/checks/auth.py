@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from asa_wizard.core.model import Service
-from .base import CHECKS, Context, Finding, Status, check, join, ps_quote
+from asa_wizard.core.commands import command, pipeline
+from .base import CHECKS, Context, Finding, Status, check, join
 
 
 def _has(methods: list[str], name: str) -> bool:
@@ -21,12 +22,12 @@ def auth_outlook_anywhere(ctx: Context) -> list[Finding]:
                         f"IISAuthenticationMethods = {join(v.auth_methods)}")
             fixes = []
             if (v.internal_client_auth or "").lower() != "negotiate":
-                fixes.append(f"Get-OutlookAnywhere -Server {s.name} | Set-OutlookAnywhere "
-                             f"-InternalClientAuthenticationMethod Negotiate")
+                fixes.append(pipeline(command("Get-OutlookAnywhere", Server=s.name),
+                                      command("Set-OutlookAnywhere", InternalClientAuthenticationMethod="Negotiate")))
             if v.auth_methods and not _has(v.auth_methods, "Negotiate"):
-                methods = ",".join([*v.auth_methods, "Negotiate"])
-                fixes.append(f"Get-OutlookAnywhere -Server {s.name} | Set-OutlookAnywhere "
-                             f"-IISAuthenticationMethods {methods}")
+                fixes.append(pipeline(command("Get-OutlookAnywhere", Server=s.name),
+                                      command("Set-OutlookAnywhere", IISAuthenticationMethods=[*v.auth_methods,
+                                                                                               "Negotiate"])))
             if not fixes:
                 out.append(c.finding(Status.PASS, subject=s.name, evidence=evidence))
                 continue
@@ -51,15 +52,16 @@ def auth_mapi(ctx: Context) -> list[Finding]:
             if not missing:
                 out.append(c.finding(Status.PASS, subject=s.name, evidence=evidence))
                 continue
-            methods = ",".join([*v.auth_methods, *missing])
+            methods = [*v.auth_methods, *missing]
             reason = "MAPI clients use Kerberos only when Negotiate is offered."
             if "OAuth" in missing:
                 reason += (" In hybrid, OAuth must stay in the list: the plain form of the command drops it and "
                            "breaks hybrid free/busy and modern authentication.")
             out.append(c.finding(
                 Status.FAIL, subject=s.name, evidence=evidence, reason=reason,
-                fix=f"Get-MapiVirtualDirectory -Server {s.name} | Set-MapiVirtualDirectory "
-                    f"-IISAuthenticationMethods {methods}\n(wizard step client-auth; appends to the existing list)"))
+                fix=pipeline(command("Get-MapiVirtualDirectory", Server=s.name),
+                             command("Set-MapiVirtualDirectory", IISAuthenticationMethods=methods))
+                + "\n(wizard step client-auth; appends to the existing list)"))
     return out or [c.skipped("No MAPI virtual directory was found.")]
 
 
@@ -78,10 +80,10 @@ def auth_namespace_dns(ctx: Context) -> list[Finding]:
                 Status.WARN, subject=ns.host, evidence=f"{ns.host} is a CNAME.",
                 reason="Windows clients build the SPN from the name the CNAME points to, so they ask for a ticket "
                        f"to the target host instead of {ns.spn}: Kerberos falls back to NTLM or hits the wrong account.",
-                fix=f"Replace the CNAME with an A record for the load balancer's address:\n"
-                    f"Remove-DnsServerResourceRecord -ZoneName {ps_quote(zone)} -Name {ps_quote(label)} -RRType CName\n"
-                    f"Add-DnsServerResourceRecordA -ZoneName {ps_quote(zone)} -Name {ps_quote(label)} "
-                    f"-IPv4Address <load balancer address>"))
+                fix="Replace the CNAME with an A record for the load balancer's address:\n"
+                    + command("Remove-DnsServerResourceRecord", ZoneName=zone, Name=label, RRType="CName") + "\n"
+                    + command("Add-DnsServerResourceRecordA", ZoneName=zone, Name=label,
+                              IPv4Address="<load balancer address>")))
         else:
             out.append(c.finding(Status.PASS, subject=ns.host, evidence=f"{ns.host} is not a CNAME."))
     return out or [c.skipped("No namespaces were found.")]

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
+from asa_wizard.core.commands import quote, roll_script
 from asa_wizard.core.logs import LogText
 from asa_wizard.core.model import Account, AccountKind, AsaCredential, Environment, ExchangeServer, Namespace, Service
 from asa_wizard.core.ports import ProbeResult, TicketResult
+from asa_wizard.core.steps import STEP_IDS
 
-AREAS = ("inventory", "asa", "spn", "rollout", "auth", "kcd", "kerberos", "logs")
-STEPS = ("target", "discovery", "asa", "rollout", "spns", "client-auth", "seg", "iis-auth", "verify", "report")
+AREAS = ("inventory", "asa", "spn", "rollout", "auth", "ep", "kcd", "kerberos", "logs")
+STEPS = STEP_IDS  # the wizard steps a check may name: the one step registry's ids
 
 
 class Status(str, enum.Enum):
@@ -114,8 +116,8 @@ def check(check_id: str, title: str, step: str, summary: str = "") -> Callable:
 
 # --- small text helpers ---------------------------------------------------------------------------------
 def ps_quote(value: str) -> str:
-    """A PowerShell single-quoted literal: nothing inside is expanded."""
-    return "'" + value.replace("'", "''") + "'"
+    """A PowerShell single-quoted literal: nothing inside is expanded (the command builder's `quote`)."""
+    return quote(value)
 
 
 def aware(dt: datetime | None) -> datetime | None:
@@ -255,17 +257,15 @@ class Context:
 
     def roll_fix(self, targets: list[ExchangeServer]) -> str:
         """The supported way to give `targets` the ASA credential: copy from a good server, else generate."""
-        names = ",".join(t.fqdn or t.name for t in targets)
+        names = [t.fqdn or t.name for t in targets]
         good = [s for s in self.current_servers() if s not in targets]
         if good:
             src = good[0]
             return ("\n".join(
-                f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {t.fqdn or t.name} "
-                f"-CopyFrom {src.fqdn or src.name}" for t in targets)
+                roll_script(t.fqdn or t.name, CopyFrom=src.fqdn or src.name) for t in targets)
                 + "\n(run from $exscripts on an Exchange server; wizard step rollout does the same)")
         account = self.qualified(self.asa, self.asa_name or "EXASA$")
-        return (f".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers {names} "
-                f"-GenerateNewPasswordFor {ps_quote(account)}\n"
+        return (f"{roll_script(names, GenerateNewPasswordFor=account)}\n"
                 "(no server holds the current password to copy: this sets a new one on these servers and then in AD;"
                 " wizard step rollout)")
 

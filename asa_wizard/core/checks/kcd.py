@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from asa_wizard.core.model import (
     UAC_NOT_DELEGATED,
     UAC_TRUSTED_FOR_DELEGATION,
@@ -12,7 +14,9 @@ from asa_wizard.core.model import (
     Service,
     normalize_account,
 )
-from .base import CHECKS, Check, Context, Finding, Status, check, join, ps_quote
+from asa_wizard.core.commands import (APPCMD, FALSE, command, hashtable, native, script_block, setspn,
+                                        subexpression)
+from .base import CHECKS, Check, Context, Finding, Status, check, join
 
 NO_SEG = "No Secure Email Gateway is configured (wizard step seg names its service account)."
 
@@ -54,7 +58,7 @@ def kcd_service_account_spn(ctx: Context) -> list[Finding]:
     return [c.finding(Status.FAIL, subject=a.sam, evidence=f"{a.sam} has no servicePrincipalName.",
                       reason="Delegation cannot be set for an account until it has an SPN (the Delegation tab does not "
                       "appear), and S4U needs the gateway to be a service principal.",
-                      fix=f"setspn -S HTTP/{base} {ctx.qualified(a)}\n(wizard step seg)")]
+                      fix=f"{setspn('-S', f'HTTP/{base}', ctx.qualified(a))}\n(wizard step seg)")]
 
 
 @check("kcd.protocol-transition", "The SEG account may use any authentication protocol", "seg",
@@ -65,8 +69,8 @@ def kcd_protocol_transition(ctx: Context) -> list[Finding]:
         reason="The gateway receives certificates or passwords, not Kerberos tickets, from devices: it "
         "needs protocol transition (S4U2Self with a forwardable ticket), else the KDC answers "
         "S4U2Proxy with KDC_ERR_BADOPTION.",
-        fix="Set-ADAccountControl -Identity {identity} -TrustedToAuthForDelegation $true\n"
-        "(ADUC: Delegation tab, 'Use any authentication protocol'; wizard step seg)")
+        fix=lambda identity: command("Set-ADAccountControl", Identity=identity, TrustedToAuthForDelegation=True)
+        + "\n(ADUC: Delegation tab, 'Use any authentication protocol'; wizard step seg)")
 
 
 @check("kcd.no-unconstrained", "The SEG account is not trusted for unconstrained delegation", "seg",
@@ -76,13 +80,14 @@ def kcd_no_unconstrained(ctx: Context) -> list[Finding]:
         ctx, "kcd.no-unconstrained", UAC_TRUSTED_FOR_DELEGATION, "TRUSTED_FOR_DELEGATION", False,
         reason="Unconstrained delegation lets the gateway act as any user to any service in the forest; "
         "and with it set, the constrained delegation list is not what the KDC uses.",
-        fix="Set-ADAccountControl -Identity {identity} -TrustedForDelegation $false\n(wizard step seg)")
+        fix=lambda identity: command("Set-ADAccountControl", Identity=identity, TrustedForDelegation=False)
+        + "\n(wizard step seg)")
 
 
 def _uac_flag(ctx: Context, check_id: str, flag: int, name: str, wanted: bool, reason: str,
-              fix: str) -> list[Finding]:
+              fix: Callable[[str], str]) -> list[Finding]:
     """The gateway account's userAccountControl flag `name`, which passes when its being set is `wanted`;
-    `fix` names the account as {identity}."""
+    `fix` makes the fix for the account's sAMAccountName."""
     c = CHECKS[check_id]
     a, skip = _seg_account(ctx, c)
     if a is None:
@@ -92,38 +97,91 @@ def _uac_flag(ctx: Context, check_id: str, flag: int, name: str, wanted: bool, r
     if is_set == wanted:
         return [c.finding(Status.PASS, subject=a.sam, evidence=evidence)]
     return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence, reason=reason,
-                      fix=fix.format(identity=ps_quote(a.sam)))]
+                      fix=fix(a.sam))]
 
 
 @check("kcd.target", "The SEG may delegate to the ActiveSync SPN on the ASA", "seg",
-       "msDS-AllowedToDelegateTo of the gateway's account holds HTTP/<ActiveSync namespace>, registered on the ASA.")
+       "Every entry of the gateway's msDS-AllowedToDelegateTo is judged: HTTP/<ActiveSync namespace> must be there and "
+       "registered on the ASA; an entry that is not an SPN on the ASA is stale.")
 def kcd_target(ctx: Context) -> list[Finding]:
     c = CHECKS["kcd.target"]
     a, skip = _seg_account(ctx, c)
     if a is None:
         return skip or []
     wanted = target_spns(ctx)
-    if not wanted:
-        return [c.skipped("No ActiveSync namespace was found.", subject=a.sam)]
-    allowed = {s.lower() for s in a.delegate_to}
     asa = ctx.asa
-    on_asa = [s for s in wanted if s.lower() in allowed and asa is not None and asa.has_spn(s)]
-    evidence = f"msDS-AllowedToDelegateTo = {join(a.delegate_to)}; ActiveSync SPN(s): {join(wanted)}"
-    if asa is not None:
-        evidence += f"; on the ASA {ctx.qualified(asa)}: {join([s for s in wanted if asa.has_spn(s)])}"
-    if on_asa:
-        return [c.finding(Status.PASS, subject=a.sam, evidence=evidence)]
-    fix = [f"{_set_cmd(a)} -Identity {ps_quote(a.sam)} -Add @{{'msDS-AllowedToDelegateTo'={ps_quote(s)}}}"
-           for s in wanted if s.lower() not in allowed]
-    if asa is None:
+    allowed = {s.lower() for s in a.delegate_to}
+    if not wanted and not a.delegate_to:
+        return [c.skipped("No ActiveSync namespace was found and the account delegates to nothing.", subject=a.sam)]
+    lines, stale = [], []
+    for entry in a.delegate_to:
+        if asa is not None and asa.has_spn(entry):
+            lines.append(f"{entry}: registered on the ASA {ctx.qualified(asa)}")
+            continue
+        holders = [x for x in ctx.owners(entry) if asa is None or x.dn.lower() != asa.dn.lower()]
+        where = (f"registered on {join([ctx.qualified(h) for h in holders])}" if holders else
+                 "not registered on the ASA" if asa is not None else "the ASA is not known")
+        lines.append(f"{entry}: {where}" + (" (stale: not an SPN on the ASA)" if asa is not None else ""))
+        if asa is not None:
+            stale.append(entry)
+    if not a.delegate_to:
+        lines.append("msDS-AllowedToDelegateTo is empty")
+    missing = [s for s in wanted if s.lower() not in allowed]
+    off_asa = [s for s in wanted if asa is None or not asa.has_spn(s)]
+    evidence = (f"ActiveSync SPN(s): {join(wanted) if wanted else 'none found'}; msDS-AllowedToDelegateTo of "
+                f"{a.sam}:\n" + "\n".join(lines))
+    fix = [command(_set_cmd(a), Identity=a.sam, Add=hashtable({"msDS-AllowedToDelegateTo": s})) for s in missing]
+    if asa is None and wanted:
         fix.insert(0, "Create the ASA and register the ActiveSync SPN on it first (wizard steps asa, rollout, spns).")
-    else:
-        fix += [f"setspn -S {s} {ctx.qualified(asa)}" for s in wanted if not asa.has_spn(s)]
-    return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence,
-                      reason="The KDC issues the gateway a ticket on the user's behalf only for SPNs in this list; the "
-                      "SPN must be the one on the ASA so that every Exchange server can decrypt it. Otherwise "
-                      "S4U2Proxy fails with KDC_ERR_BADOPTION.",
-                      fix="\n".join(fix) + "\n(wizard step seg)")]
+    elif asa is not None:
+        fix += [setspn("-S", s, ctx.qualified(asa)) for s in wanted if not asa.has_spn(s)]
+    fix += [command(_set_cmd(a), Identity=a.sam, Remove=hashtable({"msDS-AllowedToDelegateTo": s})) for s in stale]
+    if wanted and (missing or off_asa):
+        reason = ("The KDC issues the gateway a ticket on the user's behalf only for SPNs in this list; the SPN must "
+                  "be the one on the ASA so that every Exchange server can decrypt it. Otherwise S4U2Proxy fails "
+                  "with KDC_ERR_BADOPTION.")
+        if stale:
+            reason += " Stale entries let the gateway act as its users towards services it does not serve."
+        return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence, reason=reason,
+                          fix="\n".join(fix) + "\n(wizard step seg)")]
+    if stale:
+        return [c.finding(Status.WARN, subject=a.sam, evidence=evidence,
+                          reason="An entry that is not an SPN on the ASA is stale (an old ASA, a server's own "
+                                 "account, another service): the gateway may still impersonate every user towards it, "
+                                 "which it does not need.",
+                          fix="\n".join(fix) + "\n(wizard step seg)")]
+    return [c.finding(Status.PASS, subject=a.sam, evidence=evidence)]
+
+
+@check("kcd.unconstrained-forest", "No account but the domain controllers has unconstrained delegation", "seg",
+       "Forest-wide: every account with TRUSTED_FOR_DELEGATION (0x80000) that is not a domain controller.")
+def kcd_unconstrained_forest(ctx: Context) -> list[Finding]:
+    c = CHECKS["kcd.unconstrained-forest"]
+    found = ctx.env.unconstrained_delegation
+    if found is None:
+        return [c.skipped("The directory was not searched for accounts with unconstrained delegation.")]
+    if not found:
+        return [c.finding(Status.PASS, evidence="No account other than the domain controllers is trusted for "
+                                                "unconstrained delegation (forest-wide).")]
+    out = []
+    seg = ctx.env.seg.service_account.lower() if ctx.env.seg else ""
+    for a in found:
+        server = ctx.is_server_computer(a)
+        what = (f"the computer account of Exchange server {server.name}" if server is not None else
+                "the SEG service account (see kcd.no-unconstrained)" if a.sam.lower() == seg else
+                "the ASA" if ctx.asa is not None and a.dn.lower() == ctx.asa.dn.lower() else
+                ("a computer account" if a.is_computer else "a user (service) account"))
+        out.append(c.finding(
+            Status.WARN, subject=ctx.qualified(a),
+            evidence=f"{ctx.qualified(a)} ({what}, {a.dn}): userAccountControl = 0x{a.uac:x}, TRUSTED_FOR_DELEGATION "
+                     "set.",
+            reason="Every user who authenticates to a service on this account leaves a forwardable TGT there: whoever "
+                   "controls the account can act as those users (domain admins included) anywhere in the forest. "
+                   "Only domain controllers need it; services use constrained delegation.",
+            fix=f"{command('Set-ADAccountControl', Identity=a.sam, TrustedForDelegation=FALSE)}\n(first give the "
+                f"service constrained delegation to the SPNs it really needs, e.g. "
+                f"{command(_set_cmd(a), Identity=a.sam, Add=hashtable({'msDS-AllowedToDelegateTo': 'HTTP/<name>'}))})"))
+    return out
 
 
 @check("kcd.same-domain", "Gateway, users and ASA are in one domain", "seg",
@@ -150,8 +208,8 @@ def kcd_same_domain(ctx: Context) -> list[Finding]:
     return [c.finding(Status.FAIL, subject=a.sam, evidence=evidence,
                       reason="Classic KCD (msDS-AllowedToDelegateTo) only works inside one domain.",
                       fix="Use resource-based constrained delegation on the ASA instead:\n"
-                      f"Set-ADComputer -Identity {ps_quote(asa_name)} -PrincipalsAllowedToDelegateToAccount "
-                      f"(Get-ADUser -Identity {ps_quote(a.sam)} -Server <gateway's domain>)")]
+                      + command("Set-ADComputer", Identity=asa_name, PrincipalsAllowedToDelegateToAccount=subexpression(
+                          command("Get-ADUser", Identity=a.sam, Server="<the gateway's domain>"))))]
 
 
 def _eas_servers(ctx: Context, service: Service):
@@ -178,8 +236,8 @@ def kcd_iis_iusrs(ctx: Context) -> list[Finding]:
                 Status.FAIL, subject=s.name, evidence=f"{member} is not in IIS_IUSRS (members: {join(members)}).",
                 reason="IIS needs the delegating account in IIS_IUSRS to accept the tickets the gateway obtained on "
                        "users' behalf on this server.",
-                fix=f"Invoke-Command -ComputerName {s.fqdn or s.name} {{ Add-LocalGroupMember -Group 'IIS_IUSRS' "
-                    f"-Member {ps_quote(member)} }}\n(wizard step seg)"))
+                fix=command("Invoke-Command", ComputerName=s.fqdn or s.name, ScriptBlock=script_block(
+                    command("Add-LocalGroupMember", Group="IIS_IUSRS", Member=member))) + "\n(wizard step seg)"))
     return out or [c.skipped("No ActiveSync virtual directory was found.")]
 
 
@@ -197,13 +255,14 @@ def _iis_auth_findings(ctx: Context, c: Check, service: Service, app: str, cmdle
         negotiate = any(p.lower().startswith("negotiate") for p in iis.providers)
         errors = iis.basic or not iis.windows or not negotiate
         soft = not (iis.use_kernel_mode and iis.use_app_pool_credentials)
-        identity = ps_quote(f"{s.name}\\{app} (Default Web Site)")
-        appcmd = (f"Invoke-Command -ComputerName {s.fqdn or s.name} {{ & \"$env:windir\\system32\\inetsrv\\appcmd.exe\" "
-                  f"set config 'Default Web Site/{app}' "
-                  f"-section:system.webServer/security/authentication/windowsAuthentication "
-                  + ("/+\"providers.[value='Negotiate']\" " if not negotiate else "")
-                  + "/useKernelMode:true /useAppPoolCredentials:true /commit:apphost }")
-        fix = (f"{cmdlet} -Identity {identity} {basic_param} $false {windows_param} $true\n{appcmd}\n"
+        appcmd = command("Invoke-Command", ComputerName=s.fqdn or s.name, ScriptBlock=script_block(native(
+            APPCMD, "set", "config", f"Default Web Site/{app}",
+            "-section:system.webServer/security/authentication/windowsAuthentication",
+            *(["/+providers.[value='Negotiate']"] if not negotiate else []),
+            "/useKernelMode:true", "/useAppPoolCredentials:true", "/commit:apphost")))
+        set_vdir = command(cmdlet, Identity=f"{s.name}\\{app} (Default Web Site)",
+                           **{basic_param.lstrip("-"): False, windows_param.lstrip("-"): True})
+        fix = (f"{set_vdir}\n{appcmd}\n"
                "(wizard step iis-auth; Exchange cumulative updates can rewrite IIS settings made outside the "
                "cmdlets: check again after each update)")
         if errors:
@@ -264,10 +323,10 @@ def kcd_users_delegable(ctx: Context) -> list[Finding]:
         problems, fixes = [], []
         if u.has_flag(UAC_NOT_DELEGATED):
             problems.append("'Account is sensitive and cannot be delegated' is set (NOT_DELEGATED)")
-            fixes.append(f"Set-ADAccountControl -Identity {ps_quote(u.sam)} -AccountNotDelegated $false")
+            fixes.append(command("Set-ADAccountControl", Identity=u.sam, AccountNotDelegated=False))
         if u.dn.lower() in protected:
             problems.append("the user is in Protected Users")
-            fixes.append(f"Remove-ADGroupMember -Identity 'Protected Users' -Members {ps_quote(u.sam)}")
+            fixes.append(command("Remove-ADGroupMember", Identity="Protected Users", Members=u.sam))
         if not problems:
             out.append(c.finding(Status.PASS, subject=u.sam, evidence=f"{u.sam} can be delegated."))
             continue

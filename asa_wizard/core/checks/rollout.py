@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asa_wizard.core.model import AsaCredential, ExchangeServer
+from asa_wizard.core.commands import command, script_block
 from .base import CHECKS, Context, Finding, Status, aware, check, fmt_time, join
 
 
@@ -114,6 +115,7 @@ def rollout_service_host(ctx: Context) -> list[Finding]:
                 Status.FAIL, subject=s.name, evidence="MSExchangeServiceHost is stopped.",
                 reason="The service host loads the ASA credential for the Client Access services; without it the "
                        "rollout script cannot push the credential and the server may not use it.",
-                fix=f"Invoke-Command -ComputerName {s.fqdn or s.name} {{ Set-Service MSExchangeServiceHost "
-                    f"-StartupType Automatic; Start-Service MSExchangeServiceHost }}"))
+                fix=command("Invoke-Command", ComputerName=s.fqdn or s.name, ScriptBlock=script_block(
+                    command("Set-Service", "MSExchangeServiceHost", StartupType="Automatic"),
+                    command("Start-Service", "MSExchangeServiceHost")))))
     return out or [c.skipped("No client-facing Exchange servers were found.")]

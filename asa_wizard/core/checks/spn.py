@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asa_wizard.core.model import Account, ExchangeServer
+from asa_wizard.core.commands import setspn
 from .base import CHECKS, Context, Finding, Status, check, join
 
 
@@ -26,21 +27,25 @@ def spn_present(ctx: Context) -> list[Finding]:
     if not ctx.env.namespaces:
         return [c.skipped("No namespaces were found (no virtual directory host names, no Autodiscover SCP).")]
     target = ctx.qualified(ctx.asa, ctx.asa_name or "<ASA>$")
+    scope = f" (looked up {ctx.env.spn_scope})" if ctx.env.spn_scope else ""
     out = []
     for ns in ctx.env.namespaces:
         owners = ctx.owners(ns.spn)
         if owners:
             out.append(c.finding(Status.PASS, subject=ns.host,
-                                 evidence=f"{ns.spn} is registered on {join([_describe(ctx, a) for a in owners])}."))
+                                 evidence=f"{ns.spn} is registered on {join([_describe(ctx, a) for a in owners])}"
+                                          f"{scope}."))
             continue
         first = "" if ctx.asa is not None else "Create the ASA first (wizard step asa), then "
         out.append(c.finding(
             Status.FAIL, subject=ns.host,
-            evidence=f"No account in the forest holds {ns.spn} (serves {join(sorted(s.title for s in ns.services))}).",
+            evidence=f"No account in {'this domain' if 'domain only' in scope else 'the forest'} holds {ns.spn}{scope}"
+                     + (f" (serves {join(sorted(s.title for s in ns.services))})." if ns.services else
+                        " (named in the answers / --namespace)."),
             reason="Without the SPN the KDC cannot issue a ticket for the name (KDC_ERR_S_PRINCIPAL_UNKNOWN) and "
                    "clients silently use NTLM.",
             fix=f"{first}after every server holds the ASA credential (wizard step rollout):\n"
-                f"setspn -F -Q {ns.spn}\nsetspn -S {ns.spn} {target}\n(wizard step spns)"))
+                f"{setspn('-F -Q', ns.spn)}\n{setspn('-S', ns.spn, target)}\n(wizard step spns)"))
     return out
 
 
@@ -64,9 +69,9 @@ def spn_owner(ctx: Context) -> list[Finding]:
         if not wrong:
             out.append(c.finding(Status.PASS, subject=ns.host, evidence=evidence))
             continue
-        fix = [f"setspn -D {ns.spn} {ctx.qualified(a)}" for a in wrong]
+        fix: list[str] = [setspn("-D", ns.spn, ctx.qualified(a)) for a in wrong]
         if not any(_is_asa(ctx, a) for a in owners):
-            fix.append(f"setspn -S {ns.spn} {ctx.qualified(ctx.asa, ctx.asa_name or '<ASA>$')}")
+            fix.append(setspn("-S", ns.spn, ctx.qualified(ctx.asa, ctx.asa_name or '<ASA>$')))
         out.append(c.finding(
             Status.FAIL, subject=ns.host, evidence=evidence,
             reason="Tickets for the name are encrypted with the key of the account that holds the SPN; only the "
@@ -93,13 +98,14 @@ def spn_duplicate(ctx: Context) -> list[Finding]:
             continue
         keep = [a for a in owners if _is_asa(ctx, a)]
         remove = [a for a in owners if a not in keep] if keep else owners
-        fix = "\n".join(f"setspn -D {spn} {ctx.qualified(a)}" for a in remove)
+        fix = "\n".join(setspn("-D", spn, ctx.qualified(a)) for a in remove)
         if not keep:
             fix = (f"Decide which account is the ASA ({join([ctx.qualified(a) for a in owners])}), then remove the SPN "
                    f"from the others:\n" + fix)
         out.append(c.finding(
             Status.FAIL, subject=spn,
-            evidence=f"{spn} is registered on {len(owners)} accounts: {join([_describe(ctx, a) for a in owners])}.",
+            evidence=f"{spn} is registered on {len(owners)} accounts: {join([_describe(ctx, a) for a in owners])}"
+                     + (f" (looked up {ctx.env.spn_scope})." if ctx.env.spn_scope else "."),
             reason="With two owners the KDC cannot tell which key to use: it refuses the ticket (and logs event 11, "
                    "KDC_ERR_PRINCIPAL_NOT_UNIQUE) and clients fall back to NTLM.",
             fix=fix + "\n(wizard step spns)"))
@@ -137,7 +143,7 @@ def spn_order(ctx: Context) -> list[Finding]:
                        "The credential must be on every server before the SPN exists.",
                 fix=ctx.roll_fix(lacking) if ctx.asa is not None and owner.dn == ctx.asa.dn else
                 f"Roll out {ctx.qualified(owner)} to {join([s.name for s in lacking])} first, or remove the SPN "
-                f"until then: setspn -D {ns.spn} {ctx.qualified(owner)}"))
+                f"until then: {setspn('-D', ns.spn, ctx.qualified(owner))}"))
         elif unknown:
             out.append(c.finding(Status.WARN, subject=ns.host,
                                  evidence=f"The ASA state of {join([s.name for s in unknown])} could not be read.",

@@ -23,14 +23,7 @@ from .discovery import fill_findings
 from ..widgets import TickBox
 
 
-def show_value(value: Any) -> str:
-    if value is None or value == "" or value == []:
-        return "(none)"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={show_value(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple, set)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+from ..words import changed_flags, in_the_wizard, show_value  # noqa: F401  (show_value: re-exported)
 
 
 def where(change: Change) -> str:
@@ -41,9 +34,9 @@ def change_lines(changes: list[Change]) -> list[str]:
     """The confirmation text: every change, old -> new, in the order it will be applied."""
     lines = []
     for c in changes:
-        line = c.summary
+        line = in_the_wizard(c.summary)
         if c.attribute:
-            line += f"  [{c.attribute}: {show_value(c.old)} -> {show_value(c.new)}]"
+            line += f"  [{c.attribute}: {changed_flags(c.old, c.new, c.attribute).replace(' → ', ' -> ')}]"
         if c.warning:
             line += f"  Warning: {c.warning}"
         lines.append(line)
@@ -53,14 +46,14 @@ def change_lines(changes: list[Change]) -> list[str]:
 class ChangePane(StepPane):
     SUPPORTS = frozenset({"run", "apply", "copy"})
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, session: Any, **kw: Any) -> None:
+        super().__init__(session, **kw)
         self.changes: list[Change] = []
         self.blockers: list[Any] = []
 
     @property
-    def WORK_GROUP(self) -> str:  # type: ignore[override]
-        return self.STEP_ID
+    def work_group(self) -> str:
+        return "changes"  # one change run at a time: a second would race the first on the same objects
 
     def compose_controls(self) -> ComposeResult:
         yield from self.compose_options()
@@ -89,14 +82,9 @@ class ChangePane(StepPane):
                                                                           "Evidence / fix")
         self.refresh_from_session()
 
-    def on_shown(self) -> None:
-        session = self.wizard.session
-        if session.env is None and session.target is not None:
-            self.wizard.run_discovery()
-
     # --- state -> screen ---------------------------------------------------------------------------------
     def refresh_from_session(self) -> None:
-        session = self.wizard.session
+        session = self.session
         note = self.query_one(f"#dry-note-{self.STEP_ID}", Static)
         note.update("DRY-RUN is on: Apply shows what would happen and changes nothing." if session.dry_run else "")
         note.display = session.dry_run
@@ -114,12 +102,13 @@ class ChangePane(StepPane):
         table = self.query_one(f"#preview-{self.STEP_ID}", DataTable)
         table.clear()
         for c in self.changes:
-            old_new = f"{show_value(c.old)} → {show_value(c.new)}" if c.attribute else ""
-            table.add_row(Text(c.summary), Text(c.attribute or ""), Text(old_new), Text(where(c)), key=c.id)
+            old_new = changed_flags(c.old, c.new, c.attribute) if c.attribute else ""
+            table.add_row(Text(in_the_wizard(c.summary)), Text(c.attribute or ""), Text(old_new), Text(where(c)),
+                          key=c.id)
         blockers = self.query_one(f"#blockers-{self.STEP_ID}", Static)
-        lines = [f"Blocked: {p.text}" + (f" Fix: {p.fix}" if p.fix else "") for p in self.blockers]
+        lines = [in_the_wizard(f"Blocked: {p.text}" + (f" Fix: {p.fix}" if p.fix else "")) for p in self.blockers]
         if not self.changes and not self.blockers:
-            lines.append("Nothing to change: this step is already done." if self.wizard.session.env
+            lines.append("Nothing to change: this step is already done." if self.session.env
                          else "Run discovery first (step 2).")
         blockers.update("\n".join(lines))
         blockers.display = bool(lines)
@@ -127,10 +116,8 @@ class ChangePane(StepPane):
         self.query_one(f"#commands-{self.STEP_ID}", TextArea).load_text("\n".join(commands))
 
     def _show_checks(self) -> None:
-        from ...core.checks import STEP_CHECKS
-
-        ids = set(STEP_CHECKS.get(self.STEP_ID, []))
-        findings = [f for f in self.wizard.session.findings if f.check_id in ids]
+        ids = self._check_ids()
+        findings = [f for f in self.session.findings if f.check_id in ids]
         fill_findings(self.app, self.query_one(f"#checks-{self.STEP_ID}", DataTable), findings)
 
     # --- actions --------------------------------------------------------------------------------------
@@ -145,7 +132,10 @@ class ChangePane(StepPane):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == f"checks-{self.STEP_ID}" and event.row_key.value:
             event.stop()
-            self.wizard.goto_check(event.row_key.value.split("|", 1)[0])
+            self.open_finding(event.row_key.value)
+        elif event.data_table.id == f"preview-{self.STEP_ID}" and event.row_key.value:
+            event.stop()
+            self.show_detail_of_selection()
 
     def do_run(self) -> None:
         self.refresh_from_session()
@@ -157,29 +147,34 @@ class ChangePane(StepPane):
             return
         self.app.copy_to_clipboard(text)
         self.app.notify(f"Copied {len(text.splitlines())} line(s) of commands to the clipboard.", markup=False)
-        self.wizard.log_line(f"Copied the manual commands of step {self.STEP_ID}")
+        self.log_line(f"Copied the manual commands of step {self.STEP_ID}")
 
     def do_apply(self) -> None:
+        if self.app_busy("changes"):
+            self.app.notify("Changes are being applied: wait for them to finish (or cancel with x).", markup=False)
+            return
         self.refresh_from_session()
+        if self._offer_resume():
+            return
         if self.blockers:
             first = self.blockers[0]
-            self.wizard.show_error(first.text, first.fix, title="This step cannot be applied yet")
+            self.problem(in_the_wizard(first.text), in_the_wizard(first.fix), title="This step cannot be applied yet")
             return
         if not self.changes:
             self.app.notify("Nothing to apply: this step is already done.", markup=False)
             return
-        waiting = self.wizard.session.waiting_for(self.STEP_ID)
+        waiting = self.session.waiting_for(self.STEP_ID)
         if waiting:
             first = waiting[0].step
-            self.wizard.show_error(
+            self.problem(
                 "These changes wait for changes of an earlier step that are not in place yet: "
                 + "; ".join(c.summary for c in waiting),
                 f"Apply the step '{first}' first.", step_id=first, title="An earlier step comes first")
             return
-        if self.wizard.session.dry_run:
-            self.wizard.log_line(f"Dry-run: {len(self.changes)} change(s) of step {self.STEP_ID} not applied:")
+        if self.session.dry_run:
+            self.log_line(f"Dry-run: {len(self.changes)} change(s) of step {self.STEP_ID} not applied:")
             for line in change_lines(self.changes):
-                self.wizard.log_line(f"  would: {line}")
+                self.log_line(f"  would: {line}")
             self.app.notify("Dry-run: nothing was changed. The preview shows what Apply would do.", markup=False)
             return
         from ..modals import ConfirmModal
@@ -188,17 +183,109 @@ class ChangePane(StepPane):
             if yes:
                 self.start_apply()
 
-        title = f"Apply {len(self.changes)} change(s) to {self.wizard.session.target.label}?"
+        title = f"Apply {len(self.changes)} change(s) to {self.session.target.label}?"
         self.app.push_screen(ConfirmModal(title, change_lines(self.changes)), answered)
 
+    def _offer_resume(self) -> bool:
+        """An interrupted run of this target still has changes of this step: Apply finishes that run from its
+        journal (the rollout never generates a second password)."""
+        session = self.session
+        if session.dry_run:
+            return False
+        path = session.unfinished_run(self.STEP_ID)
+        if path is None:
+            return False
+        from ...service.operations import remaining
+        from ..modals import ConfirmModal
+
+        left = remaining(path)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start_resume(path)
+
+        title = f"Finish the interrupted run: {len(left)} change(s) left on {session.target.label}?"
+        self.app.push_screen(ConfirmModal(title, change_lines(left) + [f"Journal: {path}"], confirm="Resume"),
+                             answered)
+        return True
+
     def start_apply(self) -> None:
-        """The user confirmed: hand the changes to the app's worker."""
-        self.wizard.apply_changes(self.STEP_ID, list(self.changes))
+        """The user confirmed: apply this step's changes through the executor, then read everything again."""
+        session = self.session
+        ids = [c.id for c in self.changes]
+        self.log_line(f"Applying {len(ids)} change(s) of step {self.STEP_ID}")
+
+        def work(progress: Any, cancel: Any) -> Any:
+            result = session.apply(self.STEP_ID, ids, progress=self._change_progress(progress), cancel=cancel)
+            session.recheck(progress)
+            return result
+
+        self.start_work(work, self.run_finished, name="apply", description="Applying the changes")
+
+    def start_resume(self, path: Any, *, replay: bool = False) -> None:
+        session = self.session
+        self.log_line(f"Resuming {path}")
+
+        def work(progress: Any, cancel: Any) -> Any:
+            result = session.resume(path, progress=self._change_progress(progress), cancel=cancel, replay=replay)
+            session.recheck(progress)
+            return result
+
+        self.start_work(work, self.run_finished, name="resume", description="Resuming the run")
+
+    def _change_progress(self, progress: Any) -> Any:
+        from ..messages import ChangeProgress
+
+        def show(ev: Any) -> None:
+            self.post_message(ChangeProgress(ev))
+            progress(f"{ev.state}: {ev.summary}" + (f" ({ev.message})" if ev.message else ""), ev.index, ev.total)
+
+        return show
+
+    def on_change_progress(self, message: Any) -> None:
+        message.stop()
+        self.show_change(message.event)
+
+    def show_change(self, event: Any) -> None:
+        """One change's progress (the rollout pane shows it per server)."""
+
+    def run_finished(self, result: Any) -> None:
+        """The run ended (finished, failed or cancelled): the organisation was read again; everything redraws."""
+        words = (f"{len(result.done)} done, {len(result.already)} already in place, {len(result.failed)} failed"
+                 + (", cancelled: Apply resumes it" if result.cancelled else ""))
+        self.work_finished(words)
+        self.log_line(f"Journal: {result.journal}")
+        for cid in result.done:
+            self.log_line(f"Done: {cid}")
+        self.state_changed()
+        if result.cancelled:
+            self.log_line("Cancelled: the journal keeps what was done; Apply resumes it.")
+            self.app.notify("Cancelled. Apply again to resume from the journal.", markup=False)
+            return
+        if result.failed:
+            lines = [f"{cid}: {why}" for cid, why in result.failed.items()]
+            lines += [f"{cid}: not attempted, waits for {dep}" for cid, dep in result.skipped.items()]
+            self.problem(f"{len(result.failed)} change(s) failed: " + "; ".join(lines),
+                         "Fix the cause shown, then press a: Apply finishes the run from its journal.",
+                         detail=f"Journal: {result.journal}", title="Some changes failed")
+            return
+        status = self.session.step_statuses().get(self.STEP_ID)
+        failing = [f for f in self.session.findings if f.check_id in self._check_ids()
+                   and str(getattr(f.status, "value", f.status)) == "fail"]
+        for f in failing:
+            self.log_line(f"Still failing: {f.title} ({f.subject}): {f.reason or f.evidence} Fix: {f.fix}")
+        if status == "pass":
+            self.app.notify("Step done: its checks pass.", markup=False)
+
+    def _check_ids(self) -> set[str]:
+        from ...core.steps import step
+
+        return set(step(self.STEP_ID).checks)
 
     # --- option helpers ------------------------------------------------------------------------------------
     @property
     def answers(self) -> Any:
-        return self.wizard.session.answers
+        return self.session.answers
 
     def options_changed(self) -> None:
         if self.is_mounted:
@@ -265,7 +352,7 @@ class SpnPane(ChangePane):
         self.query_one("#spn-owners", DataTable).add_columns("SPN", "State", "Owner(s)")
 
     def sync_options(self) -> None:
-        env = self.wizard.session.env
+        env = self.session.env
         table = self.query_one("#spn-owners", DataTable)
         table.clear()
         if env is None:

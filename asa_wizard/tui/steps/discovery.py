@@ -64,21 +64,17 @@ class DiscoveryPane(StepPane):
         self.query_one("#findings-table", DataTable).add_columns("Status", "Check", "Subject", "Evidence / fix")
         self.refresh_from_session()
 
-    def on_shown(self) -> None:
-        if self.wizard.session.env is None and self.wizard.session.target is not None:
-            self.do_run()
-
     def do_run(self) -> None:
-        self.wizard.run_discovery()
+        self.start_discovery()
 
     def refresh_from_session(self) -> None:
-        env = self.wizard.session.env
+        env = self.session.env
         if env is None:
             return
         self._show_forest(env)
         self._show_servers(env)
         self._show_namespaces(env)
-        fill_findings(self.app, self.query_one("#findings-table", DataTable), self.wizard.session.findings)
+        fill_findings(self.app, self.query_one("#findings-table", DataTable), self.session.findings)
 
     def _show_forest(self, env: Environment) -> None:
         f = env.forest
@@ -112,7 +108,7 @@ class DiscoveryPane(StepPane):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "findings-table" and event.row_key.value:
             event.stop()
-            self.wizard.goto_check(event.row_key.value.split("|", 1)[0])
+            self.open_finding(event.row_key.value)
 
 
 def fill_findings(app: Any, table: DataTable, findings: list[Any], *, problems_only: bool = False) -> None:

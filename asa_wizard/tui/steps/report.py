@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -27,7 +28,7 @@ class ReportPane(StepPane):
     WORK_GROUP = "report"
 
     def compose_controls(self) -> ComposeResult:
-        name = self.wizard.session.scenario_name or "report"
+        name = self.session.scenario_name or "report"
         yield Label("Format", classes="field-label")
         yield Select(FORMATS, value="markdown", allow_blank=False, id="report-format")
         yield Label("Save to (a file path)", classes="field-label")
@@ -36,11 +37,6 @@ class ReportPane(StepPane):
             yield Button("Save report (r)", id="report-save", variant="primary")
         yield from self.compose_progress()
         yield Static("", id="report-result", markup=False, classes="outcome")
-
-    def on_shown(self) -> None:
-        session = self.wizard.session
-        if session.env is None and session.target is not None:
-            self.wizard.run_discovery()  # a report needs at least what was found
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "report-format":
@@ -56,10 +52,23 @@ class ReportPane(StepPane):
     def do_run(self) -> None:
         path = self.query_one("#report-path", Input).value.strip()
         if not path:
-            self.wizard.show_error("No file was chosen for the report.", "Type a path, then press r.")
+            self.problem("No file was chosen for the report.", "Type a path, then press r.")
             return
         fmt = str(self.query_one("#report-format", Select).value)
-        self.wizard.save_report(path, fmt)
+        session = self.session
+
+        def work(progress: Any, cancel: Any) -> str:
+            progress("Writing the report", 0, 0)
+            return session.save_report(path, fmt)
+
+        self.start_work(work, self._saved, name="report", description="Saving the report")
+
+    def _saved(self, path: str) -> None:
+        self.saved(path)
+        self.work_finished("Report saved")
+        self.log_line(f"Report saved: {path}")
+        self.app.notify(f"Report saved: {path}", markup=False)
+        self.state_changed()
 
     def saved(self, path: str) -> None:
         self.query_one("#report-result", Static).update(f"Saved: {path}")

@@ -1,7 +1,8 @@
 """Step 4: the ASA credential onto every server, with Microsoft's script, server by server.
 
-The preview and the commands come from the plan; the work is done by the rollout engine, whose progress
-events drive one row per server: pending, running, done, verified, or failed with the reason and the fix.
+The preview and the commands come from the plan; the work is done by the executor, which hands the roll
+changes to the rollout engine. Its progress events drive one row per server: pending, running, verified, or
+failed with the reason and the fix. After the run every row is read again from the servers themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ PHASE_STATUS = {"verified": "pass", "done": "pass", "failed": "fail", "skipped":
 class RolloutPane(ChangePane):
     STEP_ID = "rollout"
 
+    def __init__(self, session: Any, **kw: Any) -> None:
+        super().__init__(session, **kw)
+        self._outcome: dict[str, tuple[str | None, str]] = {}  # server -> the last run's outcome there
+
     def compose_options(self) -> ComposeResult:
         yield Label("Servers at the same time (copies run in parallel after the first server)",
                     classes="field-label")
@@ -41,50 +46,54 @@ class RolloutPane(ChangePane):
             self.options_changed()
 
     def sync_options(self) -> None:
-        """Before a run: every server with what the plan will do to it, or that it already holds it."""
-        env = self.wizard.session.env
+        """Every server as it is now (re-read after every run): what the plan will do to it, or what it holds;
+        the servers of the last run keep that run's outcome beside it."""
+        env = self.session.env
         table = self.query_one("#rollout-servers", DataTable)
-        if env is None or self.wizard.is_working("rollout"):
+        if env is None or self.app_busy("changes"):
             return
-        plan = self.wizard.session.plan()
+        plan = self.session.plan()
         planned = {c.target.lower(): c for c in plan.changes if c.step == "rollout"} if plan else {}
+        outcome = self._outcome
         table.clear()
         for s in env.servers:
             change = planned.get(s.name.lower())
+            last = outcome.get(s.name.lower())
             if change is not None:
                 action = "generate" if change.action == "roll-generate" else "copy"
-                table.add_row(status_text(self.app, None), Text(s.name), Text(action), Text("pending"),
-                              key=s.name)
+                state, text = (last if last and last[0] != "pass" else (None, "pending"))
+                table.add_row(status_text(self.app, state), Text(s.name), Text(action), Text(text), key=s.name)
             else:
                 held = s.asa_latest.account if s.asa_latest else "nothing"
-                table.add_row(status_text(self.app, "pass"), Text(s.name), Text("none"),
-                              Text(f"holds {held}"), key=s.name)
+                text = last[1] if last and last[0] == "pass" else f"holds {held}"
+                table.add_row(status_text(self.app, "pass"), Text(s.name), Text("none"), Text(text), key=s.name)
 
     def start_apply(self) -> None:
-        request = self.wizard.session.rollout_request()
-        if request is None:
-            self.app.notify("Nothing to roll out: every server holds the current credential.", markup=False)
-            return
-        self.wizard.run_rollout(request)
+        self._outcome = {}
+        super().start_apply()
 
-    def show_server(self, event: Any) -> None:
-        """One progress event from the engine: update that server's row."""
+    def start_resume(self, path, *, replay: bool = False) -> None:
+        self._outcome = {}
+        super().start_resume(path, replay=replay)
+
+    def show_change(self, event: Any) -> None:
+        """One progress event of a roll change: update that server's row."""
+        change = next((c for c in self.changes if c.id == event.change_id), None)
+        server = change.target if change is not None else event.change_id.split(":", 1)[-1]
+        action = "generate" if event.change_id.startswith("rollout.generate") else "copy"
+        phase = {"running": "running", "done": "verified", "already": "verified"}.get(event.state, event.state)
+        message = event.message
+        if " — " in message:
+            reason, fix = message.split(" — ", 1)
+            message = f"{reason} — Fix: {fix}"
+        text = f"{phase}: {message}" if message else phase
+        state = PHASE_STATUS.get(phase, "fail" if phase in ("failed", "cancelled") else None)
+        if phase != "running":
+            self._outcome[server.lower()] = (state, text)
         table = self.query_one("#rollout-servers", DataTable)
-        phase = str(getattr(event.phase, "value", event.phase))
-        reason = event.message + (f" — Fix: {event.fix}" if event.fix else "")
-        row = [status_text(self.app, PHASE_STATUS.get(phase)), Text(event.server), Text(event.action or ""),
-               Text(f"{phase}: {reason}")]
-        if event.server in {str(k.value) for k in table.rows}:
+        row = [status_text(self.app, state), Text(server), Text(action), Text(text)]
+        if server in {str(k.value) for k in table.rows}:
             for col, value in zip(table.columns, row):
-                table.update_cell(event.server, col, value)
+                table.update_cell(server, col, value)
         else:
-            table.add_row(*row, key=event.server)
-
-    def show_report(self, report: Any) -> None:
-        table = self.query_one("#rollout-servers", DataTable)
-        table.clear()
-        for p in report.servers.values():
-            phase = str(getattr(p.phase, "value", p.phase))
-            reason = p.reason + (f" — Fix: {p.fix}" if p.fix else "")
-            table.add_row(status_text(self.app, PHASE_STATUS.get(phase)), Text(p.server), Text(p.action or ""),
-                          Text(f"{phase}: {reason}"), key=p.server)
+            table.add_row(*row, key=server)

@@ -1,6 +1,12 @@
-"""Step 1: what the wizard works on. The embedded lab (a scenario) or a real domain (DC, bind, WinRM)."""
+"""Step 1: what the wizard works on. The embedded lab (a scenario) or a real domain.
+
+The real-domain form has one field per target option of `service/options.py` (the same options as the
+headless commands' flags and the answers file's [target]): a new option there is a new field here.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -9,19 +15,24 @@ from textual.content import Content
 from textual.widgets import (Button, Checkbox, DataTable, Input, Label, Select, Static, TabbedContent,
                              TabPane)
 
-from ..session import RealTargetForm
-from .base import StepPane
+from ...service.options import OPTIONS, Option, answers_from_fields
+from ..messages import AskCredentials
 from ..widgets import TickBox
+from .base import StepPane
 
-BIND_METHODS = [
-    ("LDAPS (636), Kerberos (current ticket)", "ldaps-kerberos"),
-    ("LDAPS (636), user and password", "ldaps-simple"),
-    ("LDAPS (636), NTLM", "ldaps-ntlm"),
-    ("StartTLS (389), Kerberos", "starttls-kerberos"),
-    ("StartTLS (389), user and password", "starttls-simple"),
-]
-WINRM_TRANSPORTS = [("Kerberos (HTTPS 5986)", "kerberos"), ("NTLM (HTTPS 5986)", "ntlm"),
-                    ("CredSSP (HTTPS 5986)", "credssp")]
+SECTION_TITLES = {"directory": "Domain controller", "exchange": "Exchange servers (WinRM)",
+                  "accounts": "Accounts the checks look at"}
+CHOICE_WORDS = {
+    "ldaps": "LDAPS (636)", "starttls": "StartTLS (389)",
+    "simple": "User and password", "kerberos": "Kerberos (current ticket)", "ntlm": "NTLM",
+    "credssp": "CredSSP", "https": "HTTPS", "http": "HTTP (message encryption on)",
+}
+DEFAULTS = {"target.bind": "kerberos", "target.ldap": "ldaps", "target.winrm.transport": "kerberos",
+            "target.winrm.scheme": "https"}
+
+
+def field_id(option: Option) -> str:
+    return "real-" + option.flag.lstrip("-")
 
 
 class TargetPane(StepPane):
@@ -34,7 +45,7 @@ class TargetPane(StepPane):
 
         scenarios = list_scenarios()
         self._scenarios = {s.name: s for s in scenarios}
-        current = self.wizard.session.scenario_name
+        current = self.session.scenario_name
         with TabbedContent(initial="tab-lab", id="target-tabs"):
             with TabPane("Training lab", id="tab-lab"):
                 yield Label("Scenario", classes="field-label")
@@ -42,26 +53,33 @@ class TargetPane(StepPane):
                              else Select.NULL, allow_blank=current not in self._scenarios, id="scenario-select")
                 yield Static("", id="scenario-briefing", markup=False)
                 with Horizontal(classes="buttons"):
-                    yield Button("Open this scenario (o)", id="open-scenario")
+                    yield Button("Open this scenario", id="open-scenario")
                     yield Button("Test connections (r)", id="test-connections", variant="primary")
             with TabPane("Real domain", id="tab-real"):
                 with Vertical(classes="form"):
-                    yield Label("Domain controller (FQDN)", classes="field-label")
-                    yield Input(placeholder="dc1.contoso.com", id="real-dc")
-                    yield Label("Bind method", classes="field-label")
-                    yield Select(BIND_METHODS, value="ldaps-kerberos", allow_blank=False, id="real-bind")
-                    yield Label("User", classes="field-label")
-                    yield Input(placeholder="CONTOSO\\admin", id="real-user")
-                    yield Label("WinRM transport to the Exchange servers", classes="field-label")
-                    yield Select(WINRM_TRANSPORTS, value="kerberos", allow_blank=False, id="real-winrm")
-                    yield TickBox("Skip TLS certificate validation (not recommended; shown in red)",
-                                   id="real-insecure")
+                    section = None
+                    for option in OPTIONS:
+                        if option.section != section:
+                            section = option.section
+                            yield Label(SECTION_TITLES[section], classes="section-title")
+                        yield from self._field(option)
                     with Horizontal(classes="buttons"):
                         yield Button("Credentials…", id="real-credentials")
-                        yield Button("Test connections (r)", id="real-test", variant="primary")
+                        yield Button("Connect and test (r)", id="real-test", variant="primary")
         yield Label("Connection test", classes="section-title")
         yield from self.compose_progress()
         yield DataTable(id="connection-results", cursor_type="row", zebra_stripes=True)
+
+    def _field(self, option: Option) -> ComposeResult:
+        if option.kind == "bool":
+            yield TickBox(option.label, id=field_id(option))
+            return
+        yield Label(option.label, classes="field-label")
+        if option.kind == "choice":
+            yield Select([(CHOICE_WORDS.get(c, c), c) for c in option.choices],
+                         value=DEFAULTS.get(option.path, option.choices[0]), allow_blank=False, id=field_id(option))
+        else:
+            yield Input(placeholder=option.placeholder, id=field_id(option))
 
     def on_mount(self) -> None:
         table = self.query_one("#connection-results", DataTable)
@@ -92,41 +110,105 @@ class TargetPane(StepPane):
             self.do_run()
         elif button == "real-credentials":
             event.stop()
-            form = self.real_form()
-            self.wizard.ask_credentials(form.secret_key, form.user)
+            answers = self._real_answers()
+            if answers is not None:
+                key, user = self._password_key(answers)
+                self.post_message(AskCredentials(key, user))
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
-        if event.checkbox.id == "real-insecure":
-            self.wizard.set_insecure_tls(event.value)
+        if event.checkbox.id in ("real-insecure-skip-tls-verify", "real-winrm-insecure-skip-tls-verify"):
+            self.state_changed(target=True)
 
+    # --- the form -------------------------------------------------------------------------------------
+    def field_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            widget = self.query_one(f"#{field_id(option)}")
+            values[option.path] = widget.value if not isinstance(widget, Select) else str(widget.value)
+        return values
+
+    def _real_answers(self) -> Any:
+        from ...core.errors import WizardError
+
+        try:
+            return answers_from_fields(self.field_values(), self.session.answers)
+        except WizardError as exc:
+            self.problem(exc.problem, exc.fix, title="The form is not complete")
+            return None
+
+    @staticmethod
+    def _password_key(answers: Any) -> tuple[str, str]:
+        from ...service import credential_key
+
+        t = answers.target
+        if t.bind != "kerberos":
+            return credential_key("ldap", t.user or "", t.dc or ""), t.user or ""
+        user = t.winrm.user or t.user or ""
+        return credential_key("winrm", user, t.dc or ""), user
+
+    # --- actions --------------------------------------------------------------------------------------
     def do_open(self) -> None:
         name = self._selected()
         if name:
-            self.wizard.open_scenario(name)
+            self.open_scenario(name)
 
     def do_run(self) -> None:
         """Test the connections of the open target (opening the chosen scenario first if it changed)."""
         tabs = self.query_one("#target-tabs", TabbedContent)
         if tabs.active == "tab-real":
-            form = self.real_form()
-            if not form.dc or not form.user and form.needs_password:
-                self.wizard.show_error("The domain controller and the user are needed.",
-                                       "Fill in both, then test the connections again.")
-                return
-            self.wizard.connect_real(form)
+            answers = self._real_answers()
+            if answers is not None:
+                self.connect_real(answers)
             return
         name = self._selected()
-        if name and name != self.wizard.session.scenario_name:
-            self.wizard.open_scenario(name, then_test=True)
+        if name and name != self.session.scenario_name:
+            self.open_scenario(name, then=self.test_connections)
         else:
-            self.wizard.test_connections()
+            self.test_connections()
 
-    def real_form(self) -> RealTargetForm:
-        mode, bind = str(self.query_one("#real-bind", Select).value).split("-", 1)
-        return RealTargetForm(dc=self.query_one("#real-dc", Input).value.strip(), ldap_mode=mode, bind=bind,
-                              user=self.query_one("#real-user", Input).value.strip(),
-                              winrm=str(self.query_one("#real-winrm", Select).value),
-                              insecure_tls=self.query_one("#real-insecure", TickBox).value)
+    def open_scenario(self, name: str, then: Callable[[], None] | None = None) -> None:
+        self.open_lab(name, (lambda _: then()) if then is not None else None)
+
+    def test_connections(self) -> None:
+        session = self.session
+
+        def work(progress: Any, cancel: Any) -> Any:
+            progress("Testing the connections", 0, 0)
+            return session.test_connections()
+
+        self.start_work(work, self._tested, name="test-connections", description="Testing the connections")
+
+    def _tested(self, rows: list[tuple[str, str]]) -> None:
+        self.show_results(rows)
+        self.work_finished("All connections answered")
+        self.log_line("Connections tested: " + "; ".join(f"{a}: {b}" for a, b in rows))
+        self.state_changed(target=True)
+        if self.session.env is None:
+            self.start_discovery()
+
+    def connect_real(self, answers: Any) -> None:
+        """Connect with the form's answers; a missing password is asked for, then it connects again."""
+        from ...service import NeedsPassword
+
+        session = self.session
+        store = self.app.secret_store()
+
+        def work(progress: Any, cancel: Any) -> Any:
+            progress(f"Connecting to {answers.target.dc}", 0, 0)
+            try:
+                session.open_real(answers, secrets=store)
+            except NeedsPassword as exc:
+                return exc
+            return session.test_connections()
+
+        def done(outcome: Any) -> None:
+            if isinstance(outcome, NeedsPassword):
+                self.post_message(AskCredentials(outcome.key, outcome.user, then=lambda: self.connect_real(answers)))
+                return
+            self.log_line(f"Target: {session.target.label}")
+            self._tested(outcome)
+
+        self.start_work(work, done, name="connect-real", description="Connecting to the domain")
 
     def show_results(self, rows: list[tuple[str, str]]) -> None:
         table = self.query_one("#connection-results", DataTable)

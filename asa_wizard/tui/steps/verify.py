@@ -40,8 +40,29 @@ class VerifyPane(StepPane):
             event.stop()
             self.do_run()
 
+    def on_shown(self) -> None:
+        """Verify reads everything itself: nothing starts until r."""
+
     def do_run(self) -> None:
-        self.wizard.run_verify()
+        session = self.session
+
+        def work(progress: Any, cancel: Any) -> Any:
+            from ...core.errors import Cancelled
+
+            proof = session.verify(progress=progress, cancel=cancel)
+            if cancel.is_set():
+                raise Cancelled("Verification was cancelled.", "Press r to run it again.")
+            return proof
+
+        self.start_work(work, self._verified, name="verify", description="Verification")
+
+    def _verified(self, report: Any) -> None:
+        self.show_proof(report)
+        self.work_finished("Verification finished")
+        accepted = sum(1 for r in report.servers if getattr(r.outcome, "value", r.outcome) == "accepted")
+        self.log_line(f"Verification finished: Kerberos accepted on {accepted} of {len(report.servers)} "
+                      "server/namespace pair(s)")
+        self.state_changed()
 
     def show_proof(self, report: Any) -> None:
         table = self.query_one("#proof-table", DataTable)
@@ -60,8 +81,14 @@ class VerifyPane(StepPane):
     def refresh_from_session(self) -> None:
         from ..widgets import status_of
 
-        findings = self.wizard.session.findings
+        findings = self.session.findings
         fill_findings(self.app, self.query_one("#verify-problems", DataTable), findings, problems_only=True)
+        if self.session.verified is None:
+            # a change since the last Verify (or none yet): its proof no longer says what is true
+            self.query_one("#proof-table", DataTable).clear()
+            self.query_one("#verify-summary", Static).update(
+                "Not verified since the last change. Press r." if self.session.runs else "Not verified yet. Press r.")
+            return
         if not findings:
             return
         fails = sum(1 for f in findings if status_of(f) == "fail")
@@ -74,4 +101,4 @@ class VerifyPane(StepPane):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "verify-problems" and event.row_key.value:
             event.stop()
-            self.wizard.goto_check(event.row_key.value.split("|", 1)[0])
+            self.open_finding(event.row_key.value)
