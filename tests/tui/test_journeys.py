@@ -172,9 +172,9 @@ async def test_cancel_in_the_middle_of_a_rollout_leaves_a_resumable_journal(lab_
         await pilot.press("y")
         lab = session.target.lab
         kvno = lab.directory.account_key_version("EXCHASA$")
-        for _ in range(500):  # until the push to EX01 is under way
+        for _ in range(500):  # until the roll on EX01 is under way (its pre-flight, before any push)
             await asyncio.sleep(0.02)
-            if any(r[0].endswith("busy") and "pushing" in r[3] for r in table_rows(app, "#rollout-servers")):
+            if any(r[0].endswith("busy") for r in table_rows(app, "#rollout-servers")):
                 break
         await pilot.press("x")
         await settle(app, pilot)
