@@ -2,10 +2,11 @@
 
 The script reads `tokenChecking` of windowsAuthentication/extendedProtection for every Exchange virtual
 directory of both web sites from IIS's configuration (the effective value, inherited where the location sets
-none), Outlook Anywhere's `SSLOffloading`, and ExSetup.exe's file version (security updates change it, which
-decides whether the build supports Extended Protection). It changes nothing.
+none) and ExSetup.exe's file version (security updates change it, which decides whether the build supports
+Extended Protection). It changes nothing and runs no Exchange cmdlet (no snap-in): Outlook Anywhere's
+`SSLOffloading` is read through the server's Exchange endpoint (`adapters.exchange.EndpointExchange`).
 
-It has the shape of every script in `powershell.py` (header, values, prelude, body) and is registered there
+It has the shape of every script in `powershell.py` (header, values, body) and is registered there
 under `OPERATION`, so the lab's interpreter recognises it like the others.
 """
 
@@ -27,10 +28,8 @@ BODY = (
     "extendedProtection'\n"
     "$t=@{};foreach($l in $Locations){if(Get-WebConfiguration -PSPath $h -Location $l -Filter $f -EA 0){"
     "$t[$l]=[string](Get-WebConfigurationProperty -PSPath $h -Location $l -Filter $f -Name tokenChecking)}}\n"
-    "$o=Get-OutlookAnywhere -Server $Server|Select-Object -First 1\n"
     "$x=Get-Item (Join-Path $env:ExchangeInstallPath 'Bin\\ExSetup.exe') -EA 0\n"
-    "@{ep=$t;ssloffloading=$(if($o){[bool]$o.SSLOffloading});"
-    "exsetup=$(if($x){[string]$x.VersionInfo.FileVersion}else{''})}|ConvertTo-Json -Depth 5 -Compress\n"
+    "@{ep=$t;exsetup=$(if($x){[string]$x.VersionInfo.FileVersion}else{''})}|ConvertTo-Json -Depth 5 -Compress\n"
 )
 
 ps.BODIES.setdefault(OPERATION, BODY)

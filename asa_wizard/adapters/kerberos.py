@@ -462,7 +462,7 @@ class GssKerberosProbe:
         except self._errors() as exc:
             return ProbeResult(server.name, spn, ProbeOutcome.NTLM_FALLBACK,
                                f"no Kerberos ticket ({_describe_gss(exc)}); a client falls back to NTLM", at=_now())
-        enctype, _ = ticket_info(first or b"")
+        enctype, kvno = ticket_info(first or b"")
         results: list[PathResult] = []
         client: str | None = None
         for path in paths:
@@ -475,7 +475,8 @@ class GssKerberosProbe:
         detail = "Kerberos (mutual authentication)" if outcome == ProbeOutcome.ACCEPTED else (
             f"{worst.path.title}: {worst.detail}" if worst is not None else "")
         return ProbeResult(server.name, spn, outcome, detail, enctype=enctype,
-                           client=client if outcome == ProbeOutcome.ACCEPTED else None, at=_now(), paths=results)
+                           client=client if outcome == ProbeOutcome.ACCEPTED else None, at=_now(), paths=results,
+                           kvno=kvno)
 
     def _target(self, server: ExchangeServer) -> tuple[str, str, int]:
         target = self.addresses.get(server.name.lower()) or f"{server.fqdn or server.name}:{443 if self.tls else 80}"
@@ -557,7 +558,7 @@ class GssKerberosProbe:
     def _present(self, server: ExchangeServer, namespace: str, spn: str, path: str, ctx, token: bytes,
                  client: str | None) -> ProbeResult:
         """The gateway's S4U ticket on one path (bound to the TLS connection like the gateway's own)."""
-        enctype, _ = ticket_info(token)
+        enctype, kvno = ticket_info(token)
         target, host, port = self._target(server)
         if self.tls:
             conn: http.client.HTTPConnection = _PinnedHTTPSConnection(host, port, namespace, self._context,
@@ -576,7 +577,7 @@ class GssKerberosProbe:
         outcome, detail = classify(answer, lambda t: ctx.step(t))
         if outcome == ProbeOutcome.ACCEPTED and client is None and answer.body.startswith("accepted: "):
             client = answer.body.removeprefix("accepted: ").strip() or None
-        return ProbeResult(server.name, spn, outcome, detail, enctype=enctype, client=client, at=_now())
+        return ProbeResult(server.name, spn, outcome, detail, enctype=enctype, client=client, at=_now(), kvno=kvno)
 
     def close(self) -> None:
         """Forget the private caches this probe made (their tickets go with them)."""

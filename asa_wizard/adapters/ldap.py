@@ -936,6 +936,20 @@ class LdapDirectory:
                             what=f"set msDS-AllowedToDelegateTo on {acct.sam}", target=dn)
             return list(acct.delegate_to)
 
+    def reset_password(self, dn: str, password: Secret) -> int | None:
+        """Reset the account's password (unicodePwd, needs the Reset Password right and an encrypted
+        connection); returns the new msDS-KeyVersionNumber as the directory reports it."""
+        with self._lock:
+            self._require_tls("reset a password")
+            acct = self._reread(dn)
+            value = f'"{password.reveal()}"'.encode("utf-16-le")
+            result = self._write("modify", dn, {"unicodePwd": [(MODIFY_REPLACE, [value])]}, what="reset the password")
+            del value
+            if result.get("result", 0) != le.SUCCESS:
+                raise le.translate_result(result, operation=f"reset the password of {acct.sam}", target=dn,
+                                          where=self._where(), secrets=(password,))
+            return self._reread(dn).key_version
+
 
 # ------------------------------------------------------------------------------------------------------
 def _owner_name(a: Account) -> str:

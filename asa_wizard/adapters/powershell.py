@@ -1,36 +1,40 @@
-"""PowerShell for the Exchange servers: quoting, the operation scripts, and reading their answers.
+"""PowerShell for the Windows side of the Exchange servers (WinRM): quoting, the scripts, reading answers.
+
+Exchange cmdlets never run here: they go through each server's own remote PowerShell endpoint
+(`http://<fqdn>/PowerShell`, configuration Microsoft.Exchange) as commands with parameters
+(adapters/exchange.py). No script loads the Exchange snap-in, which bypasses RBAC and which Microsoft calls
+"highly discouraged". What stays on WinRM is Windows: IIS configuration, the IIS_IUSRS group (through ADSI
+WinNT), the service host's state, IIS and HttpProxy logs, and running Microsoft's own roll script when the
+user chose it (with CredSSP or delegation, after the hop pre-flight).
 
 Every script has the same shape, so it can be reviewed (and the lab can recognise it exactly):
 
     $ErrorActionPreference='Stop'
-    $Server='EX01'                 <- the values, each a single-quoted literal made by `ps_quote`
-    <PRELUDE>                      <- load the Exchange snap-in, find $exscripts
+    $Member='CONTOSO\\EXASA$'       <- the values, each a single-quoted literal made by `ps_quote`
     <BODY of the operation>        <- refers to the values only through their variables
 
 Values are never spliced into the body, so a hostile name can only ever be data. Every script prints ONE
-JSON document (`ConvertTo-Json -Depth 5 -Compress`) and carries no secret: the ASA password is generated
-and pushed by Microsoft's own script on the server. Scripts stay far below the ~3,000 characters that
-`powershell -encodedcommand` leaves under cmd.exe's command-line limit.
+JSON document (`ConvertTo-Json -Compress`) and carries no secret. Scripts stay far below the ~3,000
+characters that `powershell -encodedcommand` leaves under cmd.exe's command-line limit.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from ..core.commands import SINGLE_QUOTES  # noqa: F401  (the lab's script reader uses them from here)
-from ..core.commands import assign, command, literal, quote, roll_script, statements, variable
-from ..core.model import AsaCredential
+from ..core.commands import assign, command, literal, quote, statements, variable
+from ..core.commands import roll_script as roll_command
 from ..core.ports import RollOutcome, RollResult
 
 MAX_SCRIPT_CHARS = 3000
 ROLL_SCRIPT = "RollAlternateServiceAccountPassword.ps1"
-SNAPIN = "Microsoft.Exchange.Management.PowerShell.SnapIn"
 IIS_APPLICATIONS = ("Microsoft-Server-ActiveSync", "EWS")
 IIS_PROVIDERS = ("Negotiate", "NTLM", "Negotiate:Kerberos")
 CLIENT_AUTH_METHODS = ("Basic", "Ntlm", "Negotiate")
-LOG_KINDS = ("iis", "httpproxy-mapi", "httpproxy-rpchttp", "system-kerberos")
+LOG_KINDS = ("iis", "httpproxy-mapi", "httpproxy-rpchttp")  # Kerberos event 4 is on the client, not here
 
 
 def ps_quote(value: str) -> str:
@@ -48,108 +52,66 @@ def ps_literal(value: str | bool | int | list[str]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The scripts
+# The scripts (Windows-side only: Exchange cmdlets go through Exchange's own endpoint, adapters/exchange.py)
 # ----------------------------------------------------------------------------------------------------
 HEADER = "$ErrorActionPreference='Stop'\n"
 
-# Exchange 2013 and later register one snap-in; inside the Exchange Management Shell it is already loaded.
-PRELUDE = (
-    f"if(-not(Get-PSSnapin {SNAPIN} -EA 0)){{Add-PSSnapin {SNAPIN}}}\n"
-    "$exscripts=Join-Path $env:ExchangeInstallPath 'Scripts'\n"
-)
-
-# Helpers shared by the reading scripts: ISO UTC dates (never the server's locale) and host names of URLs.
-_HELPERS = (
-    "function U($d){if($d){([datetime]$d).ToUniversalTime().ToString('o')}}\n"
-    "function H($u){if($u){([uri][string]$u).Host}}\n"
-    "function L($v){@($v|%{[string]$_})}\n"
-)
-
-# Only QualifiedUserName and WhenAdded are taken from the credential records: they also hold the password.
-_CREDS = (
-    "function C($n){$c=Get-ClientAccessService -Identity $n -IncludeAlternateServiceAccountCredentialStatus\n"
-    "@($c.AlternateServiceAccountConfiguration.EffectiveCredentials|Sort-Object WhenAdded -Descending|"
-    "%{@{account=[string]$_.QualifiedUserName;when=(U $_.WhenAdded)}})}\n"
+# Each part of a server read runs on its own: one that fails is reported as that part, the others still answer.
+_PART = (
+    "$r=@{errors=@()}\n"
+    "function Part($n,[scriptblock]$b){try{$r[$n]=(& $b)}catch{$r.errors+=@(@{part=$n;message=[string]$_.Exception."
+    "Message})}}\n"
 )
 
 _IIS_READ = (
-    "Import-Module WebAdministration\n"
-    "$a='system.webServer/security/authentication/';$w=$a+'windowsAuthentication'\n"
-    "function P($l,$f,$n){(Get-WebConfigurationProperty -PSPath 'MACHINE/WEBROOT/APPHOST' -Location $l "
-    "-Filter $f -Name $n).Value}\n"
+    "$a='system.webServer/security/authentication/';$w=$a+'windowsAuthentication';$h='MACHINE/WEBROOT/APPHOST'\n"
+    "function P($l,$f,$n){(Get-WebConfigurationProperty -PSPath $h -Location $l -Filter $f -Name $n).Value}\n"
     "function I($l){@{basic=[bool](P $l ($a+'basicAuthentication') enabled);windows=[bool](P $l $w enabled);"
-    "providers=@(Get-WebConfigurationProperty -PSPath 'MACHINE/WEBROOT/APPHOST' -Location $l -Filter ($w+'/providers')"
+    "providers=@(Get-WebConfigurationProperty -PSPath $h -Location $l -Filter ($w+'/providers')"
     " -Name Collection|%{[string]$_.value});kernel=[bool](P $l $w useKernelMode);"
     "apppool=[bool](P $l $w useAppPoolCredentials)}}\n"
 )
 
-_ROLL_TAIL = (
-    "$ErrorActionPreference='Continue'\n"
-    "$out=& (Join-Path $exscripts '" + ROLL_SCRIPT + "') -ToSpecificServers $Server {how} -Unattended -Confirm:$false"
-    " *>&1|Out-String -Width 4096\n"
-    "$ErrorActionPreference='Stop'\n"
-    "$ld=Join-Path $env:ExchangeInstallPath 'Logging\\RollAlternateServiceAccountPassword'\n"
-    "$lf=Get-ChildItem $ld -File -EA 0|Sort-Object LastWriteTime -Descending|Select-Object -First 1\n"
-    "$log=if($lf){(Get-Content $lf.FullName -Tail 200) -join \"`n\"}else{''}\n"
-    "@{output=$out;log=$log;creds=(C $Server)}|ConvertTo-Json -Depth 5 -Compress\n"
+# IIS_IUSRS through ADSI WinNT: an orphaned SID is listed as its SID instead of breaking the read
+# (Get-LocalGroupMember throws "Failed to compare two elements in the array." on one).
+_GROUP = "$g=[ADSI]'WinNT://./IIS_IUSRS,group'\n"
+_MEMBERS = ("function M{@($g.Invoke('Members')|%{$p=[string]$_.GetType().InvokeMember('ADsPath','GetProperty',$null,"
+            "$_,$null);($p -replace '^WinNT://','') -replace '/','\\'})}\n")
+
+# The IIS log folder of the Default Web Site: its own logFile.directory, else siteDefaults (IIS inheritance).
+_LOG_DIR = (
+    "function D{$s=Get-WebConfigurationProperty -PSPath $h -Filter \"system.applicationHost/sites/site[@name='Default "
+    "Web Site']/logFile\" -Name directory\n"
+    "if(-not $s -or -not [string]$s.Value){$s=Get-WebConfigurationProperty -PSPath $h -Filter "
+    "'system.applicationHost/sites/siteDefaults/logFile' -Name directory}\n"
+    "$id=(Get-Website -Name 'Default Web Site').id\n"
+    "Join-Path ([Environment]::ExpandEnvironmentVariables([string]$s.Value)) ('W3SVC'+$id)}\n"
 )
 
 BODIES: dict[str, str] = {
-    "inventory": (
-        "ConvertTo-Json -Depth 5 -Compress -InputObject @(Get-ExchangeServer|%{@{name=[string]$_.Name;"
-        "fqdn=[string]$_.Fqdn;version=[string]$_.AdminDisplayVersion;roles=@(([string]$_.ServerRole) -split ',\\s*');"
-        "site=[string]$_.Site.Name}})\n"
-    ),
-    "read_server": (
-        _HELPERS + _CREDS + _IIS_READ
-        + "$x=Get-ExchangeServer -Identity $Server;$n=[string]$x.Name\n"
-        "$o=Get-OutlookAnywhere -Server $n|Select-Object -First 1\n"
-        "$m=Get-MapiVirtualDirectory -Server $n|Select-Object -First 1\n"
-        "$e=Get-ActiveSyncVirtualDirectory -Server $n|Select-Object -First 1\n"
-        "$ws=Get-WebServicesVirtualDirectory -Server $n|Select-Object -First 1\n"
-        "$ow=Get-OwaVirtualDirectory -Server $n|Select-Object -First 1\n"
-        "function V($v,$m){if($v){@{int=(H $v.InternalUrl);ext=(H $v.ExternalUrl);auth=(L $m)}}}\n"
-        "@{name=$n;fqdn=[string]$x.Fqdn;version=[string]$x.AdminDisplayVersion;"
-        "roles=@(([string]$x.ServerRole) -split ',\\s*');site=[string]$x.Site.Name;asa=(C $n);"
-        "svchost=((Get-Service MSExchangeServiceHost -EA 0).Status -eq 'Running');"
-        "oa=$(if($o){@{int=[string]$o.InternalHostname;ext=[string]$o.ExternalHostname;"
-        "ica=[string]$o.InternalClientAuthenticationMethod;eca=[string]$o.ExternalClientAuthenticationMethod;"
-        "auth=(L $o.IISAuthenticationMethods)}});mapi=(V $m $m.IISAuthenticationMethods);"
-        "eas=(V $e $e.InternalAuthenticationMethods);ews=(V $ws $ws.InternalAuthenticationMethods);"
-        "owa=(V $ow $ow.InternalAuthenticationMethods);"
-        "autod=[string](Get-ClientAccessService -Identity $n).AutoDiscoverServiceInternalUri;"
-        "iis=@{eas=(I 'Default Web Site/Microsoft-Server-ActiveSync');ews=(I 'Default Web Site/EWS')};"
-        "iusrs=(L (Get-LocalGroupMember -Group IIS_IUSRS).Name)}|ConvertTo-Json -Depth 5 -Compress\n"
-    ),
-    "roll_generate": _HELPERS + _CREDS + _ROLL_TAIL.replace("{how}", "-GenerateNewPasswordFor $Account"),
-    "roll_copy": _HELPERS + _CREDS + _ROLL_TAIL.replace("{how}", "-CopyFrom $Source"),
-    "remove_asa": (
-        "Set-ClientAccessService -Identity $Server -RemoveAlternateServiceAccountCredentials -Confirm:$false\n"
-        "@{removed=$true}|ConvertTo-Json -Compress\n"
-    ),
-    "set_oa_client_auth": (
-        "$o=Get-OutlookAnywhere -Server $Server|Select-Object -First 1;$p=[string]$o.InternalClientAuthenticationMethod\n"
-        "$o|Set-OutlookAnywhere -InternalClientAuthenticationMethod $Method -Confirm:$false\n"
-        "@{previous=$p}|ConvertTo-Json -Compress\n"
-    ),
-    "set_mapi_auth": (
-        "$v=Get-MapiVirtualDirectory -Server $Server|Select-Object -First 1;$p=@($v.IISAuthenticationMethods|%{[string]$_})\n"
-        "$v|Set-MapiVirtualDirectory -IISAuthenticationMethods $Methods -Confirm:$false\n"
-        "@{previous=$p}|ConvertTo-Json -Compress\n"
+    "read_windows": (
+        _PART + "Import-Module WebAdministration\n" + _IIS_READ + _GROUP + _MEMBERS + _LOG_DIR
+        + "Part svchost {(Get-Service MSExchangeServiceHost).Status -eq 'Running'}\n"
+        "Part iis {@{eas=(I 'Default Web Site/Microsoft-Server-ActiveSync');ews=(I 'Default Web Site/EWS')}}\n"
+        "Part iusrs {M}\n"
+        "Part logdir {D}\n"
+        "$r|ConvertTo-Json -Depth 5 -Compress\n"
     ),
     "add_iis_iusrs": (
-        "$has=@(Get-LocalGroupMember -Group IIS_IUSRS|?{$_.Name -eq $Member}).Count -gt 0\n"
-        "if(-not $has){Add-LocalGroupMember -Group IIS_IUSRS -Member $Member}\n"
+        _GROUP + "$p='WinNT://'+($Member -replace '\\\\','/')\n"
+        "$has=$g.IsMember($p)\n"
+        "if(-not $has){$g.Add($p)}\n"
         "@{changed=(-not $has)}|ConvertTo-Json -Compress\n"
     ),
     "remove_iis_iusrs": (
-        "$has=@(Get-LocalGroupMember -Group IIS_IUSRS|?{$_.Name -eq $Member}).Count -gt 0\n"
-        "if($has){Remove-LocalGroupMember -Group IIS_IUSRS -Member $Member}\n"
+        _GROUP + "$p='WinNT://'+($Member -replace '\\\\','/')\n"
+        "$has=$g.IsMember($p)\n"
+        "if($has){$g.Remove($p)}\n"
         "@{changed=$has}|ConvertTo-Json -Compress\n"
     ),
     "set_iis_auth": (
-        _IIS_READ
-        + "$l='Default Web Site/'+$App;$r=I $l;$h='MACHINE/WEBROOT/APPHOST'\n"
+        "Import-Module WebAdministration\n" + _IIS_READ
+        + "$l='Default Web Site/'+$App;$r=I $l\n"
         "function Q($f,$n,$v){Set-WebConfigurationProperty -PSPath $h -Location $l -Filter $f -Name $n -Value $v}\n"
         "Q ($a+'basicAuthentication') enabled $Basic;Q $w enabled $Windows;Q $w useKernelMode $Kernel\n"
         "Q $w useAppPoolCredentials $AppPool\n"
@@ -159,31 +121,51 @@ BODIES: dict[str, str] = {
         "@{previous=$r}|ConvertTo-Json -Depth 5 -Compress\n"
     ),
     "fetch_log": (
-        "$d=switch($Kind){'iis'{'C:\\inetpub\\logs\\LogFiles\\W3SVC1'}"
+        "Import-Module WebAdministration\n$h='MACHINE/WEBROOT/APPHOST'\n" + _LOG_DIR
+        + "$d=switch($Kind){'iis'{D}"
         "'httpproxy-mapi'{Join-Path $env:ExchangeInstallPath 'Logging\\HttpProxy\\Mapi'}"
         "'httpproxy-rpchttp'{Join-Path $env:ExchangeInstallPath 'Logging\\HttpProxy\\RpcHttp'}}\n"
-        "if($Kind -eq 'system-kerberos'){$t=@(Get-WinEvent -FilterHashtable @{LogName='System';"
-        "ProviderName='Microsoft-Windows-Security-Kerberos';Id=4} -MaxEvents $Lines -EA 0|"
-        "%{$_.TimeCreated.ToUniversalTime().ToString('o')+' '+($_.Message -replace '\\s+',' ')})}\n"
-        "else{$f=Get-ChildItem $d -File|Sort-Object LastWriteTime -Descending|Select-Object -First 1\n"
-        "$t=@(if($f){Get-Content $f.FullName -Tail $Lines})}\n"
-        "@{text=($t -join \"`n\")}|ConvertTo-Json -Compress\n"
+        "$f=Get-ChildItem $d -File|Sort-Object LastWriteTime -Descending|Select-Object -First 1\n"
+        "$t=@(if($f){Get-Content $f.FullName -Tail $Lines})\n"
+        "@{text=($t -join \"`n\");folder=[string]$d}|ConvertTo-Json -Compress\n"
+    ),
+    # Microsoft's script, run on this server, for every target server at once (-ToSpecificServers with all of
+    # them: it pushes to every server before it changes AD once). The verdict is the script's exit code and
+    # its events 14001-14004 logged since this run started, never a log file.
+    "roll_script": (
+        "$t=[datetime]::UtcNow\n"
+        "$s=Join-Path $env:ExchangeInstallPath ('Scripts\\" + ROLL_SCRIPT + "')\n"
+        "$ErrorActionPreference='Continue'\n"
+        "try{$out=& $s -ToSpecificServers $Servers -GenerateNewPasswordFor $Account -Unattended *>&1|"
+        "Out-String -Width 4096;$rc=$LASTEXITCODE}catch{$out=[string]$_;$rc=1}\n"
+        "$ErrorActionPreference='Stop'\n"
+        "$ev=@(Get-WinEvent -FilterHashtable @{LogName='Application';ProviderName='MSExchange Management Application';"
+        "Id=14001,14002,14003,14004;StartTime=$t} -EA 0|%{@{id=$_.Id;time=$_.TimeCreated.ToUniversalTime()."
+        "ToString('o')}})\n"
+        "@{output=$out;exit=$rc;events=$ev;started=$t.ToString('o')}|ConvertTo-Json -Depth 4 -Compress\n"
+    ),
+    # The second hop, proven from inside this server's session before Microsoft's script may run: a session
+    # to another server's Exchange endpoint and a bind to a domain controller with the caller's identity.
+    "hop_check": (
+        "$r=@{}\n"
+        "try{$x=New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri ('http://'+$Other+'/PowerShell/') "
+        "-Authentication Kerberos;Remove-PSSession $x;$r.session=''}catch{$r.session=[string]$_.Exception.Message}\n"
+        "try{Add-Type -AssemblyName System.DirectoryServices.AccountManagement\n"
+        "$c=New-Object System.DirectoryServices.AccountManagement.PrincipalContext('Domain');$null=$c.ConnectedServer;"
+        "$r.ldap=''}catch{$r.ldap=[string]$_.Exception.Message}\n"
+        "$r|ConvertTo-Json -Compress\n"
     ),
 }
 
 # The variables each operation takes, in the order they are written.
 PARAMETERS: dict[str, tuple[str, ...]] = {
-    "inventory": (),
-    "read_server": ("Server",),
-    "roll_generate": ("Server", "Account"),
-    "roll_copy": ("Server", "Source"),
-    "remove_asa": ("Server",),
-    "set_oa_client_auth": ("Server", "Method"),
-    "set_mapi_auth": ("Server", "Methods"),
+    "read_windows": (),
     "add_iis_iusrs": ("Member",),
     "remove_iis_iusrs": ("Member",),
     "set_iis_auth": ("App", "Basic", "Windows", "Providers", "Kernel", "AppPool"),
     "fetch_log": ("Kind", "Lines"),
+    "roll_script": ("Servers", "Account"),
+    "hop_check": ("Other",),
 }
 
 
@@ -192,46 +174,28 @@ def build(operation: str, **values: str | bool | int | list[str]) -> str:
     if set(values) != set(PARAMETERS[operation]):
         raise TypeError(f"{operation} takes {PARAMETERS[operation]}, not {tuple(values)}")
     assignments = "".join(assign(name, values[name]) + "\n" for name in PARAMETERS[operation])
-    script = HEADER + assignments + PRELUDE + BODIES[operation]
+    script = HEADER + assignments + BODIES[operation]
     if len(script) > MAX_SCRIPT_CHARS:
         raise ValueError(f"the {operation} script is {len(script)} characters, above the {MAX_SCRIPT_CHARS} limit")
     return script
 
 
-def inventory_script() -> str:
-    return build("inventory")
-
-
-def read_server_script(server: str) -> str:
-    return build("read_server", Server=server)
-
-
-def roll_generate_script(server: str, account: str) -> str:
-    return build("roll_generate", Server=server, Account=account)
-
-
-def roll_copy_script(server: str, source: str) -> str:
-    return build("roll_copy", Server=server, Source=source)
-
-
-def remove_asa_script(server: str) -> str:
-    return build("remove_asa", Server=server)
-
-
-def set_oa_client_auth_script(server: str, method: str) -> str:
-    if method not in CLIENT_AUTH_METHODS:
-        raise ValueError(f"{method!r} is not one of {', '.join(CLIENT_AUTH_METHODS)}")
-    return build("set_oa_client_auth", Server=server, Method=method)
-
-
-def set_mapi_auth_script(server: str, methods: list[str]) -> str:
-    if not methods:
-        raise ValueError("MAPI needs at least one authentication method")
-    return build("set_mapi_auth", Server=server, Methods=list(methods))
+def read_windows_script() -> str:
+    return build("read_windows")
 
 
 def iis_iusrs_script(member: str, add: bool) -> str:
     return build("add_iis_iusrs" if add else "remove_iis_iusrs", Member=member)
+
+
+def roll_script(servers: list[str], account: str) -> str:
+    if not servers:
+        raise ValueError("the roll needs at least one server")
+    return build("roll_script", Servers=list(servers), Account=account)
+
+
+def hop_check_script(other: str) -> str:
+    return build("hop_check", Other=other)
 
 
 def set_iis_auth_script(application: str, basic: bool, windows: bool, providers: list[str], kernel: bool,
@@ -264,13 +228,15 @@ def scheduled_task_command(account: str, servers: list[str] | None = None) -> st
     Text for the plan: the administrator runs it in the Exchange Management Shell on one server, where the
     task then runs with that administrator's rights."""
     return statements(command("cd", variable("exscripts")),
-                      roll_script(servers or None, GenerateNewPasswordFor=account, CreateScheduledTask="Exchange-RollAsa"))
+                      roll_command(servers or None, GenerateNewPasswordFor=account,
+                                   CreateScheduledTask="Exchange-RollAsa"))
 
 
-def manual_roll_command(server: str, *, account: str | None = None, copy_from: str | None = None) -> str:
-    """The same roll as the wizard's, as a person types it in the Exchange Management Shell (for plans)."""
+def manual_roll_command(servers: list[str], *, account: str | None = None, copy_from: str | None = None) -> str:
+    """Microsoft's script for the same roll, as a person types it in the Exchange Management Shell on a server
+    (for plans): every target server in one run, so it pushes to all of them before it changes AD once."""
     how = {"GenerateNewPasswordFor": account} if account else {"CopyFrom": copy_from or ""}
-    return statements(command("cd", variable("exscripts")), roll_script(server, **how))
+    return statements(command("cd", variable("exscripts")), roll_command(list(servers), **how))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -286,16 +252,6 @@ def parse_when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(t)
 
 
-def credentials_from(records: object) -> tuple[AsaCredential | None, AsaCredential | None]:
-    """(latest, previous) from the script's list of {account, when}, newest first."""
-    if isinstance(records, dict):  # a one-element array can arrive unwrapped
-        records = [records]
-    creds = [AsaCredential(account=r["account"], when_added=parse_when(r.get("when")))
-             for r in (records or []) if isinstance(r, dict) and r.get("account")]
-    creds.sort(key=lambda c: c.when_added or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
-    return (creds[0] if creds else None, creds[1] if len(creds) > 1 else None)
-
-
 @dataclass(frozen=True)
 class ScriptMessage:
     """One of Microsoft's messages from RollAlternateServiceAccountPassword.ps1 and what to do about it."""
@@ -305,11 +261,27 @@ class ScriptMessage:
     fix: str
 
 
+SECOND_HOP_FIX = ("Roll natively instead (the wizard's default: it pushes the credential through each server's "
+                  "endpoint and resets the password over LDAPS, no second hop), or connect to the server with CredSSP "
+                  "(Enable-WSManCredSSP -Role Server on it, -Role Client here) or give the account Kerberos "
+                  "delegation, then run the hop pre-flight again.")
+
 ROLL_MESSAGES: tuple[ScriptMessage, ...] = (
     ScriptMessage(
         re.compile(r"doesn't have enough privileges.*Organization Configuration", re.I | re.S),
         "The running account lacks the 'Organization Configuration' role.",
         "Run as a member of Organization Management (or assign the Organization Configuration role) and retry.",
+    ),
+    # The second hop: the script opens a remote session to every server and binds to a DC with the caller's
+    # own Windows identity. Inside a WinRM session that cannot delegate, both fail with errors 5 / 1326.
+    ScriptMessage(
+        re.compile(r"Connecting to remote server \S+ failed.*?(Access is denied|user name or password is incorrect|"
+                   r"logon failure)|PrincipalContext.*?(user name or password is incorrect|logon failure)|"
+                   r"\(0x8007052E\)|ERROR_LOGON_FAILURE|error 1326", re.I | re.S),
+        "The script could not reach the other servers or a domain controller from inside the remote session (a "
+        "second hop: Windows errors 5 ACCESS_DENIED / 1326 LOGON_FAILURE). The session carries no credential it "
+        "may pass on; the Reset Password right is not the cause.",
+        SECOND_HOP_FIX,
     ),
     ScriptMessage(
         re.compile(r"A user or computer account (.+?) was not found", re.I),
@@ -318,23 +290,18 @@ ROLL_MESSAGES: tuple[ScriptMessage, ...] = (
         "replication to reach the domain controller Exchange uses.",
     ),
     ScriptMessage(
-        re.compile(r"-CopyFrom parameter should be set to identity that resolves to exactly one Client Access Server",
-                   re.I),
-        "The -CopyFrom server does not resolve to exactly one Client Access server.",
-        "Name one server that already holds the credential (its name or FQDN) as the source.",
-    ),
-    ScriptMessage(
         re.compile(r"Errors were encountered while propagating credentials", re.I),
         "Errors were encountered while propagating credentials to Exchange servers; the script left Active "
         "Directory unchanged to avoid an authentication outage.",
-        "Check that the target server is up, MSExchangeServiceHost runs and the runner is an Exchange admin on "
-        "it, read the script's log under Logging\\RollAlternateServiceAccountPassword, then retry this server.",
+        "Fix the servers named in the output (up, MSExchangeServiceHost running, endpoint reachable), then roll "
+        "again: a new password is pushed to every server and the unused one is cleaned up.",
     ),
     ScriptMessage(
-        re.compile(r"Access (is )?denied|E_ACCESSDENIED|0x80070005", re.I),
-        "Access Denied while setting the ASA password in Active Directory.",
+        re.compile(r"SetPassword.*?(Access (is )?denied|E_ACCESSDENIED|0x80070005)", re.I | re.S),
+        "Access Denied while setting the ASA password in Active Directory: the servers already hold the new "
+        "credential, AD still has the old password (no outage).",
         "Grant the running account the Reset Password right on the ASA object (often created by another team), "
-        "or run the roll as a Domain Admin, then retry.",
+        "or run the roll as a Domain Admin, then roll again.",
     ),
 )
 
@@ -348,31 +315,35 @@ def recognise(text: str) -> tuple[str, str] | None:
     return None
 
 
+# Microsoft's events (Application log, source MSExchange Management Application)
+EVENT_START, EVENT_OK, EVENT_WARN, EVENT_FAIL = 14001, 14002, 14003, 14004
+
+
 def parse_roll(server: str, answer: dict) -> RollResult:
-    """The roll script's output (+ its log and the credential read back) -> RollResult."""
+    """The verdict of Microsoft's script: its exit code and its events logged after the run started (14001 at
+    the start, then 14002 success, 14003 success with errors, 14004 failure), never a log file."""
     output = str(answer.get("output") or "")
-    log = str(answer.get("log") or "")
-    latest, _ = credentials_from(answer.get("creds"))
-    text = output + "\n" + log
-    excerpt = _excerpt(output or log)
-    succeeded = re.search(r"THE SCRIPT HAS SUCCEEDED", text, re.I) is not None
-    failed = re.search(r"THE SCRIPT HAS FAILED", text, re.I) is not None
-    if succeeded and not failed:
-        warned = re.search(r"^\s*WARNING:", output, re.M) is not None
+    rc = answer.get("exit")
+    events = [int(e.get("id", 0)) for e in (answer.get("events") or []) if isinstance(e, dict)]
+    excerpt = _excerpt(output)
+    final = next((e for e in reversed(events) if e in (EVENT_OK, EVENT_WARN, EVENT_FAIL)), None)
+    if rc == 0 and final in (EVENT_OK, EVENT_WARN):
+        warned = final == EVENT_WARN
         return RollResult(server=server,
                           outcome=RollOutcome.SUCCEEDED_WITH_WARNINGS if warned else RollOutcome.SUCCEEDED,
-                          message="THE SCRIPT HAS SUCCEEDED" + (" (with warnings)" if warned else ""),
-                          latest=latest, log_excerpt=excerpt)
-    known = recognise(text)
+                          message="THE SCRIPT HAS SUCCEEDED" + (" (event 14003: with errors)" if warned else
+                                                                 " (event 14002)"),
+                          log_excerpt=excerpt)
+    known = recognise(output)
     if known:
         problem, fix = known
-    elif failed:
-        problem, fix = "THE SCRIPT HAS FAILED", "Read the script's log on the server for the reason."
+    elif rc == 0 and final is None:
+        problem, fix = ("The script exited 0 but logged no final event (14002/14003/14004) for this run.",
+                        "Check the Application log on the server for source MSExchange Management Application.")
     else:
-        problem, fix = ("The script ended without saying whether it succeeded.",
-                        "Read its log under Logging\\RollAlternateServiceAccountPassword on the server.")
-    return RollResult(server=server, outcome=RollOutcome.FAILED, message=problem, fix=fix, latest=latest,
-                      log_excerpt=excerpt)
+        problem, fix = (f"THE SCRIPT HAS FAILED (exit code {rc}, event {final or 'none'}).",
+                        "Read the script's output below for the reason.")
+    return RollResult(server=server, outcome=RollOutcome.FAILED, message=problem, fix=fix, log_excerpt=excerpt)
 
 
 def _excerpt(text: str, lines: int = 40) -> str:

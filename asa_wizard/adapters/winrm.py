@@ -1,4 +1,6 @@
-"""Exchange over WinRM: the `ExchangePort` on pywinrm, one short PowerShell script per operation.
+"""The Windows side of the Exchange servers over WinRM (pywinrm): IIS, the IIS_IUSRS group, the service host,
+logs, and Microsoft's roll script when chosen; one short PowerShell script per operation. Exchange cmdlets do
+not run here (no snap-in): `adapters.exchange.EndpointExchange` sends them to each server's own endpoint.
 
 Transport rules: HTTPS (5986) by default with the certificate validated (against `ca_file` or the system
 store); plain HTTP (5985) only with Kerberos/NTLM/CredSSP message encryption; Basic only over HTTPS. One
@@ -34,8 +36,8 @@ from ..core.errors import (
     WizardError,
 )
 from ..core.hosts import require_host
-from ..core.model import ExchangeServer, ExtendedProtection, IisAuth, Service, VirtualDirectory
-from ..core.ports import RollResult, ServerState
+from ..core.model import ExtendedProtection, IisAuth
+from ..core.ports import RollResult
 from ..core.secrets import Secret, redact
 from . import powershell as ps
 
@@ -159,7 +161,8 @@ class _Connection:
 
 
 class WinRmExchange:
-    """`ExchangePort` over pywinrm. Thread-safe: calls for different servers run in parallel."""
+    """Windows-side work on the Exchange servers over pywinrm. Thread-safe: calls for different servers run in
+    parallel."""
 
     def __init__(self, settings: WinRmSettings) -> None:
         settings.check()
@@ -177,37 +180,21 @@ class WinRmExchange:
         who = f" as {s.user}" if s.user else ""
         return f"WinRM ({s.transport}) {where}{who}{tls}"
 
-    def inventory(self, via_server: str) -> list[ExchangeServer]:
-        rows = _as_list(self._run(via_server, ps.inventory_script(), "inventory"))
-        return [ExchangeServer(name=r["name"], fqdn=r.get("fqdn", "").lower(), version=r.get("version", ""),
-                               roles=_strings(r.get("roles")), site=r.get("site", "")) for r in rows]
+    def read_windows(self, server: str) -> dict[str, Any]:
+        """svchost, iis, iusrs, logdir: each part read on its own; `errors` lists the parts that failed."""
+        d = self._run(server, ps.read_windows_script(), "read_server")
+        if not isinstance(d, dict):
+            raise ScriptFailed(f"{server} answered the Windows read with unexpected data.",
+                               "Check the server's PowerShell version (5.1 or later).")
+        return d
 
-    def read_server(self, server: str) -> ServerState:
-        d = self._run(server, ps.read_server_script(server), "read_server")
-        try:
-            return _server_state(d)
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise ScriptFailed(f"{server} answered the read with unexpected data ({type(exc).__name__}: {exc}).",
-                               "Check the server's PowerShell and Exchange versions.") from None
-
-    def roll_generate(self, server: str, account: str) -> RollResult:
-        d = self._run(server, ps.roll_generate_script(server, account), "roll")
+    def run_roll_script(self, server: str, servers: list[str], account: str) -> RollResult:
+        d = self._run(server, ps.roll_script(servers, account), "roll")
         return ps.parse_roll(server, d)
 
-    def roll_copy(self, server: str, source: str) -> RollResult:
-        d = self._run(server, ps.roll_copy_script(server, source), "roll")
-        return ps.parse_roll(server, d)
-
-    def remove_asa(self, server: str) -> None:
-        self._run(server, ps.remove_asa_script(server), "change")
-
-    def set_outlook_anywhere_client_auth(self, server: str, method: str) -> str | None:
-        d = self._run(server, ps.set_oa_client_auth_script(server, method), "change")
-        return d.get("previous") or None
-
-    def set_mapi_auth_methods(self, server: str, methods: list[str]) -> list[str]:
-        d = self._run(server, ps.set_mapi_auth_script(server, methods), "change")
-        return _strings(d.get("previous"))
+    def hop_check(self, server: str, other: str) -> dict[str, str]:
+        d = self._run(server, ps.hop_check_script(other), "read_server")
+        return {"session": str(d.get("session") or ""), "ldap": str(d.get("ldap") or "")}
 
     def add_iis_iusrs(self, server: str, member: str) -> bool:
         return bool(self._run(server, ps.iis_iusrs_script(member, add=True), "change").get("changed"))
@@ -218,7 +205,7 @@ class WinRmExchange:
     def set_iis_auth(self, server: str, application: str, auth: IisAuth) -> IisAuth:
         script = ps.set_iis_auth_script(application, auth.basic, auth.windows, list(auth.providers),
                                         auth.use_kernel_mode, auth.use_app_pool_credentials)
-        return _iis(self._run(server, script, "change").get("previous") or {})
+        return iis_auth(self._run(server, script, "change").get("previous") or {})
 
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
         text = str(self._run(server, ps.fetch_log_script(kind, max_lines), "log").get("text") or "")
@@ -373,11 +360,6 @@ class WinRmExchange:
     def _script_error(self, server: str, stderr: str, rc: int, purpose: str) -> WizardError:
         text = self._clean(stderr)
         first = next((ln.strip() for ln in text.splitlines() if ln.strip()), f"exit code {rc}")
-        if ps.SNAPIN in text or ("is not recognized" in text and "-Exchange" in text) or "ExchangeInstallPath" in text:
-            return NotFound(f"{server} does not look like an Exchange server: the Exchange Management Shell "
-                            "snap-in is not installed there.",
-                            "Connect to an Exchange 2013/2016/2019/SE server with the Mailbox role (the Exchange "
-                            "management tools must be installed).", detail=text)
         if ps.ROLL_SCRIPT in text and "is not recognized" in text:
             return NotFound(f"Microsoft's {ps.ROLL_SCRIPT} is missing from $exscripts on {server}.",
                             "It ships with Exchange in <install path>\\V15\\Scripts: repair the Exchange "
@@ -390,10 +372,7 @@ class WinRmExchange:
                                     "It needs the Organization Configuration role (Organization Management).",
                                     detail=text)
         if re.search(r"access (is )?denied|E_ACCESSDENIED|0x80070005", text, re.I):
-            fix = ("Grant the running account the Reset Password right on the ASA object, or run as a Domain Admin."
-                   if purpose == "roll" else
-                   "The account must be a local administrator on the server (IIS and local groups) and an "
-                   "Exchange administrator.")
+            fix = ("The account must be a local administrator on the server (IIS, local groups, event logs).")
             return PermissionDenied(f"Access Denied on {server}: {first}", fix, detail=text)
         if "couldn't be found" in text or "could not be found" in text:
             return NotFound(f"{server}: {first}", "Check the server name: use a name Get-ExchangeServer lists.",
@@ -448,33 +427,6 @@ def _strings(v: Any) -> list[str]:
     return [str(x) for x in _as_list(v) if x not in (None, "")]
 
 
-def _iis(d: dict[str, Any]) -> IisAuth:
+def iis_auth(d: dict[str, Any]) -> IisAuth:
     return IisAuth(basic=bool(d.get("basic")), windows=bool(d.get("windows")), providers=_strings(d.get("providers")),
                    use_kernel_mode=bool(d.get("kernel")), use_app_pool_credentials=bool(d.get("apppool")))
-
-
-def _server_state(d: dict[str, Any]) -> ServerState:
-    latest, previous = ps.credentials_from(d.get("asa"))
-    name = d["name"]
-    server = ExchangeServer(name=name, fqdn=str(d.get("fqdn") or "").lower(), version=d.get("version", ""),
-                            roles=_strings(d.get("roles")), site=d.get("site", ""), asa_latest=latest,
-                            asa_previous=previous, asa_state_known=True,
-                            service_host_running=bool(d.get("svchost")), reachable=True)
-    iis = d.get("iis") or {}
-    vdirs: list[VirtualDirectory] = []
-    oa = d.get("oa")
-    if oa:
-        vdirs.append(VirtualDirectory(server=name, service=Service.OUTLOOK_ANYWHERE,
-                                      internal_host=oa.get("int") or None, external_host=oa.get("ext") or None,
-                                      auth_methods=_strings(oa.get("auth")),
-                                      internal_client_auth=oa.get("ica") or None,
-                                      external_client_auth=oa.get("eca") or None))
-    for key, service in (("mapi", Service.MAPI), ("eas", Service.EAS), ("ews", Service.EWS), ("owa", Service.OWA)):
-        v = d.get(key)
-        if not v:
-            continue
-        vdirs.append(VirtualDirectory(server=name, service=service, internal_host=v.get("int") or None,
-                                      external_host=v.get("ext") or None, auth_methods=_strings(v.get("auth")),
-                                      iis=_iis(iis[key]) if key in ("eas", "ews") and iis.get(key) else None))
-    return ServerState(server=server, vdirs=vdirs, iis_iusrs=_strings(d.get("iusrs")),
-                       autodiscover_uri=d.get("autod") or None)

@@ -26,6 +26,7 @@ BIND_METHODS = ("simple", "kerberos", "ntlm")
 WINRM_TRANSPORTS = ("kerberos", "ntlm", "credssp")
 WINRM_SCHEMES = ("https", "http")
 ASA_MODES = ("create", "reuse")
+ROLL_METHODS = ("native", "script")  # [rollout] method: the wizard's own roll, or Microsoft's script
 ENCTYPE_CHOICES = (ENC_AES_ONLY, ENC_AES_AND_RC4)
 
 # AD's rules for a sAMAccountName: up to 20 characters, none of " / \ [ ] : ; | = , + * ? < > @ or a control
@@ -82,6 +83,9 @@ class RolloutAnswers:
     concurrency: int = 4
     servers: list[str] = field(default_factory=list)  # empty: every Exchange server
     new_password: bool = False  # generate a new password even when every server holds the current one
+    # "native": the wizard pushes the new password through each server's Exchange endpoint, then resets it in AD
+    # once; "script": Microsoft's RollAlternateServiceAccountPassword.ps1 (needs the second hop: CredSSP/delegation)
+    method: str = "native"
 
 
 @dataclass
@@ -263,13 +267,14 @@ class _Reader(TomlReader):
 
     def rollout(self, r: dict[str, Any]) -> RolloutAnswers:
         fp = ("rollout",)
-        self.unknown(r, {"first_server", "concurrency", "servers", "new_password"}, fp)
+        self.unknown(r, {"first_server", "concurrency", "servers", "new_password", "method"}, fp)
         name_re = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,253}")
         return RolloutAnswers(
             first_server=self.string(r, "first_server", fp, pattern=name_re, example="EX01"),
             concurrency=self.integer(r, "concurrency", fp, 4, (1, 64)) or 4,
             servers=self.strings(r, "servers", fp, pattern=name_re, example="EX01"),
             new_password=self.boolean(r, "new_password", fp, False),
+            method=self.choice(r, "method", fp, ROLL_METHODS, "native"),
         )
 
     def spns(self, s: dict[str, Any]) -> SpnAnswers:
@@ -361,7 +366,7 @@ def dumps_answers(a: Answers) -> str:
     section("asa", asa_items)
     r = a.rollout
     section("rollout", [("first_server", r.first_server), ("concurrency", r.concurrency), ("servers", r.servers),
-                        ("new_password", r.new_password)])
+                        ("new_password", r.new_password), ("method", r.method)])
     section("spns", [("namespaces", a.spns.namespaces), ("move_from", a.spns.move_from)]
             + ([("confirm_servers_hold_credential", True)] if a.spns.confirm_servers_hold_credential else []))
     section("client_auth", [("outlook_anywhere", a.client_auth.outlook_anywhere), ("mapi", a.client_auth.mapi)])

@@ -4,10 +4,11 @@ made again, an object that moved away from the plan stops that change (StaleObje
 every change that depends on it; the others go on. Cancellation stops between changes. `resume` finishes a run
 from its journal; `undo` reverses the done changes newest first.
 
-The credential rollout (roll-generate / roll-copy) is run by the rollout engine (core.rollout), the same one
-the wizard's rollout step uses: its bounded concurrency (the plan's), cancellation, per-server verification,
-journal records (the plan's own changes, with what undo needs) and its resume that never generates a second
-password. Its per-server outcome becomes this run's result and progress.
+The credential rollout (roll-generate / roll-push / roll-ad-password, or roll-copy) is run by the rollout engine
+(core.rollout), the same one the wizard's rollout step uses: a new password pushed to every server before the
+AD password is reset once, bounded concurrency (the plan's), cancellation, per-server verification, journal
+records (the plan's own changes, with what undo needs). Its per-server outcome becomes this run's result and
+progress.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from .errors import SpnConflict, StaleObject, WizardError
 from .journal import Journal, JournalEvent, summarize
 from .model import AccountKind, AsaCredential, ExchangeServer, IisAuth, Service
 from .plan import Plan
-from .ports import DirectoryPort, ExchangePort
+from .ports import DirectoryPort, ExchangePort, KerberosProbe
 from .rollout import Phase, Rollout, RolloutEvent, RolloutRequest
 
-ROLL_ACTIONS = ("roll-generate", "roll-copy")
+ROLL_ACTIONS = ("roll-generate", "roll-push", "roll-copy", "roll-ad-password")
+SERVER_ROLLS = ("roll-generate", "roll-push", "roll-copy")
 
 
 @dataclass
@@ -65,9 +67,15 @@ class RunResult:
 
 class Executor:
     def __init__(self, directory: DirectoryPort, exchange: ExchangePort | None, journal: Journal, *,
-                 progress: Progress | None = None, cancel: threading.Event | None = None) -> None:
+                 progress: Progress | None = None, cancel: threading.Event | None = None,
+                 probe: KerberosProbe | None = None, namespaces: list[str] | None = None,
+                 roll_method: str = "native") -> None:
         self.directory = directory
         self.exchange = exchange
+        # the rollout's key-version proof (the target's Kerberos probe on these host names) and how it rolls
+        self.probe = probe
+        self.namespaces = list(namespaces or [])
+        self.roll_method = roll_method
         self.journal = journal
         self.progress = progress or (lambda ev: None)
         self.cancel = cancel or threading.Event()
@@ -188,7 +196,9 @@ class Executor:
             if c.params.get("group"):
                 groups.setdefault(c.params["group"], []).append(c)
         for members in groups.values():
-            generate = next((c for c in members if c.action == "roll-generate"), None)
+            # the change that creates the new keys: the AD reset of a native roll, else Microsoft's generate
+            generate = next((c for c in members if c.action == "roll-ad-password"), None) or next(
+                (c for c in members if c.action == "roll-generate"), None)
             if generate is None or generate.id in self._result.done or generate.id in self._result.already:
                 continue
             for c in reversed([m for m in members if m.action not in ROLL_ACTIONS and m.id in self._undo_of]):
@@ -290,14 +300,18 @@ class Executor:
                     self._failed(c, str(_no_exchange()), self._index)
             return
         pending_ids = {c.id for c in pending}
-        rolls = [c for c in plan.changes if c.action in ROLL_ACTIONS and (c.id in admitted or c.id not in pending_ids)]
+        every = [c for c in plan.changes if c.action in ROLL_ACTIONS and (c.id in admitted or c.id not in pending_ids)]
+        rolls = [c for c in every if c.action in SERVER_ROLLS]
+        ad_change = next((c for c in every if c.action == "roll-ad-password"), None)
         by_server = {c.target: c for c in rolls}
-        generate = next((c for c in rolls if c.action == "roll-generate"), None)
+        generate = next((c for c in rolls if c.action in ("roll-generate", "roll-push")), None)
         account = plan.asa or (generate.params["account"] if generate else "")
         request = RolloutRequest(account=account, servers=[_planned_server(c) for c in rolls],
                                  source=None if generate else rolls[0].params["source"],
-                                 concurrency=plan.concurrency, generate_on=generate.target if generate else None,
-                                 planned=rolls)
+                                 concurrency=plan.concurrency,
+                                 generate_on=next((c.target for c in rolls if c.action == "roll-generate"), None),
+                                 planned=every, namespaces=list(self.namespaces) if self.probe is not None else [],
+                                 method=self.roll_method)
         indices: dict[str, int] = {}
 
         def on_event(ev: RolloutEvent) -> None:
@@ -313,12 +327,26 @@ class Executor:
 
         start = max((e.seq for e in self.journal.events()), default=0)
         report = Rollout(self.exchange, self.journal, request, progress=on_event, cancel=self.cancel,
-                         pwd_last_set=self._pwd_last_set(account)).run()
+                         pwd_last_set=self._pwd_last_set(account), directory=self.directory,
+                         probe=self.probe).run()
         recorded = [e for e in self.journal.events() if e.seq > start and e.change_id in admitted]
         done = [e.change_id for e in recorded if e.event == "done"]
         for cid in dict.fromkeys(done):  # in the order the journal recorded them (undo goes newest first)
-            if report.servers[plan.change(cid).target].phase == Phase.VERIFIED:
+            if ad_change is not None and cid == ad_change.id:
+                with self._lock:
+                    self._index += 1
                 self._result.done.append(cid)
+                self._say(ad_change, "done", self._index, "the ASA's password was reset in AD once, after every push")
+            elif report.servers[plan.change(cid).target].phase == Phase.VERIFIED:
+                self._result.done.append(cid)
+        if ad_change is not None and ad_change.id in admitted and not report.ad_changed:
+            with self._lock:
+                self._blocked.add(ad_change.id)
+            why = next((b for b in report.blocked if "Active Directory was NOT changed" in b),
+                       "Active Directory was not changed: not every server holds the new credential.")
+            if not any(e.change_id == ad_change.id for e in recorded):
+                self.journal.write("failed", ad_change, message=why)
+            self._result.failed[ad_change.id] = why
         for c in rolls:
             p = report.servers[c.target]
             if c.id not in admitted or p.phase == Phase.VERIFIED:
@@ -451,6 +479,8 @@ class Executor:
             d.set_uac(u["dn"], int(u["value"]), restore=True)  # may put back what this change removed
         elif a == "set-delegate-to":
             d.set_delegate_to(u["dn"], list(u.get("spns") or []))
+        elif a == "roll-ad-password":
+            return "a password reset cannot be undone: the servers keep the credential they hold"
         elif a in ROLL_ACTIONS:
             if not u.get("remove"):
                 return "the server held a credential before: the new one stays (the old password cannot return)"

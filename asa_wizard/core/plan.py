@@ -1,9 +1,9 @@
 """The plan: from what discovery saw and what the user chose, the ordered list of changes in Microsoft's safety
 order, each with the exact manual commands, how to undo it, and the checks that prove it.
 
-Order: create the ASA (with encryption types) -> roll the credential out (generate on the first server, copy to
-the others; copy only when some servers already hold the current credential) -> SPNs, only once every server
-behind the namespace holds the credential -> client authentication -> SEG delegation -> IIS authentication.
+Order: create the ASA (with encryption types) -> roll the credential out (a new password pushed to EVERY server
+first, then the AD password reset once; -CopyFrom only for servers joining servers that already hold the
+current password) -> SPNs, only once every server behind the namespace holds the credential -> client authentication -> SEG delegation -> IIS authentication.
 Nothing is planned that is already right: the plan for a healthy organisation is empty.
 
 Every value that goes into a generated command is quoted for PowerShell (`ps`).
@@ -17,9 +17,9 @@ from typing import Any
 
 from .answers import Answers
 from .changes import Change, System
-from .commands import (SWITCH, assign, command, hashtable, pipeline, quote, roll_script, script_block, setspn,
-                       statements, subexpression, switch, variable)
-from .checks.base import ROLL_WINDOW, aware
+from .checks.base import aware
+from .commands import (SWITCH, Code, assign, command, hashtable, pipeline, quote, script_block, setspn, statements,
+                       subexpression, switch, variable)
 from .model import (
     ENC_AES128,
     ENC_AES256,
@@ -127,14 +127,12 @@ def discovery_seg(answers: Answers) -> SegConfig | None:
     return SegConfig(answers.seg.service_account, list(answers.seg.test_users), answers.seg.ews_proxy)
 
 
-def credential_is_current(cred: AsaCredential | None, asa: Account, qualified: str) -> bool:
-    """Does a server's credential name this ASA and carry its current password? The server's WhenAdded may be a
-    little older than pwdLastSet (the script changes AD last), hence the window the checks use too."""
-    if cred is None or not _same_account(cred.account, qualified):
-        return False
-    if asa.pwd_last_set is None or cred.when_added is None:
-        return True
-    return aware(cred.when_added) >= aware(asa.pwd_last_set) - ROLL_WINDOW  # type: ignore[operator]
+def credential_is_current(server: ExchangeServer, asa: Account, qualified: str) -> bool:
+    """Does a server hold the ASA's current password? core.current's one rule (no probe at planning time: the
+    WhenAdded hint, which the plan's verification step then proves by key version)."""
+    from .current import credential_verdict
+
+    return credential_verdict(server, asa, qualified).current
 
 
 def _same_account(reported: str, qualified: str) -> bool:
@@ -365,7 +363,7 @@ class _Planner:
     def plan_rollout(self, servers: list[ExchangeServer]) -> None:
         assert self.asa is not None
         created = self.asa_created
-        current = {s.name.lower(): (not created) and credential_is_current(s.asa_latest, self.asa, self.asa_q)
+        current = {s.name.lower(): (not created) and credential_is_current(s, self.asa, self.asa_q)
                    for s in servers}
         # A server that could not be read holds an unknown credential (never "none"): it gets no rollout, and
         # "no server holds it" cannot be concluded while one is unknown (server_prerequisites blocks the plan).
@@ -391,9 +389,13 @@ class _Planner:
             self.roll_change(first, None)
             for s in known:
                 if s is not first:
-                    self.roll_change(s, first)
+                    self.roll_change(s, None, push=True)
                 self.holds[s.name.lower()] = True
-            self.plan.notes.append(f"A new ASA password is generated on {first.name} because {regenerate_reason}.")
+            self.ad_password_change(servers)
+            self.plan.notes.append(
+                f"A new ASA password is generated because {regenerate_reason}. It is pushed to every server first "
+                f"({', '.join(s.name for s in servers)}); the password in AD is reset once, only after every push "
+                "worked, so no server ever refuses a ticket. If a push fails, AD is left unchanged.")
             return
         sources = [s for s in servers if current[s.name.lower()]]
         if not sources:
@@ -421,7 +423,7 @@ class _Planner:
         reachable = [s for s in candidates if s.reachable is not False]
         return (reachable or candidates)[0]
 
-    def roll_change(self, server: ExchangeServer, source: ExchangeServer | None) -> str:
+    def roll_change(self, server: ExchangeServer, source: ExchangeServer | None, push: bool = False) -> str:
         group = {"group": KEYS_GROUP} if self.enctypes_gain_aes else {}
         old = _cred(server.asa_latest)
         reversible = server.asa_latest is None
@@ -430,34 +432,63 @@ class _Planner:
         warning = None if reversible else (
             f"{server.name} already held a credential: undo leaves the new one in place (the old password cannot "
             "be restored, and the server keeps it as its previous credential).")
+        push_command = command("Set-ClientAccessService", Identity=server.fqdn,
+                               CleanUpInvalidAlternateServiceAccountCredentials=SWITCH,
+                               AlternateServiceAccountCredential=variable("cred"))
         if source is None:
-            cid = f"rollout.generate:{server.name}"
+            cid = f"rollout.push:{server.name}" if push else f"rollout.generate:{server.name}"
+            # generated once, in the session's memory, as Microsoft's script does (two GUIDs joined by X)
+            first = None if push else assign("cred", command("New-Object", "PSCredential", ArgumentList=[
+                self.asa_q, subexpression(command("ConvertTo-SecureString", subexpression(
+                    Code("([guid]::NewGuid(),[guid]::NewGuid()) -join 'X'")), AsPlainText=SWITCH, Force=SWITCH))]))
             c = Change(
-                id=cid, system=System.EXCHANGE, action="roll-generate", target=server.name,
-                summary=f"Generate a new password for {self.asa_q} and give it to {server.name} ({server.fqdn})",
+                id=cid, system=System.EXCHANGE, action="roll-push" if push else "roll-generate", target=server.name,
+                summary=(f"Push the new {self.asa_q} password to {server.name} ({server.fqdn})" if push else
+                         f"Generate a new password for {self.asa_q} and push it to {server.name} ({server.fqdn})"),
                 attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
                 params={"server": server.fqdn, "account": self.asa_q, "undo": "remove" if reversible else "keep",
                         **group},
-                commands=[command("Set-Location", variable("exscripts")),
-                          roll_script(server.fqdn, GenerateNewPasswordFor=self.asa_q)],
+                commands=[x for x in (first, push_command) if x],
                 undo_commands=undo, proven_by=["rollout.coverage", "rollout.current"], step="rollout",
                 depends_on=list(self.rollout_deps), warning=warning)
         else:
             cid = f"rollout.copy:{server.name}"
-            gen_id = self.roll_ids.get(source.name.lower())
             c = Change(
                 id=cid, system=System.EXCHANGE, action="roll-copy", target=server.name,
-                summary=f"Copy the {self.asa_q} credential from {source.name} to {server.name} ({server.fqdn})",
+                summary=(f"Copy every {self.asa_q} credential of {source.name} to {server.name} ({server.fqdn}); "
+                         f"this replaces the credentials {server.name} holds"),
                 attribute="AlternateServiceAccountCredential", old=old, new=self.asa_q,
                 params={"server": server.fqdn, "source": source.fqdn, "undo": "remove" if reversible else "keep",
                         **group},
-                commands=[command("Set-Location", variable("exscripts")),
-                          roll_script(server.fqdn, CopyFrom=source.fqdn)],
+                # the first in a remote PowerShell session on the source server (only there is the password returned)
+                commands=[assign("c", Code(subexpression(command(
+                              "Get-ClientAccessService", source.fqdn, IncludeAlternateServiceAccountCredentialPassword=SWITCH))
+                              + ".AlternateServiceAccountConfiguration.EffectiveCredentials.Credential")),
+                          command("Set-ClientAccessService", Identity=server.fqdn,
+                                  RemoveAlternateServiceAccountCredentials=SWITCH,
+                                  AlternateServiceAccountCredential=variable("c"))],
                 undo_commands=undo, proven_by=["rollout.coverage", "rollout.current"], step="rollout",
-                depends_on=list(self.rollout_deps) + ([gen_id] if gen_id else []), warning=warning)
+                depends_on=list(self.rollout_deps), warning=warning)
         self.add(c)
         self.roll_ids[server.name.lower()] = cid
         return cid
+
+    def ad_password_change(self, servers: list[ExchangeServer]) -> None:
+        """The one AD change of a native roll: after every push (it depends on all of them)."""
+        assert self.asa is not None
+        deps = [self.roll_ids[s.name.lower()] for s in servers if s.name.lower() in self.roll_ids]
+        self.add(Change(
+            id="rollout.ad-password", system=System.DIRECTORY, action="roll-ad-password", target=self.asa.dn,
+            summary=f"Reset the password of {self.asa_q} in AD to the pushed one (once, after every push worked)",
+            attribute="unicodePwd", old=None, new="(the pushed password)",
+            params={"dn": self.asa.dn, **({"group": KEYS_GROUP} if self.enctypes_gain_aes else {})},
+            commands=[command("Set-ADAccountPassword", Identity=self.asa.dn, Reset=SWITCH,
+                              NewPassword=Code("$cred.Password"))],
+            undo_commands=[], proven_by=["rollout.current"], step="rollout", depends_on=deps,
+            warning="A password reset cannot be undone. It needs the Reset Password right on the ASA; if it is "
+                    "refused, every server keeps working with the current password."))
+        for s in servers:
+            self.roll_ids[s.name.lower()] = "rollout.ad-password"
 
     # --- step: spns -------------------------------------------------------------------------------
     def plan_spns(self, servers: list[ExchangeServer]) -> None:
@@ -485,7 +516,7 @@ class _Planner:
                 if s.name.lower() in self.roll_ids:
                     deps.append(self.roll_ids[s.name.lower()])
                     continue
-                if credential_is_current(s.asa_latest, self.asa, self.asa_q):
+                if credential_is_current(s, self.asa, self.asa_q):
                     continue
                 if not s.asa_state_known:
                     unknown.append(s)

@@ -120,18 +120,26 @@ class DirectoryPort(Protocol):
         """Replace msDS-AllowedToDelegateTo; returns the previous list."""
         ...
 
+    def reset_password(self, dn: str, password: Secret) -> int | None:
+        """Reset the account's password (unicodePwd over an encrypted connection: the Reset Password right);
+        returns the new msDS-KeyVersionNumber when the directory reports it. The password is never logged."""
+        ...
+
 
 # ----------------------------------------------------------------------------------------------------
-# Exchange (PowerShell over WinRM)
+# Exchange (its remote PowerShell endpoint for Exchange cmdlets, WinRM for the Windows side)
 # ----------------------------------------------------------------------------------------------------
 @dataclass
 class ServerState:
-    """What one Exchange server reports about itself in one call."""
+    """What one Exchange server reports about itself in one read."""
 
     server: ExchangeServer  # with asa_latest / asa_previous / service_host_running filled in
     vdirs: list[VirtualDirectory] = field(default_factory=list)
     iis_iusrs: list[str] = field(default_factory=list)
     autodiscover_uri: str | None = None
+    credentials: list[AsaCredential] = field(default_factory=list)  # the whole list, newest first
+    errors: dict[str, str] = field(default_factory=dict)  # part of the read that failed -> why (the rest is valid)
+    iis_log_folder: str | None = None  # from the site's logFile.directory, else siteDefaults
 
 
 class RollOutcome(str, enum.Enum):
@@ -150,9 +158,24 @@ class RollResult:
     log_excerpt: str = ""  # script output, free of secrets
 
 
+@dataclass
+class Preflight:
+    """What must hold on one server before the roll changes anything."""
+
+    server: str
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (problem, fix)
+    checked: list[str] = field(default_factory=list)  # what was proven, for the report
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
 @runtime_checkable
 class ExchangePort(Protocol):
-    """The Exchange organisation, one server at a time. `server` is a name or FQDN."""
+    """The Exchange organisation, one server at a time. `server` is a name or FQDN. Every Exchange cmdlet goes
+    through that server's remote PowerShell endpoint (http://<fqdn>/PowerShell, Microsoft.Exchange) as a command
+    with parameters; Windows-side work (IIS, local groups, logs, Microsoft's script) goes through WinRM."""
 
     def describe(self) -> str: ...
 
@@ -161,16 +184,37 @@ class ExchangePort(Protocol):
         ...
 
     def read_server(self, server: str) -> ServerState:
-        """ASA state (EffectiveCredentials), OA/MAPI/EAS/EWS/Autodiscover settings, IIS auth of
-        ActiveSync and EWS, IIS_IUSRS members, MSExchangeServiceHost: one remote call."""
+        """ASA credential list, OA/MAPI/EAS/EWS/Autodiscover settings (endpoint); IIS auth of ActiveSync and EWS,
+        IIS_IUSRS members, MSExchangeServiceHost, the IIS log folder (WinRM). A part that fails is reported in
+        `errors` under its name; the other parts are still read."""
         ...
 
-    def roll_generate(self, server: str, account: str) -> RollResult:
-        """RollAlternateServiceAccountPassword.ps1 -ToSpecificServers <server> -GenerateNewPasswordFor <account>."""
+    def preflight(self, server: str) -> Preflight:
+        """Before any change: the endpoint answers, the session is allowed (RemotePowerShellEnabled), and RBAC
+        shows the ASA parameters of Set-ClientAccessService and -IncludeAlternateServiceAccountCredentialPassword
+        (the Organization Configuration role)."""
         ...
 
-    def roll_copy(self, server: str, source: str) -> RollResult:
-        """RollAlternateServiceAccountPassword.ps1 -ToSpecificServers <server> -CopyFrom <source>."""
+    def push_credential(self, server: str, account: str, password: Secret) -> RollResult:
+        """Set-ClientAccessService <server> -CleanUpInvalidAlternateServiceAccountCredentials
+        -AlternateServiceAccountCredential <account, password>: the new credential in front, the ones that still
+        validate against AD kept. The password is sent encrypted with the session key, never on a command line."""
+        ...
+
+    def copy_credentials(self, server: str, source: str) -> RollResult:
+        """-CopyFrom: read every credential (with passwords) through a session on `source`, then
+        Set-ClientAccessService <server> -RemoveAlternateServiceAccountCredentials -AlternateServiceAccountCredential
+        <all of them>: the target's credentials are REPLACED by the source's list. AD is not touched."""
+        ...
+
+    def roll_with_script(self, run_on: str, servers: list[str], account: str) -> RollResult:
+        """Microsoft's RollAlternateServiceAccountPassword.ps1 -ToSpecificServers <servers> -GenerateNewPasswordFor
+        <account> -Unattended, run on `run_on` over WinRM; verdict from its exit code and events 14001-14004."""
+        ...
+
+    def second_hop(self, server: str, other: str) -> list[tuple[str, str]]:
+        """From inside a WinRM session on `server`: open a session to `other`'s endpoint and bind to a DC, as
+        Microsoft's script does. Returns the problems (empty: the hop works)."""
         ...
 
     def remove_asa(self, server: str) -> None:
@@ -197,7 +241,8 @@ class ExchangePort(Protocol):
         ...
 
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
-        """Recent lines of a log: 'iis', 'httpproxy-mapi', 'httpproxy-rpchttp', 'system-kerberos'."""
+        """Recent lines of a server's log: 'iis', 'httpproxy-mapi', 'httpproxy-rpchttp'. (Kerberos event 4 is
+        logged on the client, not on the server: it is read from a client's exported System log.)"""
         ...
 
     def read_extended_protection(self, server: str) -> ExtendedProtection:
@@ -301,6 +346,7 @@ class ProbeResult:
     enctype: str | None = None
     client: str | None = None  # the principal the server saw (S4U: the impersonated user)
     at: datetime | None = None
+    kvno: int | None = None  # the key version the ticket was encrypted with (None: unknown / no ticket)
     paths: list[PathResult] = field(default_factory=list)  # path by path (empty: one endpoint, no detail)
 
 

@@ -408,7 +408,7 @@ UAC_NAMES = {getattr(model, n): n[4:] for n in ("UAC_ACCOUNTDISABLE", "UAC_PASSW
 
 # The changes whose old and new values are the attribute's whole value (the others say what they add in the summary).
 VALUE_ACTIONS = ("set-enctypes", "set-uac", "set-delegate-to", "set-oa-client-auth", "set-mapi-auth", "roll-generate",
-                 "roll-copy")
+                 "roll-push", "roll-copy")
 
 
 def change_value(change: Any, value: Any) -> str:

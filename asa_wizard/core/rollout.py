@@ -1,39 +1,39 @@
-"""The rollout engine: the ASA credential onto every Exchange server, in Microsoft's safe order.
+"""The rollout engine: the ASA credential onto every Exchange server, in the order that never breaks Kerberos.
 
-Order (as Microsoft documents it): generate the new password on ONE server (the first reachable, healthy
-one: `-GenerateNewPasswordFor`), then copy that credential to every other server (`-CopyFrom <first>`) in
-parallel, bounded. When some servers already hold the right credential (a new server was added), there is
-no generate at all: only copies from a server that holds it (`RolloutRequest.source`).
+The native roll (the default, see docs/exchange.md "The roll"): the wizard generates ONE new password (a
+`Secret`, in memory only), pushes it to EVERY target server through each server's own endpoint
+(`Set-ClientAccessService -CleanUpInvalidAlternateServiceAccountCredentials -AlternateServiceAccountCredential`,
+the credential encrypted with the session key), and only when every push worked resets the ASA's password in AD
+once, over LDAPS. This is the order of Microsoft's script with several servers and -GenerateNewPasswordFor:
+until AD changes, every server still holds the old, working password next to the new, not-yet-valid one, so
+no server ever refuses a ticket. On partial failure AD is untouched: the report names the servers that hold
+the not-yet-valid credential (harmless) and how to finish (fix the failed servers, roll again: the unused
+credential is cleaned up by the next push).
 
-Safety:
-- The journal gets an `intent` before and a `done`/`failed` after every roll, so an interrupted run resumes
-  where it stopped and never generates a password some servers already hold: a done generate leaves only
-  copies; a generate whose outcome is unknown (intent, no done) is decided by re-reading that server.
-- A failed generate blocks every copy (nothing to copy); a failed or unreachable server blocks the steps
-  that depend on every server holding the credential: `spn_registration_allowed` says which.
-- Verification reads each server's credential after its roll (the roll script reads it back in the same
-  call; servers finished in an earlier run are re-read): the account must match and the credential must be
-  at least as new as the password (the script pushes before it changes AD, so a few minutes of slack). The
-  source of the copies is verified before any copy starts (a credential that fails is not handed on); a copy
-  that fails verification is journalled as failed, so a resume copies it again.
-- Undo: every `done` records {"server": address, "remove": <the server held no ASA credential before>}.
-  A server that held none gets `Set-ClientAccessService -RemoveAlternateServiceAccountCredentials` on undo;
-  one that held a credential keeps the new one (an old password cannot be restored). What a server held
-  "before" is what it held before the first roll this journal recorded for it (so a resume never mistakes
-  the run's own credential for an earlier one), else what the request's servers say (discovery), else a
-  read of the server just before its roll.
+Before any change, a pre-flight on every target server: the endpoint answers, the session is allowed
+(RemotePowerShellEnabled), RBAC shows the ASA parameters (Organization Configuration). One failure: nothing
+is pushed, AD is untouched.
 
-Driven by a plan (`RolloutRequest.planned`: the executor), the journal records the plan's own changes (ids,
-commands, dependencies) and the generate runs on the server the plan chose (`generate_on`), nowhere else.
+A server joining servers that already hold the current password (`RolloutRequest.source`) gets a -CopyFrom:
+every credential of the source, read through a session on the source, REPLACES the target's list. AD is not
+touched. The source must be proven to hold the current password first.
 
-Per-server states: pending -> running -> done -> verified, or failed (with the reason and a fix), or
-skipped (blocked by an earlier failure). Cancellation (a threading.Event): running rolls finish, nothing
-new starts, unstarted servers stay pending for the resume.
+After the AD change each server is verified by key version when a Kerberos probe and the namespaces are given
+(core.current: a ticket of the ASA's current msDS-KeyVersionNumber accepted), else by reading its credential
+list back (WhenAdded, a hint).
+
+Journal: `intent` before and `done`/`failed` after every push, copy and the AD change. The password is never
+written anywhere, so a run interrupted before the AD change is finished by rolling again (a new password, the
+unused one cleaned up); after the AD change, servers that missed it are finished by -CopyFrom from a server that
+holds it. Undo of a push removes the credential only where the server held none before.
+
+Per-server states: pending -> running -> done (holds the new credential, AD not yet changed) -> verified, or
+failed (reason and fix), or skipped. Cancellation: running pushes finish, nothing new starts, AD is not changed.
 
 Progress callback contract: `progress(event)` is called from worker threads, never two calls at once (the
-engine serialises them), in the order the states changed. It must return quickly and must not call back
-into the engine; a UI hands the event to its own thread (Textual: `post_message` / `call_from_thread`).
-An exception raised by the callback is kept in `RolloutReport.callback_error` and never stops the rollout.
+engine serialises them), in the order the states changed (after the AD change each server gets a DONE event
+saying so). It must return quickly and must not call back into the engine. An exception
+raised by the callback is kept in `RolloutReport.callback_error` and never stops the rollout.
 """
 
 from __future__ import annotations
@@ -43,28 +43,20 @@ import enum
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Callable, Iterable, Mapping, TypeVar
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping
 
 from .changes import Change, System
-from .errors import (
-    AuthenticationFailed,
-    ConnectionFailed,
-    NotFound,
-    WizardError,
-)
+from .current import credential_verdict, same_account
+from .errors import WizardError
 from .journal import ChangeStatus, Journal, JournalEvent, summarize
-from .model import AsaCredential, Environment, ExchangeServer, Namespace, normalize_account
-from .commands import SWITCH, command, roll_script, variable
-from .ports import ExchangePort, RollOutcome, RollResult
+from .commands import SWITCH, Code, command, roll_script, variable
+from .model import Account, AsaCredential, Environment, ExchangeServer, Namespace
+from .passwords import generate_password
+from .ports import DirectoryPort, ExchangePort, KerberosProbe, RollOutcome, RollResult
 
-# Microsoft's script pushes the credential to the servers first and sets the AD password afterwards, so
-# the first server's WhenAdded can precede pwdLastSet by the length of the run.
-CLOCK_SLACK = timedelta(minutes=10)
 DEFAULT_CONCURRENCY = 4
-T = TypeVar("T")
-# Failures where the script never ran: nothing changed, another server may take the generate.
-_DID_NOT_RUN = (ConnectionFailed, AuthenticationFailed, NotFound)
+AD_ID = "rollout.ad-password"
 
 
 class Phase(str, enum.Enum):
@@ -84,7 +76,7 @@ class ServerProgress:
     server: str  # the name (ids, display)
     address: str  # what the ExchangePort is called with (FQDN when known)
     phase: Phase = Phase.PENDING
-    action: str | None = None  # "generate" | "copy"
+    action: str | None = None  # "generate" | "push" | "copy"
     reason: str = ""
     fix: str = ""
     latest: AsaCredential | None = None
@@ -104,23 +96,30 @@ class RolloutEvent:
 
 @dataclass
 class RolloutRequest:
-    account: str  # DOMAIN\NAME$ as the script takes it
-    # every server behind the namespaces, in order of preference; an ExchangeServer whose ASA state was read
+    account: str  # DOMAIN\NAME$
+    # every target server, in order of preference; an ExchangeServer whose ASA state was read
     # (asa_state_known) also says what it held before, which decides what undo does on it
     servers: list[ExchangeServer | str]
-    source: str | None = None  # copy from this server (it holds the credential) instead of generating
+    source: str | None = None  # -CopyFrom this server (it holds the current password) instead of a new password
     concurrency: int = DEFAULT_CONCURRENCY
-    generate_on: str | None = None  # only this server may take the generate (None: the first healthy one)
+    generate_on: str | None = None  # the server whose change is the plan's roll-generate (journal ids only)
     planned: list[Change] = field(default_factory=list)  # a plan's roll changes: journalled as they are
+    namespaces: list[str] = field(default_factory=list)  # host names to prove the key version on (with a probe)
+    # "native" (default): the wizard pushes and resets AD. "script": Microsoft's RollAlternateServiceAccountPassword.ps1
+    # run on the first server over WinRM, only after the pre-flight proved the second hop (CredSSP/delegation).
+    method: str = "native"
 
 
 @dataclass
 class RolloutReport:
     servers: dict[str, ServerProgress]
-    source: str | None = None  # the server whose credential the others received
+    source: str | None = None  # the server whose credentials were copied (copy mode)
     generated: bool = False  # a new password was generated in this run
+    ad_changed: bool = False  # the ASA's password was reset in AD in this run
+    key_version: int | None = None  # msDS-KeyVersionNumber after the AD change
     cancelled: bool = False
     blocked: list[str] = field(default_factory=list)  # later steps that must wait, and why
+    pending_credential: list[str] = field(default_factory=list)  # servers holding a not-yet-valid credential
     callback_error: str | None = None
 
     @property
@@ -135,6 +134,10 @@ def generate_id(server: str) -> str:
     return f"rollout.generate:{server}"
 
 
+def push_id(server: str) -> str:
+    return f"rollout.push:{server}"
+
+
 def copy_id(server: str) -> str:
     return f"rollout.copy:{server}"
 
@@ -146,24 +149,20 @@ def _cred(c: AsaCredential | None) -> dict[str, str | None] | None:
     return {"account": c.account, "when": c.when_added.isoformat() if c.when_added else None}
 
 
-def _same_cred(a: Mapping[str, str | None] | None, b: Mapping[str, str | None] | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return normalize_account(a["account"] or "") == normalize_account(b["account"] or "") and \
-        (a.get("when") or None) == (b.get("when") or None)
-
-
 class Rollout:
     """One rollout run (or the resume of one): `run()` returns the report."""
 
     def __init__(self, exchange: ExchangePort, journal: Journal, request: RolloutRequest, *,
                  progress: Callable[[RolloutEvent], None] | None = None, cancel: threading.Event | None = None,
-                 pwd_last_set: Callable[[], datetime | None] | None = None) -> None:
+                 pwd_last_set: Callable[[], datetime | None] | None = None,
+                 directory: DirectoryPort | None = None, probe: KerberosProbe | None = None) -> None:
         if request.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.exchange = exchange
         self.journal = journal
         self.request = request
+        self.directory = directory
+        self.probe = probe
         self.cancel = cancel or threading.Event()
         self._progress = progress
         self._pwd_last_set = pwd_last_set
@@ -172,8 +171,6 @@ class Rollout:
         servers = [s if isinstance(s, ExchangeServer) else ExchangeServer(name=s, fqdn="") for s in request.servers]
         self._health = {s.name: s for s in servers}
         self._planned = {c.id: c for c in request.planned}
-        # server name -> the credential it held before this journal's first roll on it (None: none); absent:
-        # not known yet (read just before the roll)
         self._before: dict[str, dict[str, str | None] | None] = {
             s.name: _cred(s.asa_latest) for s in servers if s.asa_state_known}
         self.report = RolloutReport(servers={s.name: ServerProgress(s.name, s.fqdn or s.name) for s in servers})
@@ -190,6 +187,9 @@ class Rollout:
             finished = sum(1 for x in self.report.servers.values()
                            if x.phase in (Phase.VERIFIED, Phase.FAILED, Phase.SKIPPED))
             event = RolloutEvent(name, phase, p.action, message, fix, finished, len(self.report.servers))
+        self._emit(event)
+
+    def _emit(self, event: RolloutEvent) -> None:
         if self._progress is None:
             return
         with self._callback_lock:
@@ -200,39 +200,48 @@ class Rollout:
                     self.report.callback_error = f"{type(exc).__name__}: {exc}"
 
     # --- journal ------------------------------------------------------------------------------------
-    def _change(self, name: str, action: str, source: str | None) -> Change:
-        """The journal's record of one roll: the plan's own change when a plan drives the run."""
-        cid = generate_id(name) if action == "generate" else copy_id(name)
+    def _change(self, name: str, action: str) -> Change:
+        """The journal's record of one push or copy: the plan's own change when a plan drives the run."""
+        if action == "copy":
+            cid = copy_id(name)
+        elif self.request.generate_on and self._name_of(self.request.generate_on) == name:
+            cid = generate_id(name)
+        elif not self._planned and not self.request.generate_on and name == next(iter(self.report.servers)):
+            cid = generate_id(name)  # the wizard's own run: the first server's push carries the generate's id
+        else:
+            cid = push_id(name) if push_id(name) in self._planned or generate_id(name) not in self._planned \
+                else generate_id(name)
         if cid in self._planned:
             return copy.deepcopy(self._planned[cid])
         address = self.report.servers[name].address
-        if action == "generate":
-            summary = f"Generate a new password for {self.request.account} and give it to {name}"
-            script = roll_script(address, GenerateNewPasswordFor=self.request.account)
-        else:
-            summary = f"Copy the {self.request.account} credential from {source} to {name}"
-            script = roll_script(address, CopyFrom=source or "")
         before = self._before.get(name)
+        if action == "copy":
+            source = self.report.source or ""
+            summary = f"Copy every credential of {source} to {name} (replaces {name}'s own)"
+            # $c: every credential of the source, read in a session on the source (plan.py's copy commands)
+            commands = [command("Set-ClientAccessService", Identity=address, RemoveAlternateServiceAccountCredentials=SWITCH,
+                                AlternateServiceAccountCredential=variable("c"))]
+        else:
+            summary = f"Push the new {self.request.account} credential to {name}"
+            commands = [command("Set-ClientAccessService", Identity=address,
+                                CleanUpInvalidAlternateServiceAccountCredentials=SWITCH,
+                                AlternateServiceAccountCredential=variable("cred"))]
         return Change(
-            id=cid, system=System.EXCHANGE, action=f"roll-{action}", target=name, summary=summary,
-            attribute="AlternateServiceAccountCredential", old=before, new=self.request.account,
-            params={"account": self.request.account, "source": source, "address": address},
-            commands=[command("Set-Location", variable("exscripts")), script],
+            id=cid, system=System.EXCHANGE, action=f"roll-{'copy' if action == 'copy' else 'push'}", target=name,
+            summary=summary, attribute="AlternateServiceAccountCredential", old=before, new=self.request.account,
+            params={"account": self.request.account, "source": self.report.source, "server": address},
+            commands=commands,
             undo_commands=[] if before else [command("Set-ClientAccessService", Identity=address,
                                                      RemoveAlternateServiceAccountCredentials=SWITCH)],
             proven_by=["rollout.coverage", "rollout.current"], step="rollout",
-            depends_on=[generate_id(source)] if action == "copy" and source and self.request.source is None else [],
             warning=None if not before else (
                 f"{name} already held a credential: undo leaves the new one in place (the old password cannot "
-                "be restored, and the server keeps it as its previous credential)."),
-        )
+                "be restored, and the server keeps it as its previous credential)."))
 
     def _undo(self, name: str) -> dict[str, object]:
-        """What undo needs: remove the credential only where the server held none before."""
         return {"server": self.report.servers[name].address, "remove": self._before.get(name) is None}
 
     def _learn_before(self, name: str) -> bool:
-        """Make sure what `name` held before is known (read it if nothing says); False if it cannot be read."""
         if name in self._before:
             return True
         try:
@@ -243,16 +252,11 @@ class Rollout:
         self._before[name] = _cred(state.server.asa_latest)
         return True
 
-    def _journaled_roll(self, name: str, action: str, source: str | None) -> RollResult:
-        change = self._change(name, action, source)
+    def _journaled(self, name: str, action: str, call: Callable[[], RollResult]) -> RollResult:
+        change = self._change(name, action)
         self.journal.write("intent", change)
-        address = self.report.servers[name].address
         try:
-            if action == "generate":
-                result = self.exchange.roll_generate(address, self.request.account)
-            else:
-                result = self.exchange.roll_copy(address, self.report.servers[source or ""].address
-                                                 if source in self.report.servers else source or "")
+            result = call()
         except WizardError as exc:
             self.journal.write("failed", change, message=str(exc))
             raise
@@ -263,6 +267,12 @@ class Rollout:
             self.journal.write("done", change, undo=self._undo(name), message=result.message)
         return result
 
+    def _name_of(self, server: str) -> str:
+        for name, p in self.report.servers.items():
+            if server.lower() in (name.lower(), p.address.lower()):
+                return name
+        return server
+
     # --- the run ------------------------------------------------------------------------------------
     def run(self) -> RolloutReport:
         events = self.journal.events()
@@ -270,264 +280,331 @@ class Rollout:
         self._remember_before(events)
         for name in self.report.servers:
             self._set(name, Phase.PENDING, "waiting")
-        bound: datetime | None = None
-        source = self.request.source
-        if source is None:
-            source, bound = self._generate_step(history)
-            if source is None:
-                return self._finish()
+        if self.request.source is not None:
+            self._copy_mode(self._name_of(self.request.source), history)
+        elif AD_ID in history and history[AD_ID].state == "done":
+            self._finish_after_ad(history)
+        elif self.request.method == "script":
+            self._script_roll()
         else:
-            source_name = self._name_of(source)
-            bound = self._copy_source_bound(source_name)
-            if bound is None:
-                return self._finish()
-            source = source_name
-        self.report.source = source
-        self._copy_step(source, history, bound)
+            self._native_roll()
         return self._finish()
 
     def _remember_before(self, events: Iterable[JournalEvent]) -> None:
-        """What each server held before the first roll this journal recorded on it (an earlier run's)."""
         seen: set[str] = set()
         for e in events:
             c = e.change
-            if e.event != "intent" or not c or c.get("action") not in ("roll-generate", "roll-copy"):
+            if e.event != "intent" or not c or not str(c.get("action") or "").startswith("roll-") \
+                    or c.get("id") == AD_ID:
                 continue
             name = self._name_of(c.get("target") or "")
             if name in self.report.servers and name not in seen:
                 seen.add(name)
                 self._before[name] = c.get("old")
 
-    def _name_of(self, server: str) -> str:
-        for name, p in self.report.servers.items():
-            if server.lower() in (name.lower(), p.address.lower()):
-                return name
-        return server
-
-    def _bound(self, at_least: datetime | None) -> datetime | None:
-        ad = self._pwd_last_set() if self._pwd_last_set else None
-        values = [v for v in (at_least, ad) if v is not None]
-        return max(values) if values else None
-
-    def _holds(self, cred: AsaCredential | None, bound: datetime | None) -> bool:
-        if cred is None or normalize_account(cred.account) != normalize_account(self.request.account):
-            return False
-        if bound is None:
-            return True
-        return cred.when_added is not None and cred.when_added >= bound - CLOCK_SLACK
-
-    def _copy_source_bound(self, source: str) -> datetime | None:
-        """Copy-only: the source must hold the account's current credential; it sets the bar for the others."""
-        try:
-            state = self.exchange.read_server(self.report.servers[source].address
-                                              if source in self.report.servers else source)
-        except WizardError as exc:
-            self._block_all(f"The source server {source} cannot be read: {exc.problem}", exc.fix)
-            return None
-        latest = state.server.asa_latest
-        bound = self._bound(None)
-        if not self._holds(latest, bound):
-            self._block_all(f"The source server {source} does not hold the current {self.request.account} "
-                            "credential, so there is nothing safe to copy.",
-                            "Choose a server that holds it, or roll a new password (no source).")
-            return None
-        if source in self.report.servers:
-            self.report.servers[source].latest = latest
-            self._set(source, Phase.VERIFIED, f"{source} already holds the credential (source of the copies)",
-                      action="copy")
-        return latest.when_added if latest and latest.when_added else bound
-
-    def _candidates(self) -> list[str]:
-        """Servers in the order they may take the generate: healthy and reachable ones first; only the chosen
-        one when the request names it (a plan's generate belongs to that server)."""
-        if self.request.generate_on:
-            return [self._name_of(self.request.generate_on)]
-
-        def healthy(name: str) -> bool:
-            s = self._health[name]
-            return s.reachable is not False and s.service_host_running is not False
-        names = list(self.report.servers)
-        return [n for n in names if healthy(n)] + [n for n in names if not healthy(n)]
-
-    def _generate_step(self, history: Mapping[str, ChangeStatus]) -> tuple[str | None, datetime | None]:
-        """Find or make the server holding the new credential. Never generates twice."""
-        for name in self.report.servers:
-            st = history.get(generate_id(name))
-            if st is None:
-                continue
-            if st.state == "done":
-                new = st.change.new or {}
-                when = datetime.fromisoformat(new["when"]) if new.get("when") else None
-                self._set(name, Phase.DONE, f"the new password was generated on {name} in an earlier run",
-                          action="generate")
-                return name, self._bound(when)
-            if st.state == "interrupted":
-                decided = self._decide_interrupted_generate(name, st.change)
-                if decided is not None:
-                    return decided
-                if self.report.servers[name].phase == Phase.FAILED:
-                    self._block_all_except(name, f"The outcome of the generate on {name} is not safe to repeat.",
-                                           "Read the reason on that server, then resume.")
-                    return None, None
-        for name in self._candidates():
-            if self.cancel.is_set():
-                self.report.cancelled = True
-                return None, None
-            outcome = self._try_generate(name)
-            if outcome == "done":
-                self.report.generated = True
-                latest = self.report.servers[name].latest
-                return name, self._bound(latest.when_added if latest else None)
-            if outcome == "stop":
-                self._block_all_except(name, f"Blocked: the new password could not be generated on {name}.",
-                                       "Fix the reason shown for that server, then resume the rollout.")
-                return None, None
-        if self.request.generate_on:
-            chosen = self._name_of(self.request.generate_on)
-            self._block_all_except(chosen, f"Blocked: the new password could not be generated on {chosen}.",
-                                   "Fix the reason shown for that server, then resume the rollout.")
-        else:
-            self._block_all_except(None, "No server could take the generate.",
-                                   "Make one server reachable, then resume.")
-        return None, None
-
-    def _decide_interrupted_generate(self, name: str, change: Change) -> tuple[str, datetime | None] | None:
-        """The previous run stopped during a generate: re-read the server before deciding anything."""
-        p = self.report.servers[name]
-        try:
-            state = self.exchange.read_server(p.address)
-        except WizardError as exc:
-            self._set(name, Phase.FAILED, f"The earlier generate on {name} may or may not have completed and the "
-                      f"server cannot be read now: {exc.problem}", action="generate", fix=exc.fix)
-            return None
-        latest = state.server.asa_latest
-        pushed = latest is not None and self._holds(latest, None) and not _same_cred(_cred(latest), change.old)
-        if not pushed:
-            self.journal.write("failed", change, message="re-read after an interruption: the server did not "
-                                                         "receive a new credential, so nothing changed")
-            return None  # nothing was pushed, so AD was not changed either: generating again is safe
-        bound = self._bound(latest.when_added)
-        if not self._holds(latest, bound):
-            self.journal.write("failed", change, message="the server holds a new credential but Active Directory "
-                                                         "has a newer password")
-            self._set(name, Phase.FAILED, f"{name} received a credential that Active Directory does not have (the "
-                      "earlier run stopped between the two steps of the script).", action="generate",
-                      fix="Roll a new password: start a new rollout (not a resume).")
-            return None
-        change.new = _cred(latest)
-        self.journal.write("done", change, undo=self._undo(name),
-                           message="confirmed by re-reading the server after an interruption")
-        p.latest = latest
-        self._set(name, Phase.DONE, f"the earlier generate on {name} had completed (confirmed by re-reading)",
-                  action="generate")
-        return name, bound
-
-    def _on_server(self, name: str, call: Callable[[], T]) -> tuple[T, str]:
-        """Run one call for the generate on `name`. A failure marks the server failed and gives the verdict:
-        'next' when the script never ran there (another server may take the generate), else 'stop'."""
-        try:
-            return call(), ""
-        except _DID_NOT_RUN as exc:
-            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
-            return None, "next"  # type: ignore[return-value]
-        except WizardError as exc:
-            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
-            return None, "stop"  # type: ignore[return-value]
-
-    def _try_generate(self, name: str) -> str:
-        """'done', 'next' (the script never ran there: try another server) or 'stop'."""
-        p = self.report.servers[name]
-        self._set(name, Phase.RUNNING, f"checking {name} before generating", action="generate")
-        before, verdict = self._on_server(name, lambda: self.exchange.read_server(p.address))
-        if verdict:
-            return verdict
-        if before.server.service_host_running is False:
-            self._set(name, Phase.FAILED, f"MSExchangeServiceHost is not running on {name}; it manages the ASA.",
-                      fix=f"Start-Service MSExchangeServiceHost on {name}, then resume.")
-            return "next"
-        self._before.setdefault(name, _cred(before.server.asa_latest))
-        self._set(name, Phase.RUNNING, f"generating a new password on {name}", action="generate")
-        result, verdict = self._on_server(name, lambda: self._journaled_roll(name, "generate", None))
-        if verdict:
-            return verdict
-        p.latest, p.log_excerpt = result.latest, result.log_excerpt
-        if result.outcome == RollOutcome.FAILED:
-            self._set(name, Phase.FAILED, result.message, fix=result.fix)
-            return "stop"
-        self._set(name, Phase.DONE, result.message)
-        return "done"
-
-    def _copy_step(self, source: str, history: Mapping[str, ChangeStatus], bound: datetime | None) -> None:
-        if source in self.report.servers and self.report.servers[source].phase != Phase.VERIFIED:
-            self._verify(source, bound)  # before any copy: a credential that fails it is not handed on
-            if self.report.servers[source].phase == Phase.FAILED:
-                self._block_all_except(source, f"Blocked: {source}, the source of the copies, does not hold the "
-                                       f"current {self.request.account} credential.",
-                                       "Fix the reason shown for that server, then resume the rollout.")
-                return
-        todo: list[str] = []
-        reread: list[str] = []
-        for name, p in self.report.servers.items():
-            if p.phase in (Phase.FAILED, Phase.VERIFIED):
-                continue
-            st = history.get(copy_id(name))
-            if st is not None and st.state == "done":
-                p.action = "copy"
-                reread.append(name)
-            else:
-                todo.append(name)
+    def _parallel(self, fn: Callable[[str], Any], names: list[str]) -> None:
         with ThreadPoolExecutor(max_workers=self.request.concurrency, thread_name_prefix="rollout") as pool:
-            list(pool.map(lambda n: self._copy_one(n, source, bound), todo))
-            list(pool.map(lambda n: self._verify(n, bound), reread))
+            list(pool.map(fn, names))
 
-    def _copy_one(self, name: str, source: str, bound: datetime | None) -> None:
+    # --- native roll --------------------------------------------------------------------------------
+    def _preflight(self) -> bool:
+        names = list(self.report.servers)
+        problems: dict[str, list[tuple[str, str]]] = {}
+
+        def one(name: str) -> None:
+            self._set(name, Phase.RUNNING, f"pre-flight on {name}: endpoint, session, RBAC", action="push")
+            try:
+                pf = self.exchange.preflight(self.report.servers[name].address)
+                found = list(pf.problems)
+            except WizardError as exc:
+                found = [(exc.problem, exc.fix)]
+            if found:
+                problems[name] = found
+                self._set(name, Phase.FAILED, "; ".join(p for p, _ in found), fix=found[0][1])
+        self._parallel(one, names)
+        if self.directory is None:
+            for name in names:
+                if name not in problems:
+                    self._set(name, Phase.SKIPPED, "Nothing was changed: the native roll resets the ASA password in "
+                              "AD, and no directory connection was given.", fix="Connect to a domain controller "
+                              "(LDAPS), then roll again.")
+            return False
+        if problems:
+            for name in names:
+                if name not in problems:
+                    self._set(name, Phase.SKIPPED, f"Nothing was changed: the pre-flight failed on "
+                              f"{', '.join(problems)}.", fix="Fix the reason shown for those servers, then roll again.")
+            return False
         if self.cancel.is_set():
             self.report.cancelled = True
+            return False
+        return True
+
+    def _native_roll(self) -> None:
+        if not self._preflight():
             return
-        p = self.report.servers[name]
-        self._set(name, Phase.RUNNING, f"copying the credential from {source} to {name}", action="copy")
-        if not self._learn_before(name):
+        asa = self._asa()
+        if asa is None:
+            for name in self.report.servers:
+                self._set(name, Phase.SKIPPED, f"Nothing was changed: {self.request.account} was not found in AD.",
+                          fix="Create the ASA first (wizard step asa), then roll.")
             return
+        password = generate_password()
+        self.report.generated = True
+        failed: list[str] = []
+
+        def push(name: str) -> None:
+            if self.cancel.is_set():
+                self.report.cancelled = True
+                self._set(name, Phase.SKIPPED, "cancelled before its push", fix="Roll again when ready.")
+                return
+            p = self.report.servers[name]
+            if not self._learn_before(name):
+                failed.append(name)
+                return
+            self._set(name, Phase.RUNNING, f"pushing the new credential to {name}", action="push")
+            try:
+                result = self._journaled(name, "push", lambda: self.exchange.push_credential(
+                    p.address, self.request.account, password))
+            except WizardError as exc:
+                result = RollResult(name, RollOutcome.FAILED, exc.problem, exc.fix)
+            p.latest = result.latest
+            if result.outcome == RollOutcome.FAILED:
+                failed.append(name)
+                self._set(name, Phase.FAILED, result.message, fix=result.fix)
+            elif result.latest is None or not same_account(result.latest.account, self.request.account):
+                failed.append(name)
+                self._set(name, Phase.FAILED, f"{name} did not show the new credential after the push",
+                          fix="Read the server's credentials (Get-ClientAccessService "
+                              "-IncludeAlternateServiceAccountCredentialStatus), then roll again.")
+            else:
+                self._set(name, Phase.DONE, f"{name} holds the new credential (not valid until AD changes) next to "
+                          "the working one")
+
+        self._parallel(push, list(self.report.servers))
+        holding = self.report.in_phase(Phase.DONE)
+        if failed or self.cancel.is_set():
+            if self.cancel.is_set():
+                self.report.cancelled = True
+            self.report.pending_credential = holding
+            why = (f"the push failed on {', '.join(failed)}" if failed else "the roll was cancelled")
+            for name in holding:
+                self._set(name, Phase.SKIPPED, f"{name} holds the new, not-yet-valid credential next to the working "
+                          f"one; Active Directory was not changed because {why}.",
+                          fix="Fix the failed servers, then roll again (the unused credential is cleaned up).")
+            self.report.blocked.append(
+                f"Active Directory was NOT changed because {why}: every server still uses the current password, no "
+                f"ticket is refused. {', '.join(holding) or 'No server'} "
+                f"{'holds' if len(holding) == 1 else 'hold'} the new, not-yet-valid credential (harmless). To finish: "
+                "fix the failed servers and roll again; a new password is pushed to every server and the unused "
+                "credential is cleaned up.")
+            return
+        change = self._ad_change(asa)
+        self.journal.write("intent", change)
         try:
-            result = self._journaled_roll(name, "copy", source)
+            kvno = self.directory.reset_password(asa.dn, password)  # type: ignore[union-attr]
         except WizardError as exc:
-            self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
+            self.journal.write("failed", change, message=str(exc))
+            self.report.pending_credential = holding
+            for name in holding:
+                self._set(name, Phase.FAILED, f"The ASA's password could not be reset in AD: {exc.problem} Every "
+                          "server keeps the current password (no outage) and holds the new, not-yet-valid "
+                          "credential.", fix=exc.fix)
             return
-        p.latest, p.log_excerpt = result.latest, result.log_excerpt
+        self.report.ad_changed = True
+        self.report.key_version = kvno
+        self.journal.write("done", change, undo={"dn": asa.dn, "keep": True},
+                           message=f"password reset; msDS-KeyVersionNumber {kvno}")
+        for name in holding:  # every server row says it: the new credential is now the valid one
+            self._set(name, Phase.DONE, f"the ASA's password was reset in AD (key version {kvno}); verifying {name}")
+        self._parallel(lambda n: self._verify(n, asa), holding)
+
+    # --- Microsoft's script (an option) --------------------------------------------------------------
+    def _script_roll(self) -> None:
+        """RollAlternateServiceAccountPassword.ps1 -ToSpecificServers <all> -GenerateNewPasswordFor, on the first
+        server, only after the pre-flight proved the second hop: from inside a session on that server, a session
+        to every other server's endpoint and a bind to a DC (the script does both with the caller's identity)."""
+        if not self._preflight():
+            return
+        names = list(self.report.servers)
+        first = names[0]
+        run_on = self.report.servers[first].address
+        problems: list[tuple[str, str]] = []
+        for other in names[1:] or names[:1]:
+            problems += self.exchange.second_hop(run_on, self.report.servers[other].address)
+        if problems:
+            for name in names:
+                self._set(name, Phase.FAILED if name == first else Phase.SKIPPED,
+                          "Microsoft's script cannot run here: " + " ".join(dict.fromkeys(p for p, _ in problems)),
+                          fix=problems[0][1])
+            return
+        for name in names:
+            self._set(name, Phase.RUNNING, f"Microsoft's script pushes to {name}", action="push")
+        change = Change(id=generate_id(first), system=System.EXCHANGE, action="roll-generate", target=first,
+                        summary=f"Microsoft's roll script run on {first} for {', '.join(names)}",
+                        attribute="AlternateServiceAccountCredential", old=self._before.get(first),
+                        new=self.request.account, params={"account": self.request.account, "server": run_on},
+                        commands=[roll_script([self.report.servers[n].address for n in names],
+                                              GenerateNewPasswordFor=self.request.account)], step="rollout")
+        self.journal.write("intent", change)
+        result = self.exchange.roll_with_script(run_on, [self.report.servers[n].address for n in names],
+                                                self.request.account)
+        self.report.servers[first].log_excerpt = result.log_excerpt
         if result.outcome == RollOutcome.FAILED:
-            self._set(name, Phase.FAILED, result.message, fix=result.fix)
+            self.journal.write("failed", change, message=f"{result.message} — {result.fix}")
+            for name in names:
+                self._set(name, Phase.FAILED, result.message, fix=result.fix)
             return
-        self._set(name, Phase.DONE, result.message)
-        self._check(name, result.latest, bound)
+        self.journal.write("done", change, undo={"server": run_on, "remove": False}, message=result.message)
+        self.report.generated = self.report.ad_changed = True
+        asa = self._asa()
+        self._parallel(lambda n: self._verify(n, asa), names)
 
-    def _verify(self, name: str, bound: datetime | None) -> None:
-        """Re-read a server that finished earlier (or the generate's server) and check what it holds."""
-        p = self.report.servers[name]
-        if p.latest is not None and name == self.report.source and self.report.generated:
-            self._check(name, p.latest, bound)
-            return
+    def _asa(self) -> Account | None:
+        sam = self.request.account.split("\\")[-1]
+        if self.directory is None:
+            return None
         try:
-            state = self.exchange.read_server(p.address)
-        except WizardError as exc:
-            self._set(name, Phase.FAILED, f"cannot verify {name}: {exc.problem}", fix=exc.fix)
-            return
-        p.latest = state.server.asa_latest
-        self._check(name, p.latest, bound)
+            return self.directory.get_account(sam)
+        except WizardError:
+            return None
 
-    def _check(self, name: str, latest: AsaCredential | None, bound: datetime | None) -> None:
-        if self._holds(latest, bound):
-            self._set(name, Phase.VERIFIED, f"{name} holds the current {self.request.account} credential")
-            return
-        have = f"{latest.account} added {latest.when_added:%Y-%m-%d %H:%M} UTC" if latest and latest.when_added \
-            else (latest.account if latest else "nothing")
-        problem = f"verification failed: {name} holds {have}, not the current {self.request.account} credential"
-        if self.report.servers[name].action == "copy":  # journalled as failed: a resume copies it again
-            self.journal.write("failed", self._change(name, "copy", self.report.source), message=problem)
-        self._set(name, Phase.FAILED, problem,
-                  fix=f"Copy it again: {roll_script(name, CopyFrom=self.report.source or '')}")
+    def _ad_change(self, asa: Account) -> Change:
+        if AD_ID in self._planned:
+            return copy.deepcopy(self._planned[AD_ID])
+        return Change(id=AD_ID, system=System.DIRECTORY, action="roll-ad-password", target=asa.dn,
+                      summary=f"Reset the password of {self.request.account} in AD (once, after every push)",
+                      attribute="unicodePwd", old=None, new="(new password)", params={"dn": asa.dn},
+                      commands=[command("Set-ADAccountPassword", Identity=asa.dn, Reset=SWITCH,
+                                        NewPassword=Code("$cred.Password"))],
+                      undo_commands=[], step="rollout", proven_by=["rollout.current"],
+                      warning="A password reset cannot be undone; the previous credential stays on the servers.")
 
-    def _block_all(self, reason: str, fix: str) -> None:
-        self._block_all_except(None, reason, fix)
+    def _verify(self, name: str, asa: Account | None) -> None:
+        """After the AD change: prove the server holds the current password (key version), else read it back."""
+        p = self.report.servers[name]
+        if asa is not None and self.directory is not None:
+            fresh = self.directory.get_account(asa.sam) or asa
+        else:
+            fresh = asa
+        server = ExchangeServer(name=name, fqdn=p.address, asa_latest=p.latest, asa_state_known=p.latest is not None)
+        proving = self.probe is not None and self.request.namespaces and fresh is not None
+        if proving and p.latest is None:
+            # the verdict needs the server's credential list beside the tickets (a source never pushed to here)
+            try:
+                state = self.exchange.read_server(p.address)
+            except WizardError as exc:
+                self._set(name, Phase.FAILED, f"cannot verify {name}: {exc.problem}", fix=exc.fix)
+                return
+            p.latest = state.server.asa_latest
+            server.asa_latest, server.asa_previous = p.latest, state.server.asa_previous
+            server.asa_state_known = True
+        if proving:
+            assert self.probe is not None and fresh is not None
+            probes = []
+            for host in self.request.namespaces:
+                try:
+                    probes.append(self.probe.probe_server(server, host))
+                except WizardError:
+                    continue
+            verdict = credential_verdict(server, fresh, self.request.account, probes)
+        else:
+            # without a probe the credential list is all there is: the push's own read-back when there was one
+            # (re-reading the same list proves nothing more), else a read of the server
+            try:
+                if p.latest is None or p.action not in ("push", "generate"):
+                    state = self.exchange.read_server(p.address)
+                    p.latest = state.server.asa_latest
+                    server.asa_previous = state.server.asa_previous
+                server.asa_latest, server.asa_state_known = p.latest, True
+            except WizardError as exc:
+                self._set(name, Phase.FAILED, f"cannot verify {name}: {exc.problem}", fix=exc.fix)
+                return
+            verdict = credential_verdict(server, fresh, self.request.account) if fresh is not None else None
+            if verdict is None:
+                self._set(name, Phase.VERIFIED, f"{name} holds the {self.request.account} credential")
+                return
+        if verdict.current:
+            self._set(name, Phase.VERIFIED, f"{name} holds the current {self.request.account} password: {verdict.why}")
+        else:
+            self._set(name, Phase.FAILED, f"verification failed: {verdict.why}",
+                      fix=f"Copy the credentials to {name} from a verified server.")
+
+    # --- after an earlier run changed AD -----------------------------------------------------------
+    def _finish_after_ad(self, history: Mapping[str, ChangeStatus]) -> None:
+        asa = self._asa()
+        holders = [n for n in self.report.servers
+                   if (st := history.get(generate_id(n)) or history.get(push_id(n))) and st.state == "done"]
+        for n in holders:
+            self._verify(n, asa)
+        good = [n for n in holders if self.report.servers[n].phase == Phase.VERIFIED]
+        rest = [n for n in self.report.servers if n not in holders]
+        if not rest:
+            return
+        if not good:
+            for n in rest:
+                self._set(n, Phase.SKIPPED, "An earlier run changed the password in AD, and no server can be "
+                          "proven to hold it.", fix="Roll a new password (a new rollout, not a resume).")
+            return
+        self.report.source = good[0]
+        self._copy_to(good[0], rest, asa)
+
+    # --- copy mode ----------------------------------------------------------------------------------
+    def _copy_mode(self, source: str, history: Mapping[str, ChangeStatus]) -> None:
+        self.report.source = source
+        asa = self._asa()
+        if source in self.report.servers:
+            p = self.report.servers[source]
+            self._verify(source, asa)
+            if p.phase != Phase.VERIFIED:
+                self._block_all_except(source, f"Blocked: {source}, the source of the copies, does not hold the "
+                                       f"current {self.request.account} password.",
+                                       "Choose a server that holds it, or roll a new password (no source).")
+                return
+        else:
+            probe = ServerProgress(source, source)
+            self.report.servers[source] = probe
+            self._verify(source, asa)
+            ok = probe.phase == Phase.VERIFIED
+            del self.report.servers[source]
+            if not ok:
+                self._block_all_except(None, f"The source server {source} does not hold the current "
+                                       f"{self.request.account} password, so there is nothing safe to copy.",
+                                       "Choose a server that holds it, or roll a new password (no source).")
+                return
+        todo = [n for n, p in self.report.servers.items() if p.phase == Phase.PENDING]
+        self._copy_to(source, todo, asa, history)
+
+    def _copy_to(self, source: str, names: list[str], asa: Account | None,
+                 history: Mapping[str, ChangeStatus] | None = None) -> None:
+        src_address = self.report.servers[source].address if source in self.report.servers else source
+
+        def one(name: str) -> None:
+            if self.cancel.is_set():
+                self.report.cancelled = True
+                return
+            p = self.report.servers[name]
+            st = (history or {}).get(copy_id(name))
+            if st is not None and st.state == "done":
+                p.action = "copy"
+                self._verify(name, asa)
+                return
+            self._set(name, Phase.RUNNING, f"copying the credentials of {source} to {name}", action="copy")
+            if not self._learn_before(name):
+                return
+            try:
+                result = self._journaled(name, "copy", lambda: self.exchange.copy_credentials(p.address, src_address))
+            except WizardError as exc:
+                self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
+                return
+            p.latest, p.log_excerpt = result.latest, result.log_excerpt
+            if result.outcome == RollOutcome.FAILED:
+                self._set(name, Phase.FAILED, result.message, fix=result.fix)
+                return
+            self._set(name, Phase.DONE, result.message)
+            self._verify(name, asa)
+
+        self._parallel(one, names)
 
     def _block_all_except(self, keep: str | None, reason: str, fix: str) -> None:
         for name, p in self.report.servers.items():
@@ -538,9 +615,9 @@ class Rollout:
         missing = [n for n, p in self.report.servers.items() if p.phase != Phase.VERIFIED]
         if missing:
             who = ", ".join(missing)
-            self.report.blocked = [
+            self.report.blocked += [
                 f"Register the HTTP SPNs on the ASA: wait until every server behind the namespace holds the "
-                f"credential (not yet: {who}); a ticket no server can decrypt means an outage.",
+                f"current password (not yet: {who}); a ticket no server can decrypt means an outage.",
                 f"Switch clients to Negotiate: wait for the same servers ({who}).",
                 f"Kerberos constrained delegation for the SEG: wait for the same servers ({who}).",
             ]
@@ -551,9 +628,12 @@ class Rollout:
 
 def run_rollout(exchange: ExchangePort, journal: Journal, request: RolloutRequest, *,
                 progress: Callable[[RolloutEvent], None] | None = None, cancel: threading.Event | None = None,
-                pwd_last_set: Callable[[], datetime | None] | None = None) -> RolloutReport:
-    """Run (or resume, with the same journal) a rollout."""
-    return Rollout(exchange, journal, request, progress=progress, cancel=cancel, pwd_last_set=pwd_last_set).run()
+                pwd_last_set: Callable[[], datetime | None] | None = None, directory: DirectoryPort | None = None,
+                probe: KerberosProbe | None = None) -> RolloutReport:
+    """Run (or resume, with the same journal) a rollout. The native roll needs `directory` (it resets the ASA's
+    password once, after every push); `probe` with `request.namespaces` proves each server by key version."""
+    return Rollout(exchange, journal, request, progress=progress, cancel=cancel, pwd_last_set=pwd_last_set,
+                   directory=directory, probe=probe).run()
 
 
 def spn_registration_allowed(env_or_states: Environment | RolloutReport | Mapping[str, ServerProgress],
@@ -579,15 +659,16 @@ def _allowed_from_environment(env: Environment, host: str) -> tuple[bool, str]:
     if asa is None:
         return False, "No ASA is chosen yet."
     problems = []
+    qualified = asa.sam  # a bare name compares by sAMAccountName
     for name in names:
         s = env.server(name)
         if s is None or not s.asa_state_known:
             problems.append(f"{name} (state unknown)")
             continue
-        latest = s.asa_latest
-        if latest is None or normalize_account(latest.account).split("\\")[-1] != asa.sam.lower():
+        verdict = credential_verdict(s, asa, qualified)
+        if verdict.holding.value == "missing":
             problems.append(f"{name} (does not hold {asa.sam})")
-        elif asa.pwd_last_set and latest.when_added and latest.when_added < asa.pwd_last_set - CLOCK_SLACK:
+        elif not verdict.current:
             problems.append(f"{name} (holds an older password)")
     if problems:
         return False, f"Not yet for {host}: {', '.join(problems)}."

@@ -53,10 +53,10 @@ STEPS: tuple[Step, ...] = (
          short_title="ASA account", checks=("asa.exists", "asa.enabled", "asa.kind", "asa.enctypes", "asa.one-per-generation"),
          exchange_checks=("asa.one-per-generation",), pane="changes.AsaPane"),
     Step("rollout", "Credential rollout",
-         "Give every Exchange server the ASA credential with Microsoft's RollAlternateServiceAccountPassword.ps1: "
-         "generate it on the first server, copy it to the others; servers that already hold the current "
-         "credential are left alone.",
-         ("roll-generate", "roll-copy"),
+         "Give every Exchange server the ASA credential in the order that never breaks Kerberos: a new password "
+         "pushed to every server through its Exchange endpoint first, then the password reset in AD once; a "
+         "server joining servers that hold the current password gets a -CopyFrom; the others are left alone.",
+         ("roll-generate", "roll-push", "roll-copy", "roll-ad-password"),
          short_title="Rollout", checks=("rollout.coverage", "rollout.current", "rollout.same-account", "rollout.service-host", "asa.password-age"),
          exchange_checks=("rollout.coverage", "rollout.current", "rollout.same-account", "rollout.service-host"), pane="rollout.RolloutPane"),
     Step("spns", "Service principal names",

@@ -47,7 +47,7 @@ from ..adapters.ldap import AUTODISCOVER_KEYWORD, LdapDirectory, LdapSettings, d
 from ..core.model import AUTH_FLAG_BITS, UAC_ACCOUNTDISABLE, UAC_DONT_EXPIRE_PASSWD, UAC_NOT_DELEGATED, \
     UAC_TRUSTED_FOR_DELEGATION, UAC_TRUSTED_TO_AUTH_FOR_DELEGATION, AccountKind, Service
 from ..core.secrets import Secret
-from .scenario import LabAccount, LabServer, Scenario
+from .scenario import LabAccount, LabServer, Scenario, password_digest, scenario_digest
 from .snapshot import ROLE_VALUES, account_dn, all_accounts, configuration_dn, exchange_org_dn, \
     exchange_server_dn, servers_container_dn, site_dn
 
@@ -143,6 +143,7 @@ class LabDirectory:
                 self.gc_server.dit = self.server.dit  # one directory, reachable as DC and as global catalog
                 self.gc_server.dit_lock = self.server.dit_lock
             self.admin_dn = f"CN={escape_rdn(self._admin_sam())},CN=Users,{scenario.domain_dn}"
+            self._digests: dict[str, str] = {}  # dn (lower) -> digest of a password set through LDAP
             self._load()
             self._index.invalidate()
 
@@ -389,7 +390,11 @@ class LabDirectory:
                 with self._lock:
                     if dn not in self.server.dit:
                         return result(32, "0000208D: NameErr: no such object")
-                    self._password_changed(dn, self.now())
+                    if not self.scenario.admin_can_reset_asa and self._is_scenario_asa(dn):
+                        return result(50, "00000005: SecErr: DSID-03152E29, problem 4003 "
+                                          "(INSUFFICIENT_ACCESS_RIGHTS), data 0")
+                    self._password_changed(dn, self.now(), password_digest(text[1:-1]))
+                del text, value
                 return result(0, "")
             for c in changes:
                 if c["attribute"]["type"].lower() == "serviceprincipalname" and c["operation"] in (0, 2):
@@ -445,7 +450,18 @@ class LabDirectory:
             if "computer" not in classes:
                 entry.setdefault("userAccountControl", [str(0x200 | UAC_ACCOUNTDISABLE).encode()])
 
-    def _password_changed(self, dn: str, when: datetime) -> int:
+    def _is_scenario_asa(self, dn: str) -> bool:
+        asa = (self.scenario.asa or "").lower()
+        entry = self.server.dit.get(dn, {})
+        return bool(asa) and any(_text(v).lower() == asa for v in entry.get("sAMAccountName", []))
+
+    def _password_changed(self, dn: str, when: datetime, digest: str = "") -> int:
+        """A new password: pwdLastSet, msDS-KeyVersionNumber + 1, and the digest of the text when one was
+        sent (a roll by Microsoft's script on the lab has no text: the key version's digest stands for it)."""
+        if digest:
+            self._digests[dn.lower()] = digest
+        else:
+            self._digests.pop(dn.lower(), None)
         with self.server.dit_lock:
             entry = self.server.dit[dn]
             kvno = int(_text(entry.get("msDS-KeyVersionNumber", [b"1"])[0])) + 1
@@ -461,14 +477,14 @@ class LabDirectory:
             found = self._index.lookup(dit, "sAMAccountName", sam) & self._index.lookup(dit, "objectClass", "user")
             return next((dn for dn in dit if dn in found), None)  # the first in the directory's order
 
-    def set_account_password_rolled(self, sam: str, when: datetime) -> int:
+    def set_account_password_rolled(self, sam: str, when: datetime, digest: str = "") -> int:
         """What RollAlternateServiceAccountPassword.ps1 does to AD: a new password (pwdLastSet = when,
-        msDS-KeyVersionNumber + 1). Returns the new key version."""
+        msDS-KeyVersionNumber + 1, the digest of the password it set). Returns the new key version."""
         with self._lock:
             dn = self._account_dn_by_sam(sam)
             if dn is None:
                 raise KeyError(f"no account {sam} in the lab directory")
-            return self._password_changed(dn, when)
+            return self._password_changed(dn, when, digest)
 
     def account_key_version(self, sam: str) -> int | None:
         with self._lock:
@@ -526,7 +542,17 @@ class LabDirectory:
             not_delegated=bool(uac & UAC_NOT_DELEGATED),
             protected_user=any(m.lower() == self.protected_dn.lower() for m in strs("memberOf")),
             dont_expire=bool(uac & UAC_DONT_EXPIRE_PASSWD), description=one("description") or "",
-            upn=one("userPrincipalName"), uac=uac)
+            upn=one("userPrincipalName"), uac=uac, secret_digest=self._digests.get(dn.lower(), ""))
+
+    def account_digest(self, sam: str) -> str | None:
+        """The digest of the account's current password (None: no such account)."""
+        with self._lock:
+            dn = self._account_dn_by_sam(sam)
+            if dn is None:
+                return None
+            vals = self.server.dit[dn].get("msDS-KeyVersionNumber")
+            kvno = int(_text(vals[0])) if vals else 1
+            return self._digests.get(dn.lower()) or scenario_digest(sam, kvno)
 
 
 class _AttributeIndex:

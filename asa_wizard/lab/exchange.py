@@ -1,5 +1,7 @@
-"""The lab's Exchange organisation: per-server state from the scenario and an interpreter for exactly the
-scripts the wizard sends (asa_wizard.adapters.powershell).
+"""The lab's Exchange organisation: per-server state from the scenario, the Exchange cmdlets its remote
+PowerShell endpoint runs (asa_wizard.lab.exchange_cmdlets), and an interpreter for exactly the Windows-side
+scripts the wizard sends over WinRM (asa_wizard.adapters.powershell), including Microsoft's roll script with
+its second hop.
 
 The interpreter reads a script the way PowerShell would read ours: the values at the top are parsed as real
 single-quoted literals (doubled quotes, the typographic quote characters, literal `$()`, backticks and
@@ -7,8 +9,10 @@ newlines), and the rest must be one of the known operation bodies, character for
 value is ever evaluated. Anything else is answered as PowerShell answers an unknown command: a
 CommandNotFoundException as CLIXML on stderr and exit code 1.
 
-Per-server faults from the scenario: unreachable (handled by the endpoint: no listener), slow, access-denied,
-script-missing, snapin-missing, fail-roll.
+Per-server faults from the scenario: unreachable (handled by the endpoint: no listener), slow, access-denied
+(the server's configuration is outside the lab admin's RBAC write scope: its Set-ClientAccessService is
+refused), script-missing, fail-roll (the service host does not take a credential), iis-unreadable (the IIS
+part of a read fails, the others answer).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from typing import Any, Protocol
 from xml.sax.saxutils import escape
 
 from ..adapters import iis_ep  # noqa: F401 - registers its operation in BODIES
-from ..adapters.powershell import BODIES, HEADER, PARAMETERS, PRELUDE, ROLL_SCRIPT, SINGLE_QUOTES, SNAPIN
+from ..adapters.powershell import BODIES, EVENT_FAIL, EVENT_OK, EVENT_START, HEADER, PARAMETERS, ROLL_SCRIPT, SINGLE_QUOTES
 from ..core.model import Service
-from .scenario import LabCredential, LabServer, LabVdir, Scenario
+from ..core.passwords import generate_password
+from .scenario import HeldPassword, LabCredential, LabServer, LabVdir, Scenario, password_digest
 
 INSTALL_PATH = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
 CLOCK_STEP = timedelta(seconds=20)  # each change on the lab advances the lab clock by this much
@@ -34,9 +39,11 @@ CLOCK_STEP = timedelta(seconds=20)  # each change on the lab advances the lab cl
 class RolledDirectory(Protocol):
     """What Microsoft's script needs from Active Directory (LabDirectory implements it)."""
 
-    def set_account_password_rolled(self, sam: str, when: datetime) -> int: ...
+    def set_account_password_rolled(self, sam: str, when: datetime, digest: str = "") -> int: ...
 
     def account_key_version(self, sam: str) -> int | None: ...
+
+    def account_digest(self, sam: str) -> str | None: ...
 
 
 @dataclass
@@ -133,6 +140,9 @@ class _Reader:
         raise ParseError("Unexpected token in the value of an assignment.")
 
 
+_VALUE_NAMES = {n for names in PARAMETERS.values() for n in names}
+
+
 def parse_script(script: str) -> tuple[str, dict[str, Any]]:
     """(operation, values) for one of the wizard's scripts. Raises ParseError for a malformed literal and
     LookupError(term) when the script is not one the lab knows."""
@@ -148,7 +158,7 @@ def parse_script(script: str) -> tuple[str, dict[str, Any]]:
         while r.peek().isalnum():
             r.take()
         name = r.text[name_start:r.pos]
-        if not name or r.peek() != "=":
+        if not name or r.peek() != "=" or name not in _VALUE_NAMES:
             r.pos = start
             break
         r.take()
@@ -159,7 +169,7 @@ def parse_script(script: str) -> tuple[str, dict[str, Any]]:
         r.take()
     rest = script[r.pos:]
     for op, body in BODIES.items():
-        if rest == PRELUDE + body and set(values) == set(PARAMETERS[op]):
+        if rest == body and set(values) == set(PARAMETERS[op]):
             return op, values
     raise LookupError(_first_term(rest))
 
@@ -204,6 +214,8 @@ class LabExchange:
         self.directory = directory
         self._lock = threading.RLock()
         self.received: list[str] = []
+        self.cmdlets: list[tuple[str, str, list[str]]] = []  # (server, cmdlet, parameter names) as run
+        self.events: dict[str, list[tuple[int, datetime]]] = {}  # server -> Application events of the script
         self.reset(scenario)
 
     # --- state --------------------------------------------------------------------------------------
@@ -214,6 +226,8 @@ class LabExchange:
             self._logs: dict[str, dict[str, list[str]]] = {s.name.lower(): _initial_logs(s)
                                                            for s in self._scenario.servers}
             self.received.clear()
+            self.cmdlets.clear()
+            self.events.clear()
             self._index_servers()
 
     # --- cost: finding a server by name or FQDN without a pass over all of them (every WS-Management request
@@ -255,7 +269,7 @@ class LabExchange:
         return self._clock
 
     def append_log(self, server: str, kind: str, line: str) -> None:
-        """Add a line to a server's log (the simulated Kerberos writes IIS and System entries here)."""
+        """Add a line to a server's log (the simulated Kerberos writes IIS entries here)."""
         with self._lock:
             self._logs.setdefault(server.lower(), {}).setdefault(kind, []).append(line)
 
@@ -264,7 +278,22 @@ class LabExchange:
             s = self._lookup(server)
             return (s.fault, s.slow_seconds) if s else ("none", 0.0)
 
-    # --- execution ----------------------------------------------------------------------------------
+    def credential_valid(self, cred: LabCredential) -> bool:
+        """Does this credential still validate against AD (its password is the account's current one)?"""
+        domain, _, sam = cred.account.rpartition("\\")
+        if domain and domain.lower() != self._scenario.netbios.lower():
+            return False
+        return self.directory.account_digest(sam) == cred.digest
+
+    def _record_cmdlet(self, server: str, cmdlet: str, params: list[str]) -> None:
+        with self._lock:
+            self.cmdlets.append((server, cmdlet, params))
+
+    def sessions_can_delegate(self) -> bool:
+        with self._lock:
+            return self._scenario.sessions_can_delegate
+
+    # --- execution of the Windows-side scripts (WinRM) ----------------------------------------------
     def run(self, machine: str, script: str) -> Answer:
         """Run one script on `machine` (the server whose WinRM endpoint received it)."""
         with self._lock:
@@ -279,11 +308,6 @@ class LabExchange:
                                         "[], ParentContainsErrorRecordException"), exit_code=1)
         except LookupError as exc:
             return Answer(stderr=clixml(not_recognized(str(exc.args[0]))), exit_code=1)
-        if fault == "snapin-missing":
-            return Answer(stderr=clixml(
-                f"Add-PSSnapin : The Windows PowerShell snap-in '{SNAPIN}' is not installed on this computer.\n"
-                "    + CategoryInfo          : InvalidArgument: (" + SNAPIN + ":String) [Add-PSSnapin], "
-                "PSArgumentException"), exit_code=1)
         try:
             with self._lock:
                 result = getattr(self, "_op_" + op)(machine, fault, **values)
@@ -294,192 +318,148 @@ class LabExchange:
     def _find(self, identity: str) -> LabServer:
         s = self._scenario.server(identity)
         if s is None:
-            raise ScriptError(
-                f"The operation couldn't be performed because object '{identity}' couldn't be found on "
-                f"'dc01.{self._scenario.domain}'.\n    + CategoryInfo          : NotSpecified: (:) [], "
-                "ManagementObjectNotFoundException")
+            raise ScriptError(f"Cannot find the computer '{identity}'.\n    + CategoryInfo          : "
+                              "ObjectNotFound")
         return s
 
     # --- reading ------------------------------------------------------------------------------------
-    def _op_inventory(self, machine: str, fault: str) -> list[dict[str, Any]]:
-        return [self._server_row(s) for s in self._scenario.servers]
-
-    @staticmethod
-    def _server_row(s: LabServer) -> dict[str, Any]:
-        return {"name": s.name, "fqdn": s.fqdn, "version": s.version, "roles": list(s.roles), "site": s.site}
-
-    @staticmethod
-    def _creds(s: LabServer) -> Any:
-        creds = [c for c in (s.asa_latest, s.asa_previous) if c is not None]
-        creds.sort(key=lambda c: c.when, reverse=True)
-        return unrolled([{"account": c.account, "when": ps_date(c.when)} for c in creds])
-
-    def _op_read_server(self, machine: str, fault: str, Server: str) -> dict[str, Any]:
-        s = self._find(Server)
+    def _op_read_windows(self, machine: str, fault: str) -> dict[str, Any]:
         local = self._find(machine)
-        v = s.vdirs
-
-        def vdir(service: Service) -> dict[str, Any] | None:
-            d = v.get(service)
-            if d is None:
-                return None
-            return {"int": d.internal_host, "ext": d.external_host, "auth": unrolled(list(d.auth_methods))}
+        out: dict[str, Any] = {"errors": []}
 
         def iis(service: Service) -> dict[str, Any]:
             d = local.vdirs.get(service) or LabVdir(service=service)
             return {"basic": d.basic, "windows": d.windows, "providers": list(d.providers),
                     "kernel": d.use_kernel_mode, "apppool": d.use_app_pool_credentials}
 
-        oa = v.get(Service.OUTLOOK_ANYWHERE)
-        ad = v.get(Service.AUTODISCOVER)
-        return {
-            **self._server_row(s),
-            "asa": self._creds(s),
-            "svchost": local.service_host_running,
-            "oa": None if oa is None else {
-                "int": oa.internal_host or "", "ext": oa.external_host or "",
-                "ica": oa.internal_client_auth or "", "eca": oa.external_client_auth or "",
-                "auth": unrolled(list(oa.auth_methods))},
-            "mapi": vdir(Service.MAPI),
-            "eas": vdir(Service.EAS),
-            "ews": vdir(Service.EWS),
-            "owa": vdir(Service.OWA),
-            "autod": f"https://{ad.internal_host}/Autodiscover/Autodiscover.xml" if ad and ad.internal_host else "",
-            "iis": {"eas": iis(Service.EAS), "ews": iis(Service.EWS)},
-            "iusrs": unrolled(list(local.iis_iusrs)),
-        }
+        out["svchost"] = local.service_host_running
+        if fault == "iis-unreadable":
+            out["errors"].append({"part": "iis", "message": "Filename: \\\\?\\C:\\Windows\\system32\\inetsrv\\config"
+                                  "\\applicationHost.config Error: Cannot read configuration file due to insufficient "
+                                  "permissions"})
+        else:
+            out["iis"] = {"eas": iis(Service.EAS), "ews": iis(Service.EWS)}
+        out["iusrs"] = unrolled(list(local.iis_iusrs))
+        out["logdir"] = "C:\\inetpub\\logs\\LogFiles\\W3SVC1"
+        return out
 
     def _op_read_extended_protection(self, machine: str, fault: str, Server: str,
                                      Locations: list[str]) -> dict[str, Any]:
-        from .extended_protection import exsetup_version, settings_for, ssl_offloading
+        from .extended_protection import exsetup_version, settings_for
 
         local = self._find(machine)  # IIS settings are the machine's own
         self._find(Server)
         settings = settings_for(local)
-        return {"ep": {loc: settings[loc] for loc in Locations if loc in settings},
-                "ssloffloading": ssl_offloading(local), "exsetup": exsetup_version(local)}
+        # SSLOffloading is Exchange's (Get-OutlookAnywhere through the endpoint), not in this Windows-side read
+        return {"ep": {loc: settings[loc] for loc in Locations if loc in settings}, "exsetup": exsetup_version(local)}
 
-    # --- the roll script ----------------------------------------------------------------------------
-    def _roll_preamble(self, machine: str, fault: str) -> None:
+    # --- Microsoft's roll script, run on `machine` over WinRM --------------------------------------
+    def _event(self, machine: str, event_id: int) -> None:
+        self.events.setdefault(machine.lower(), []).append((event_id, self._clock))
+
+    def _op_roll_script(self, machine: str, fault: str, Servers: list[str], Account: str) -> dict[str, Any]:
+        """RollAlternateServiceAccountPassword.ps1 -ToSpecificServers <Servers> -GenerateNewPasswordFor <Account>
+        -Unattended, as Microsoft's script does it (see docs/exchange.md): the RBAC gate, event 14001, a session
+        to every server with the caller's own identity (a second hop from inside a WinRM session), one password
+        generated in memory, pushed to every server, AD changed once only if every push worked."""
+        started = self._clock
         if fault == "script-missing":
             raise ScriptError(not_recognized(f"{INSTALL_PATH}Scripts\\{ROLL_SCRIPT}"))
-
-    def _roll_answer(self, server: LabServer, lines: list[str], ok: bool) -> dict[str, Any]:
         stamp = self._clock.strftime("%m/%d/%Y %H:%M:%S")
-        lines = [f"========== Starting at {stamp} ==========", *lines,
-                 f"========== Finished at {stamp} ==========", "",
-                 "        THE SCRIPT HAS SUCCEEDED" if ok else "        THE SCRIPT HAS FAILED", ""]
-        output = "\r\n".join(lines)
-        log = "\n".join(f"[{stamp}] {ln.strip()}" for ln in lines if ln.strip())
-        return {"output": output, "log": log, "creds": self._creds(server)}
+        lines = [f"========== Starting at {stamp} =========="]
+        from .exchange_cmdlets import ORG_CONFIG, _roles_of
 
-    def _targets(self, server: LabServer) -> list[str]:
-        return ["Destination servers that will be updated:", "",
-                "Name                                                        PSComputerName",
-                "----                                                        --------------",
-                f"{server.name:<60}{server.fqdn}", "", "Credentials will be updated on 1 servers."]
-
-    def _push_failure(self, server: LabServer, fault: str) -> list[str] | None:
-        if fault == "access-denied":
-            return [f"Pushing credentials to server {server.name}",
-                    'Exception calling "SetPassword" with "1" argument(s): "Access is denied. (Exception from '
-                    'HRESULT: 0x80070005 (E_ACCESSDENIED))"']
-        if fault == "fail-roll":
-            return [f"Pushing credentials to server {server.name}",
-                    f"WARNING: Failed to push the credentials to {server.fqdn}: the MSExchangeServiceHost service "
-                    "did not answer.",
-                    "Errors were encountered while propagating credentials to Exchange servers. Pushing a password "
-                    "change to Active Directory may cause an authentication outage, so the password in Active "
-                    "Directory was not changed."]
-        return None
-
-    def _op_roll_generate(self, machine: str, fault: str, Server: str, Account: str) -> dict[str, Any]:
-        self._roll_preamble(machine, fault)
-        target = self._find_roll_target(Server)
-        if isinstance(target, dict):
-            return target
+        if ORG_CONFIG not in _roles_of(self, self._scenario.admin_user):
+            lines.append("The running user doesn't have enough privileges to perform this operation. Verify that "
+                         "he/she has the 'Organization Configuration' role assigned.")
+            return {"output": "\r\n".join(lines), "exit": 1, "events": [], "started": ps_date(started)}
+        self._tick()
+        self._event(machine, EVENT_START)
+        critical: list[str] = []
+        hop = self._scenario.sessions_can_delegate
         domain, _, sam = Account.partition("\\")
-        known = (domain.lower() == self._scenario.netbios.lower()
-                 and self.directory.account_key_version(sam) is not None)
-        if not known:
-            return self._roll_answer(target, [f"A user or computer account {Account} was not found."], ok=False)
-        failure = self._push_failure(target, fault)
-        if failure:
-            return self._roll_answer(target, [*self._targets(target), *failure], ok=False)
-        when = self._tick()
-        key_version = self.directory.set_account_password_rolled(sam, when)
-        self._install(target, LabCredential(account=f"{self._scenario.netbios}\\{sam}", when=when,
-                                            key_version=key_version))
-        return self._roll_answer(target, [*self._targets(target), f"Pushing credentials to server {target.name}",
-                                          "Setting a new password on Alternate Serice Account in Active Directory"],
-                                 ok=True)
+        servers: list[LabServer] = []
+        for name in Servers:
+            s = self._scenario.server(name)
+            if s is None:
+                critical.append(f"No Client Access server matches '{name}'.")
+            elif not hop:
+                critical.append(f"Connecting to remote server {s.fqdn} failed with the following error message : "
+                                "Access is denied. For more information, see the about_Remote_Troubleshooting Help "
+                                "topic.")
+            elif s.fault == "unreachable":
+                critical.append(f"Connecting to remote server {s.fqdn} failed with the following error message : "
+                                "WinRM cannot complete the operation. Verify that the specified computer name is "
+                                "valid, that the computer is accessible over the network.")
+            else:
+                servers.append(s)
+        account_known = (domain.lower() == self._scenario.netbios.lower()
+                         and self.directory.account_key_version(sam) is not None)
+        if not hop:
+            lines += [f"CRITICAL ERROR: {c}" for c in critical]
+            lines.append('Exception calling "FindByIdentity" with "2" argument(s): "The user name or password is '
+                         'incorrect." (PrincipalContext, Windows error 1326 ERROR_LOGON_FAILURE)')
+            return self._script_end(machine, lines, started, ok=False)
+        if not account_known:
+            lines.append(f"A user or computer account {Account} was not found.")
+            return self._script_end(machine, lines, started, ok=False)
+        lines += ["Destination servers that will be updated:", *[f"  {s.name}  {s.fqdn}" for s in servers],
+                  "Credentials that will be pushed to every server in the specified scope (recent first):",
+                  f"  {Account}"]
+        password = generate_password()  # in the script's memory, as Microsoft's script does
+        pushed_ok = []
+        for s in servers:
+            lines.append(f"Pushing credentials to server {s.name}")
+            if s.fault == "fail-roll" or not s.service_host_running:
+                critical.append(f"Failed to push the credentials to {s.fqdn}: the MSExchangeServiceHost service did "
+                                "not answer.")
+                continue
+            when = self._tick()
+            kept = [c for c in s.credentials if self.credential_valid(c)]
+            s.credentials = [LabCredential(account=f"{self._scenario.netbios}\\{sam}", when=when, key_version=0,
+                                           secret_digest=password_digest(password.reveal()), held=HeldPassword(password)),
+                             *kept]
+            pushed_ok.append(s)
+        lines.append("Setting a new password on Alternate Serice Account in Active Directory")
+        if critical or len(pushed_ok) != len(Servers):
+            lines += ["Errors were encountered while propagating credentials to Exchange servers. Pushing a password "
+                      "change to Active Directory may cause an authentication outage",
+                      'Unattended mode: supplying False to the "Do you want to change password for '
+                      f'{Account} in Active Directory at this time?"']
+            lines += [f"CRITICAL ERROR: {c}" for c in critical]
+            return self._script_end(machine, lines, started, ok=False)
+        if not self._scenario.admin_can_reset_asa:
+            lines.append(f"Resetting a password in the Active Directory for {Account}")
+            lines.append('CRITICAL ERROR: Exception calling "SetPassword" with "1" argument(s): "Access is denied. '
+                         '(Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"')
+            return self._script_end(machine, lines, started, ok=False)
+        lines.append(f"Resetting a password in the Active Directory for {Account}")
+        self.directory.set_account_password_rolled(sam, self._tick(), password_digest(password.reveal()))
+        lines.append("New password was successfully set to Active Directory.")
+        del password
+        return self._script_end(machine, lines, started, ok=True)
 
-    def _op_roll_copy(self, machine: str, fault: str, Server: str, Source: str) -> dict[str, Any]:
-        self._roll_preamble(machine, fault)
-        target = self._find_roll_target(Server)
-        if isinstance(target, dict):
-            return target
-        source = self._scenario.server(Source)
-        if source is None:
-            return self._roll_answer(target, ["-CopyFrom parameter should be set to identity that resolves to "
-                                              "exactly one Client Access Server"], ok=False)
-        failure = self._push_failure(target, fault)
-        if failure:
-            return self._roll_answer(target, [*self._targets(target), *failure], ok=False)
-        if source.fault == "unreachable" or source.asa_latest is None:
-            why = ("is not reachable" if source.asa_latest is not None
-                   else "has no alternate service account credentials to copy")
-            return self._roll_answer(target, [*self._targets(target), f"The source server {source.name} {why}.",
-                                              "Errors were encountered while propagating credentials to Exchange "
-                                              "servers."], ok=False)
-        src = source.asa_latest
-        self._install(target, LabCredential(account=src.account, when=self._tick(), key_version=src.key_version))
-        return self._roll_answer(target, [*self._targets(target), f"Copying credentials from {source.name}",
-                                          f"Pushing credentials to server {target.name}"], ok=True)
+    def _script_end(self, machine: str, lines: list[str], started: datetime, ok: bool) -> dict[str, Any]:
+        stamp = self._clock.strftime("%m/%d/%Y %H:%M:%S")
+        lines = [*lines, f"========== Finished at {stamp} ==========", "",
+                 "        THE SCRIPT HAS SUCCEEDED" if ok else "        THE SCRIPT HAS FAILED", ""]
+        self._event(machine, EVENT_OK if ok else EVENT_FAIL)
+        events = [{"id": i, "time": ps_date(t)} for i, t in self.events.get(machine.lower(), []) if t >= started]
+        return {"output": "\r\n".join(lines), "exit": 0 if ok else 1, "events": events, "started": ps_date(started)}
 
-    def _find_roll_target(self, identity: str) -> LabServer | dict[str, Any]:
-        target = self._scenario.server(identity)
-        if target is None:
-            placeholder = LabServer(name=identity, fqdn=identity, version="", roles=[], site="")
-            return self._roll_answer(placeholder, [f"No Client Access server matches '{identity}'."], ok=False)
-        return target
-
-    @staticmethod
-    def _install(server: LabServer, cred: LabCredential) -> None:
-        """Set-ClientAccessService -CleanUpInvalidAlternateServiceAccountCredentials
-        -AlternateServiceAccountCredential: the latest becomes the previous."""
-        server.asa_previous = server.asa_latest
-        server.asa_latest = cred
+    def _op_hop_check(self, machine: str, fault: str, Other: str) -> dict[str, Any]:
+        """The second hop from inside a session on `machine`: a session to `Other` and a bind to a DC."""
+        if self._scenario.sessions_can_delegate:
+            other = self._scenario.server(Other)
+            if other is None or other.fault == "unreachable":
+                return {"session": f"Connecting to remote server {Other} failed with the following error message : "
+                                   "WinRM cannot complete the operation.", "ldap": ""}
+            return {"session": "", "ldap": ""}
+        return {"session": f"Connecting to remote server {Other} failed with the following error message : Access "
+                           "is denied. For more information, see the about_Remote_Troubleshooting Help topic.",
+                "ldap": 'Exception calling "FindByIdentity": "The user name or password is incorrect." (1326)'}
 
     # --- other changes ------------------------------------------------------------------------------
-    def _op_remove_asa(self, machine: str, fault: str, Server: str) -> dict[str, Any]:
-        s = self._find(Server)
-        s.asa_latest = None
-        s.asa_previous = None
-        self._tick()
-        return {"removed": True}
-
-    def _op_set_oa_client_auth(self, machine: str, fault: str, Server: str, Method: str) -> dict[str, Any]:
-        s = self._find(Server)
-        oa = s.vdirs.get(Service.OUTLOOK_ANYWHERE)
-        if oa is None:
-            raise ScriptError("You cannot call a method on a null-valued expression.")
-        if Method not in ("Basic", "Ntlm", "Negotiate"):
-            raise ScriptError(f"Cannot process argument transformation on parameter "
-                              f"'InternalClientAuthenticationMethod'. Cannot convert value \"{Method}\".")
-        previous, oa.internal_client_auth = oa.internal_client_auth or "", Method
-        self._tick()
-        return {"previous": previous}
-
-    def _op_set_mapi_auth(self, machine: str, fault: str, Server: str, Methods: list[str]) -> dict[str, Any]:
-        s = self._find(Server)
-        mapi = s.vdirs.get(Service.MAPI)
-        if mapi is None:
-            raise ScriptError("You cannot call a method on a null-valued expression.")
-        previous, mapi.auth_methods = list(mapi.auth_methods), list(Methods)
-        self._tick()
-        return {"previous": previous}
-
     def _member_index(self, machine: str, member: str) -> tuple[LabServer, int | None]:
         local = self._find(machine)
         for i, m in enumerate(local.iis_iusrs):
@@ -491,7 +471,8 @@ class LabExchange:
         local, i = self._member_index(machine, Member)
         if i is None:
             if "\\" not in Member:
-                raise ScriptError(f"Principal {Member} was not found.")
+                raise ScriptError('Exception calling "Add" with "1" argument(s): "A member could not be added to or '
+                                  'removed from the local group because the member does not exist."')
             local.iis_iusrs.append(Member)
         return {"changed": i is None}
 
@@ -518,7 +499,10 @@ class LabExchange:
 
     def _op_fetch_log(self, machine: str, fault: str, Kind: str, Lines: int) -> dict[str, Any]:
         logs = self._logs.get(self._find(machine).name.lower(), {})
-        return {"text": "\n".join(logs.get(Kind, [])[-Lines:])}
+        folder = {"iis": "C:\\inetpub\\logs\\LogFiles\\W3SVC1",
+                  "httpproxy-mapi": INSTALL_PATH + "Logging\\HttpProxy\\Mapi",
+                  "httpproxy-rpchttp": INSTALL_PATH + "Logging\\HttpProxy\\RpcHttp"}.get(Kind, "")
+        return {"text": "\n".join(logs.get(Kind, [])[-Lines:]), "folder": folder}
 
 
 def _initial_logs(server: LabServer) -> dict[str, list[str]]:
@@ -531,5 +515,4 @@ def _initial_logs(server: LabServer) -> dict[str, list[str]]:
                            "AuthenticatedUser,Organization,AnchorMailbox,UserAgent,ClientIpAddress,ServerHostName,"
                            "HttpStatus"],
         "httpproxy-rpchttp": [],
-        "system-kerberos": [],
     }

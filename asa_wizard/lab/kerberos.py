@@ -9,8 +9,10 @@ credentials), so a change the wizard makes is seen by the next probe:
   the client falls back to NTLM.
 - The ticket is AES256 when the owner allows AES (msDS-SupportedEncryptionTypes), RC4 when it allows only
   RC4; with the attribute unset the DC default decides: RC4 before the 2026 enforcement, AES after.
-- A server accepts iff its latest or previous credential names the owner and holds the owner's current
-  key version; otherwise KRB_AP_ERR_MODIFIED, worded like the client's System event 4.
+- A server accepts iff one of its credentials names the owner and holds the owner's current password (the
+  digest of the password AD has now, whose key version is the ticket's kvno); otherwise KRB_AP_ERR_MODIFIED,
+  worded like the client's System event 4. The result carries the ticket's kvno: an accepted ticket of the
+  current msDS-KeyVersionNumber is the proof that the server holds the current password.
 - S4U: the service account needs an SPN, TRUSTED_TO_AUTH_FOR_DELEGATION and the target in
   msDS-AllowedToDelegateTo, and the user must be delegable, else KDC_ERR_BADOPTION; then the acceptance rule.
 
@@ -280,21 +282,21 @@ class LabKerberos:
             return ProbeResult(server.name, spn, ProbeOutcome.REJECTED,
                                f"KRB_AP_ERR_MODIFIED: the server {account} failed to decrypt the ticket for {spn} "
                                f"(encrypted with key version {owner.key_version} of {scenario.netbios}\\{owner.sam})",
-                               enctype=ticket.enctype, at=at, paths=results)
+                               enctype=ticket.enctype, at=at, paths=results, kvno=ticket.kvno)
         detail = {ProbeOutcome.ACCEPTED: "Kerberos (mutual authentication)",
                   ProbeOutcome.NTLM_FALLBACK: "a path offers only NTLM: clients use NTLM there",
                   ProbeOutcome.NOT_OFFERED: "no path offers Negotiate"}.get(outcome, outcome.value)
         return ProbeResult(server.name, spn, outcome, detail, enctype=ticket.enctype,
-                           client=client if outcome == ProbeOutcome.ACCEPTED else None, at=at, paths=results)
+                           client=client if outcome == ProbeOutcome.ACCEPTED else None, at=at, paths=results,
+                           kvno=ticket.kvno)
 
     @staticmethod
     def _holds_key(scenario: Scenario, server: LabServer, owner: LabAccount) -> bool:
-        for cred in (server.asa_latest, server.asa_previous):
-            if cred is None:
-                continue
+        """Exchange tries every credential of the server's list (newest first) on a ticket."""
+        for cred in server.credentials:
             domain, _, sam = cred.account.rpartition("\\")
             same = sam.lower() == owner.sam.lower() and (not domain or domain.lower() == scenario.netbios.lower())
-            if same and cred.key_version == owner.key_version:
+            if same and cred.digest == owner.digest:
                 return True
         return False
 

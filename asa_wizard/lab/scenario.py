@@ -8,8 +8,9 @@ simulated Kerberos from it.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,14 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.hosts import dn_problem, has_control, host_problem, sam_problem
 from ..core.model import AccountKind, Service
+from ..core.secrets import Secret
 from ..core.tomlpos import TomlReader, parse_toml, read_text
 from ..resources import scenario_dir
 
-FAULTS = {"none", "unreachable", "slow", "access-denied", "script-missing", "snapin-missing", "fail-roll"}
+FAULTS = {"none", "unreachable", "slow", "access-denied", "script-missing", "fail-roll", "iis-unreadable"}
+# RBAC roles the lab admin may hold; "Organization Management" includes "Organization Configuration".
+ROLES = {"Organization Management", "Organization Configuration", "View-Only Organization Management",
+         "Recipient Management", "Server Management"}
 VDIR_SECTIONS = {
     "outlook_anywhere": Service.OUTLOOK_ANYWHERE,
     "mapi": Service.MAPI,
@@ -38,11 +43,59 @@ SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 DATE_RANGE = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2999, 12, 31, tzinfo=timezone.utc))
 
 
+def password_digest(password: str) -> str:
+    """What the lab keeps of a password: a digest, never the text (nothing can log what is not there)."""
+    return hashlib.sha256(b"asa-wizard-lab-password\0" + password.encode("utf-8")).hexdigest()
+
+
+def scenario_password(sam: str, key_version: int) -> Secret:
+    """The lab-only password a scenario file means by `key_version` N of an account (deterministic, so a
+    server and the directory described in the file agree on it)."""
+    return Secret(f"Lab-{sam.lower()}-key-{key_version}!")
+
+
+def scenario_digest(sam: str, key_version: int) -> str:
+    """The digest of the password a scenario file means by `key_version` N of an account."""
+    return password_digest(scenario_password(sam, key_version).reveal())
+
+
+class HeldPassword:
+    """A password a lab server holds (as Exchange keeps it): shared, never copied, never shown."""
+
+    __slots__ = ("secret",)
+
+    def __init__(self, secret: Secret) -> None:
+        self.secret = secret
+
+    def __deepcopy__(self, memo: dict) -> "HeldPassword":
+        return self  # immutable: copies of the scenario share it
+
+    def __repr__(self) -> str:
+        return "HeldPassword(********)"
+
+
 @dataclass
 class LabCredential:
+    """One entry of a server's ASA credential list (Exchange's AlternateServiceAccountCredential)."""
+
     account: str  # DOMAIN\NAME$
-    when: datetime
-    key_version: int  # which password of the account the server holds
+    when: datetime  # WhenAdded: stamped when the credential was pushed to this server
+    key_version: int  # which password of the account the file means (0: a password pushed by a tool)
+    secret_digest: str = ""  # the digest of the password the server holds (empty: the scenario's key_version)
+    # The password itself, which Exchange keeps and returns with -IncludeAlternateServiceAccountCredentialPassword
+    held: HeldPassword | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def sam(self) -> str:
+        return self.account.rpartition("\\")[2]
+
+    @property
+    def digest(self) -> str:
+        return self.secret_digest or scenario_digest(self.sam, self.key_version)
+
+    @property
+    def password(self) -> Secret:
+        return self.held.secret if self.held is not None else scenario_password(self.sam, self.key_version)
 
 
 @dataclass
@@ -69,8 +122,8 @@ class LabServer:
     version: str
     roles: list[str]
     site: str
-    asa_latest: LabCredential | None = None
-    asa_previous: LabCredential | None = None
+    asa_latest: InitVar[LabCredential | None] = None
+    asa_previous: InitVar[LabCredential | None] = None
     service_host_running: bool = True
     iis_iusrs: list[str] = field(default_factory=list)
     vdirs: dict[Service, LabVdir] = field(default_factory=dict)
@@ -79,6 +132,34 @@ class LabServer:
     extra_spns: list[str] = field(default_factory=list)  # SPNs on the server's own computer account
     # IIS location ("Default Web Site/Rpc") -> tokenChecking, over the build's defaults (lab/extended_protection.py)
     extended_protection: dict[str, str] = field(default_factory=dict)
+    # The ASA credential list, newest first (Get-ClientAccessService ... EffectiveCredentials)
+    credentials: list[LabCredential] = field(default_factory=list)
+
+    def __post_init__(self, asa_latest: LabCredential | None, asa_previous: LabCredential | None) -> None:
+        if not self.credentials:
+            self.credentials = [c for c in (asa_latest, asa_previous) if isinstance(c, LabCredential)]
+
+
+def _latest(self: LabServer) -> LabCredential | None:
+    return self.credentials[0] if self.credentials else None
+
+
+def _set_latest(self: LabServer, cred: LabCredential | None) -> None:
+    rest = self.credentials[1:]
+    self.credentials = ([cred] if cred else []) + rest
+
+
+def _previous(self: LabServer) -> LabCredential | None:
+    return self.credentials[1] if len(self.credentials) > 1 else None
+
+
+def _set_previous(self: LabServer, cred: LabCredential | None) -> None:
+    self.credentials = self.credentials[:1] + ([cred] if cred else []) + self.credentials[2:]
+
+
+# The two newest entries, under the names the rest of the lab reads them by.
+LabServer.asa_latest = property(_latest, _set_latest)  # type: ignore[assignment]
+LabServer.asa_previous = property(_previous, _set_previous)  # type: ignore[assignment]
 
 
 @dataclass
@@ -100,6 +181,12 @@ class LabAccount:
     description: str = ""
     upn: str | None = None
     uac: int | None = None  # explicit value overrides the flags above
+    secret_digest: str = ""  # the digest of the password set through the directory (empty: key_version's)
+
+    @property
+    def digest(self) -> str:
+        """The digest of the account's current password (what a server's credential must match)."""
+        return self.secret_digest or scenario_digest(self.sam, self.key_version)
 
 
 @dataclass
@@ -136,6 +223,11 @@ class Scenario:
     admin_user: str
     admin_password: str  # lab-only credential for the simulated WinRM endpoint and directory
     now: datetime
+    # Exchange RBAC and remote PowerShell of the lab admin, and what its remote sessions can do
+    admin_roles: list[str] = field(default_factory=lambda: ["Organization Management"])
+    remote_powershell_enabled: bool = True
+    sessions_can_delegate: bool = True  # False: a session cannot reach a further server (no CredSSP/delegation)
+    admin_can_reset_asa: bool = True  # the lab admin holds the Reset Password right on the ASA
     asa: str | None = None  # the ASA the scenario intends (sAMAccountName), if any
     seg: LabSeg | None = None
     hybrid: bool = False
@@ -297,7 +389,8 @@ class _Parser(TomlReader):
                             "Use up to 64 letters, digits, spaces and dashes (no , + \" \\ < > ; = #).")
 
         lab = self.table(d, "lab", ())
-        self.unknown(lab, {"admin_user", "admin_password", "now"}, ("lab",))
+        self.unknown(lab, {"admin_user", "admin_password", "now", "admin_roles", "remote_powershell_enabled",
+                           "sessions_can_delegate", "admin_can_reset_asa"}, ("lab",))
         now = self.when(lab, "now", ("lab",)) or datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc)
 
         defaults = self.table(d, "defaults", ())
@@ -359,6 +452,11 @@ class _Parser(TomlReader):
                                    default=f"{netbios.upper()}\\Administrator") or "",
             admin_password=self.string(lab, "admin_password", ("lab",), default="LabAdm1n!Only") or "",
             now=now,
+            admin_roles=(self.strings(lab, "admin_roles", ("lab",), ROLES) if "admin_roles" in lab
+                         else ["Organization Management"]),
+            remote_powershell_enabled=self.boolean(lab, "remote_powershell_enabled", ("lab",), True),
+            sessions_can_delegate=self.boolean(lab, "sessions_can_delegate", ("lab",), True),
+            admin_can_reset_asa=self.boolean(lab, "admin_can_reset_asa", ("lab",), True),
             asa=asa,
             seg=seg,
             hybrid=self.boolean(sc, "hybrid", ("scenario",), False),

@@ -3,12 +3,15 @@
     with LabWorld.open("fresh") as lab:
         directory = lab.directory_port()     # LdapDirectory over ldap3's MOCK_SYNC directory
         exchange = lab.exchange_port()       # WinRmExchange over pywinrm, to the loopback WS-Management endpoint
+        rps = lab.rps()                      # ExchangeRps over pypsrp, to each server's /PowerShell endpoint
         kerberos = lab.kerberos_probe()      # the simulated KDC + servers (same rules as Windows)
 
 State lives for the run: `reset()` puts the scenario back. Parts:
 - `lab.directory`  (asa_wizard.lab.directory.LabDirectory): the MOCK_SYNC DIT built from the scenario.
 - `lab.exchange`   (asa_wizard.lab.exchange.LabExchange): per-server Exchange state and the operations.
-- `lab.endpoint`   (asa_wizard.lab.wsman.LabWsmanServer): HTTPS WS-Management on 127.0.0.1, ephemeral port.
+- `lab.endpoint`   (asa_wizard.lab.wsman.LabWsmanServer): HTTPS WS-Management on 127.0.0.1, ephemeral port:
+  `/wsman/<server>` (WinRS, for Windows-side scripts) and `/PowerShell/<server>` (Exchange remote PowerShell,
+  `lab.endpoint.psrp`, asa_wizard.lab.psrp_endpoint.LabPsrpEndpoint).
 """
 
 from __future__ import annotations
@@ -70,7 +73,20 @@ class LabWorld:
         return self.directory.port()
 
     def exchange_port(self) -> ExchangePort:
-        return self.start_endpoint().port()
+        """Exchange cmdlets over ExchangeRps to each server's /PowerShell, Windows-side scripts over WinRM."""
+        from ..adapters.exchange import EndpointExchange
+
+        endpoint = self.start_endpoint()
+        return EndpointExchange(endpoint.rps(), endpoint.port())
+
+    def rps_settings(self, user: str | None = None, password: str | None = None):
+        """`RpsSettings` for the lab's /PowerShell endpoints (Basic over HTTPS with the lab CA; `host_override`
+        maps each server's name or FQDN to its path). As the scenario's lab admin unless a lab logon is given."""
+        return self.start_endpoint().rps_settings(user, password)
+
+    def rps(self, user: str | None = None, password: str | None = None):
+        """`ExchangeRps` (pypsrp) talking to the lab's /PowerShell endpoints; the caller closes it."""
+        return self.start_endpoint().rps(user, password)
 
     def kerberos_probe(self) -> KerberosProbe:
         from .kerberos import LabKerberos

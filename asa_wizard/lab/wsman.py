@@ -6,6 +6,11 @@ cmd shell as Windows does for `powershell -encodedcommand`: Create (ShellId), Co
 (long-polls up to the client's OperationTimeout, then the 2150858793 fault pywinrm expects), Signal,
 Delete. The script is handed to `LabExchange.run`; a server whose fault is "unreachable" gets a URL on a
 port that is bound but not listening, so connections are refused as by a host without WinRM.
+
+The same listener serves each server's Exchange remote PowerShell endpoint at `/PowerShell/<server>`
+(`asa_wizard.lab.psrp_endpoint`, configuration Microsoft.Exchange, reached with `ExchangeRps`). As on a real
+server, the WinRM listener (`/wsman`) does not host Microsoft.Exchange: a Create for it gets the "resource URI
+... was not found in the WS-Management catalog" fault.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
 from ..core.secrets import Secret
+from .psrp_endpoint import EXCHANGE_URI, FAULT_NOT_IN_CATALOG, LabPsrpEndpoint, not_in_catalog
 from .tlsutil import LabTls, make_lab_tls, remove_lab_tls
 
 if TYPE_CHECKING:
+    from ..adapters.psrp import ExchangeRps, RpsSettings
     from ..adapters.winrm import WinRmExchange
     from .exchange import Answer, LabExchange
 
@@ -91,6 +98,7 @@ class LabWsmanServer:
         self._thread: threading.Thread | None = None
         self._closed_port: socket.socket | None = None
         self._tls: LabTls | None = None
+        self.psrp = LabPsrpEndpoint(exchange)  # /PowerShell/<server>
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> "LabWsmanServer":
@@ -110,6 +118,7 @@ class LabWsmanServer:
         return self
 
     def stop(self) -> None:
+        self.psrp.close_all()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -142,6 +151,30 @@ class LabWsmanServer:
             port = self._closed_port.getsockname()[1]
         return f"https://{host}:{port}/wsman/{quote(server.lower(), safe='')}"
 
+    def rps_target(self, server: str) -> tuple[str, int, str]:
+        """(host, port, path) of one lab server's Exchange remote PowerShell endpoint (`RpsSettings.host_override`)."""
+        host, port = self.address
+        fault, _ = self.exchange.fault(server)
+        if fault == "unreachable" and self._closed_port is not None:
+            port = self._closed_port.getsockname()[1]
+        return host, port, f"PowerShell/{quote(server.lower(), safe='')}"
+
+    def rps_settings(self, user: str | None = None, password: str | None = None) -> "RpsSettings":
+        """Settings for `ExchangeRps` against this endpoint: Basic over HTTPS with the lab CA, as the lab admin
+        unless another lab logon is given. (The lab has no KDC, so not Kerberos over HTTP as on real servers.)"""
+        from ..adapters.psrp import RpsSettings
+
+        if user is None:
+            user, password = self.exchange.current_credentials()
+        return RpsSettings(scheme="https", port=self.address[1], auth="basic", user=user,
+                           password=Secret(password or ""), ca_file=self.ca_file, host_override=self.rps_target)
+
+    def rps(self, user: str | None = None, password: str | None = None) -> "ExchangeRps":
+        """The real remote PowerShell client, configured for this endpoint."""
+        from ..adapters.psrp import ExchangeRps
+
+        return ExchangeRps(self.rps_settings(user, password))
+
     def port(self) -> "WinRmExchange":
         """The real adapter, configured for this endpoint (Basic over HTTPS, the lab CA, the lab admin)."""
         from ..adapters.winrm import WinRmExchange, WinRmSettings
@@ -164,7 +197,10 @@ class LabWsmanServer:
         mid = root.findtext("s:Header/a:MessageID", "", NS)
         body = root.find("s:Body", NS)
         if action == TRANSFER + "Create":
-            if root.findtext("s:Header/w:ResourceURI", "", NS) != SHELL + "cmd":
+            uri = root.findtext("s:Header/w:ResourceURI", "", NS)
+            if uri == EXCHANGE_URI:  # Exchange's configuration lives in IIS (/PowerShell), not in WinRM's catalog
+                return self._fault(mid, not_in_catalog(uri), FAULT_NOT_IN_CATALOG)
+            if uri != SHELL + "cmd":
                 return self._fault(mid, "The WS-Management service does not support the specified resource.",
                                    2150858811)
             shell_id = str(uuid.uuid4()).upper()
@@ -280,6 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         data = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
         endpoint = self.server.endpoint
+        rps = re.fullmatch(r"/powershell/([^/?]+)/?(?:\?.*)?", self.path, re.I)
+        if rps:
+            return self._powershell(endpoint, unquote(rps.group(1)), data)
         if not endpoint.authorized(self.headers.get("Authorization")):
             return self._send(401, "", (("WWW-Authenticate", 'Basic realm="WSMAN"'),))
         m = re.fullmatch(r"/wsman/([^/?]+)", self.path)
@@ -288,6 +327,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, "")
         try:
             code, body = endpoint.dispatch(server, data)
+        except ET.ParseError:
+            code, body = 400, ""
+        self._send(code, body)
+
+    def _powershell(self, endpoint: LabWsmanServer, server: str, data: bytes) -> None:
+        """`/PowerShell/<server>`: the Exchange remote PowerShell endpoint of that server."""
+        user = endpoint.psrp.authenticate(self.headers.get("Authorization"))
+        if user is None:
+            return self._send(401, "", (("WWW-Authenticate", 'Basic realm="PowerShell"'),))
+        if endpoint.exchange.server(server) is None:
+            return self._send(404, "")
+        try:
+            code, body = endpoint.psrp.dispatch(server, user, data)
         except ET.ParseError:
             code, body = 400, ""
         self._send(code, body)

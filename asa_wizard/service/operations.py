@@ -114,7 +114,7 @@ def apply(opened: Opened, plan: Plan, journal: Journal, *, change_ids: Iterable[
         target = target_record(opened.answers, label=opened.label, before=before, step=step,
                                previous_runs=previous_runs)
         executor = Executor(opened.target.directory, opened.target.exchange, journal, progress=progress,
-                            cancel=cancel)
+                            cancel=cancel, **_roll_options(opened))
         result = executor.apply(run, target=target)
         if record and not result.cancelled:
             record_after(opened, journal, result, reading=reading, cancel=cancel)
@@ -139,6 +139,15 @@ def record_after(opened: Opened, journal: Journal, result: Any, *, reading: Prog
         return
     record_findings(journal, after=after, env=env, target=opened.label)
     result.env, result.after = env, after
+
+
+def _roll_options(opened: Opened) -> dict[str, Any]:
+    """How the executor's rollout rolls (`[rollout] method`) and proves each server afterwards (the target's
+    Kerberos probe on the namespaces' host names: the key version of the current password)."""
+    from .session import roll_proof
+
+    probe, namespaces = roll_proof(opened)
+    return {"probe": probe, "namespaces": namespaces, "roll_method": opened.answers.rollout.method}
 
 
 # --- journals -----------------------------------------------------------------------------------------------
@@ -290,7 +299,7 @@ def resume(opened: Opened, path: Path, *, progress: ChangeProgress | None = None
     with holding(lock_journal(path)), holding(lock_target(opened)):
         journal = Journal.open(path)
         result = Executor(opened.target.directory, opened.target.exchange, journal, progress=progress,
-                          cancel=cancel).resume()
+                          cancel=cancel, **_roll_options(opened)).resume()
         if record and not result.cancelled:
             record_after(opened, journal, result, reading=reading, cancel=cancel)
     return result

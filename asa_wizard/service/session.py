@@ -61,6 +61,7 @@ class Opened:
         self.answers = answers
         self.skip = dict(skip or {})
         self._make_probe = make_probe
+        self.env: Environment | None = None  # the last discovery of this target (the rollout's proof needs it)
         world = target.lab
         self.now: datetime | None = world.scenario.now if world is not None else None
         self.actor = (world.scenario.admin_user if world is not None else
@@ -193,7 +194,8 @@ def _open_real(answers: Answers, *, exchange: bool, secrets: SecretSource | None
     if not exchange:
         return Target(label=label, directory=directory, exchange=None, kerberos=None,
                       insecure_tls=t.insecure_skip_tls_verify), make_probe
-    from ..adapters.winrm import WinRmExchange, WinRmSettings
+    from ..adapters.exchange import real_exchange
+    from ..adapters.winrm import WinRmSettings
 
     w = t.winrm
     winrm_user = w.user or t.user or ""
@@ -209,7 +211,7 @@ def _open_real(answers: Answers, *, exchange: bool, secrets: SecretSource | None
     settings = WinRmSettings(transport=w.transport, user=winrm_user, password=winrm_password, scheme=w.scheme,
                              port=w.port, ca_file=w.ca_file, validate_certificate=not w.insecure_skip_tls_verify)
     settings.check()
-    return Target(label=label, directory=directory, exchange=WinRmExchange(settings), kerberos=None,
+    return Target(label=label, directory=directory, exchange=real_exchange(settings), kerberos=None,
                   insecure_tls=t.insecure_skip_tls_verify or w.insecure_skip_tls_verify), make_probe
 
 
@@ -270,9 +272,23 @@ def discover(opened: Opened, *, progress: Progress | None = None,
     from ..core.plan import discovery_seg
 
     a = opened.answers
-    return read(opened.target.directory, opened.target.exchange,
-                DiscoveryOptions(asa_sam=a.asa.name, seg=discovery_seg(a), namespaces=list(a.spns.namespaces)),
-                progress=progress, cancel=cancel)
+    opened.env = read(opened.target.directory, opened.target.exchange,
+                      DiscoveryOptions(asa_sam=a.asa.name, seg=discovery_seg(a), namespaces=list(a.spns.namespaces)),
+                      progress=progress, cancel=cancel)
+    return opened.env
+
+
+def roll_proof(opened: Opened) -> tuple[Any, list[str]]:
+    """The rollout's key-version proof: the target's Kerberos probe and the host names to prove each server on
+    (the answers' namespaces, else every discovered one). (None, []) without Exchange or a probe."""
+    if opened.target.exchange is None:
+        return None, []
+    env = opened.env
+    probe = opened.probe(env) if env is not None else opened.target.kerberos
+    if probe is None:
+        return None, []
+    hosts = list(opened.answers.spns.namespaces) or ([n.host for n in env.namespaces] if env is not None else [])
+    return probe, list(dict.fromkeys(h.lower() for h in hosts))
 
 
 def run_checks(opened: Opened, env: Environment, *, only: list[str] | tuple[str, ...] | None = None,

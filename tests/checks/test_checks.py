@@ -97,11 +97,19 @@ def test_asa_enctypes_rc4_only_fails_and_explains_the_2026_enforcement(lab: Lab)
     assert status_of(lab.run("healthy"), "asa.enctypes") == Status.PASS
 
 
-@pytest.mark.parametrize("value", [28, None])
+@pytest.mark.parametrize("value", [12, None])
 def test_asa_enctypes_warns_when_rc4_is_still_allowed_or_unset(lab: Lab, value):
     f = by_id(lab.run("healthy", lambda s: setattr(account(s, "EXASA$"), "enctypes", value), probe=False),
               "asa.enctypes")[0]
     assert f.status == Status.WARN
+    assert "July 2026" in f.reason and "April 2026" in f.reason and "January 2026" in f.reason
+
+
+def test_asa_enctypes_28_is_microsofts_documented_value_and_only_informational(lab: Lab):
+    f = by_id(lab.run("healthy", lambda s: setattr(account(s, "EXASA$"), "enctypes", 28), probe=False),
+              "asa.enctypes")[0]
+    assert f.status == Status.PASS
+    assert "Microsoft's documented value" in f.evidence and "24 (AES only) is this tool's recommendation" in f.evidence
 
 
 def test_asa_one_per_generation_fails_when_2010_and_2019_share_the_asa(lab: Lab):

@@ -96,7 +96,7 @@ def test_apply_then_check_report_undo_and_no_secret_anywhere(tmp_path):
     password = load_scenario(find_scenario("fresh")).admin_password
     applied = run(tmp_path, "apply", "--answers", str(GOLDEN / "answers-fresh.toml"), "--yes", "--then-check")
     assert applied.returncode == 0, applied.stderr
-    assert "0 failed" in applied.stdout and "[16/16]" in applied.stderr
+    assert "0 failed" in applied.stdout and "[17/17]" in applied.stderr
     (journal,) = (tmp_path / "journals").glob("*.jsonl")
     assert f"Journal: {journal}" in applied.stdout
 
@@ -106,11 +106,11 @@ def test_apply_then_check_report_undo_and_no_secret_anywhere(tmp_path):
     assert rep1.returncode == rep2.returncode == html.returncode == 0, rep1.stderr
     report = (tmp_path / "r1.md").read_text()
     assert report == (tmp_path / "r2.md").read_text()  # same input, same bytes
-    assert "Changes: 16 recorded (16 done)" in report and "Every check passed." in report
+    assert "Changes: 17 recorded (17 done)" in report and "Every check passed." in report
 
     shown = run(tmp_path, "undo", "--journal", str(journal), stdin="")
     assert shown.returncode == 3 and "Undo, newest first" in shown.stderr
-    first, last = shown.stderr.index("1. ActiveSync on EX02"), shown.stderr.index("16. Create the computer account")
+    first, last = shown.stderr.index("1. ActiveSync on EX02"), shown.stderr.index("17. Create the computer account")
     assert first < last
     undone = run(tmp_path, "undo", "--journal", str(journal), "--yes")
     assert undone.returncode == 0, undone.stderr
@@ -144,9 +144,9 @@ def test_interrupted_apply_then_resume(tmp_path):
 
 
 def test_apply_rolls_out_through_the_engine(tmp_path):
-    """`apply` hands the credential rollout to the rollout engine: the answers' concurrency bounds the copies in
-    flight (two of three start at once on slow servers, the third after one finished), every server is verified,
-    and the journal records what each server holds and what undo does there."""
+    """`apply` hands the credential rollout to the rollout engine: one new password pushed to every server, the
+    AD password reset once after the last push, every server verified, and the journal records what each server
+    holds and what undo does there. (The bound on pushes in flight is tested in tests/rollout.)"""
     scenario = find_scenario("fresh").read_text()
     for n in (3, 4):
         scenario += f'\n[[servers]]\nname = "EX0{n}"\nversion = "Version 15.2 (Build 1544.4)"\n' \
@@ -160,16 +160,20 @@ def test_apply_rolls_out_through_the_engine(tmp_path):
                        'concurrency = 2\n[client_auth]\noutlook_anywhere = false\nmapi = false\n')
     r = run(tmp_path, "apply", "--answers", str(answers), "--yes")
     assert r.returncode == 0, r.stderr
-    copies = [line.split()[1] for line in r.stderr.splitlines()
-              if line.startswith("[") and "credential from EX01 to" in line]
-    assert copies[:3] == ["...", "...", "done"]  # two copies in flight, then the third waits for one of them
-    assert copies.count("...") == copies.count("done") == 3
+    lines = [line for line in r.stderr.splitlines() if line.startswith("[")]
+    pushes = [n for n, line in enumerate(lines) if "done" in line.split()[1]
+              and ("and push it to" in line or "Push the new" in line)]
+    reset = next(n for n, line in enumerate(lines) if "done" in line.split()[1] and "Reset the password" in line)
+    assert len(pushes) == 4 and max(pushes) < reset  # AD changes once, after every server holds the new password
     for n in (1, 2, 3, 4):
-        assert f"EX0{n} holds the current CONTOSO\\EXASA$ credential" in r.stderr  # the engine's verification
+        assert f"EX0{n} holds the current CONTOSO\\EXASA$ password" in r.stderr  # the engine's verification
     (journal,) = (tmp_path / "journals").glob("*.jsonl")
     done = [json.loads(line) for line in journal.read_text().splitlines() if '"event": "done"' in line]
-    rolls = {e["change"]["target"]: e for e in done if e["change"]["step"] == "rollout"}
+    rolls = {e["change"]["target"]: e for e in done if e["change"]["step"] == "rollout"
+             and e["change"]["system"] == "exchange"}
     assert sorted(rolls) == ["EX01", "EX02", "EX03", "EX04"]
+    (reset,) = [e for e in done if e["change"]["id"] == "rollout.ad-password"]
+    assert reset["seq"] > max(e["seq"] for e in rolls.values())  # AD after every push
     assert rolls["EX04"]["undo"] == {"server": "ex04.contoso.com", "remove": True}
     assert rolls["EX04"]["change"]["new"]["account"] == "CONTOSO\\EXASA$"
 

@@ -18,6 +18,7 @@ ANSWERS = {
     "duplicate-spn": '[asa]\nname = "EXASA$"\n[spns]\nmove_from = ["FABRIKAM\\\\E14ASA$"]\n',
     "stale-credential": '[asa]\nname = "EXASA$"\n',
     "rc4-only": '[asa]\nname = "EXASA$"\nenctypes = 24\n',
+    "reroll-with-spns": '[asa]\nname = "EXASA$"\n[rollout]\nnew_password = true\n',
     "seg-kcd": '[asa]\nname = "EXASA$"\n[seg]\nservice_account = "svc_awseg"\ntest_users = ["alice"]\n'
                '[iis_auth]\nenabled = true\n',
 }

@@ -25,7 +25,7 @@ def journal(tmp_path):
 
 
 @pytest.mark.parametrize("scenario", ["fresh", "new-server-missing-asa", "duplicate-spn", "stale-credential",
-                                      "rc4-only"])
+                                      "rc4-only", "reroll-with-spns"])
 def test_apply_then_check_passes_everything(scenario, journal):
     answers = answers_for(scenario)
     target = open_lab(scenario)
@@ -36,7 +36,8 @@ def test_apply_then_check_passes_everything(scenario, journal):
         result = Executor(target.directory, target.exchange, journal).apply(plan)
         assert result.ok, (result.failed, result.skipped)
         assert problems_of(target, answers) == {}
-        assert plan_on(target, answers).changes == []  # nothing left to do
+        if not answers.rollout.new_password:  # a re-roll asked for would roll again, by design
+            assert plan_on(target, answers).changes == []  # nothing left to do
     finally:
         target.close()
     states = {st.change.id: st.state for st in summarize(journal.events())}
@@ -62,25 +63,31 @@ def test_journal_has_intent_before_done_and_records_undo(journal):
 
 
 def test_a_failed_server_stops_what_depends_on_it_and_resume_finishes(journal):
+    """EX02 refuses the push: AD is not changed (every server keeps the working password), everything that needs
+    the roll waits; resume pushes a fresh password to both and changes AD exactly once."""
     answers = answers_for("fresh")
     target = open_lab("fresh")
     try:
         target.lab.exchange.server("EX02").fault = "fail-roll"
         plan = plan_on(target, answers)
         result = Executor(target.directory, target.exchange, journal).apply(plan)
-        assert set(result.failed) == {"rollout.copy:EX02"}
-        assert "Errors were encountered while propagating credentials" in result.failed["rollout.copy:EX02"]
-        # everything that needs EX02's credential waited; EX01's own changes went ahead
+        assert {"rollout.push:EX02", "rollout.ad-password"} <= set(result.failed)
+        assert "Exchange Service Host service on ex02.contoso.com did not answer" in result.failed["rollout.push:EX02"]
+        assert "Active Directory was NOT changed" in result.failed["rollout.ad-password"]
+        # everything that needs the credential waited; the SEG account's own change went ahead
         assert {"spn.add:HTTP/mail.contoso.com", "auth.oa:EX02", "iis.eas:EX02"} <= set(result.skipped)
-        assert "rollout.generate:EX01" in result.done and "seg.spn:HTTP/svc_awseg" in result.done
+        assert "seg.spn:HTTP/svc_awseg" in result.done
         assert unfinished(journal.events())
-        rolled_once = target.lab.directory.account_key_version("EXASA$")
+        created = target.lab.directory.account_key_version("EXASA$")
+        ex01 = target.lab.exchange.server("EX01").credentials
+        assert len(ex01) == 1 and not target.lab.exchange.credential_valid(ex01[0])  # pushed, not yet valid
         target.lab.exchange.server("EX02").fault = "none"
         resumed = Executor(target.directory, target.exchange, Journal.open(journal.path)).resume()
         assert resumed.ok, (resumed.failed, resumed.skipped)
-        assert "rollout.generate:EX01" not in resumed.done  # never a second new password
-        assert target.lab.directory.account_key_version("EXASA$") == rolled_once
-        assert sum(GENERATE in s for s in target.lab.exchange.received) == 1
+        assert target.lab.directory.account_key_version("EXASA$") == created + 1  # AD changed exactly once
+        for name in ("EX01", "EX02"):  # one credential each: the unused one of the failed run was cleaned up
+            (cred,) = target.lab.exchange.server(name).credentials
+            assert target.lab.exchange.credential_valid(cred)
         assert problems_of(target, answers) == {}
     finally:
         target.close()
@@ -101,9 +108,9 @@ def test_cancel_in_the_middle_leaves_a_resumable_journal(journal):
         result = Executor(target.directory, target.exchange, journal, progress=progress, cancel=cancel).apply(plan)
         assert result.cancelled and not result.failed
         done = [st.change.id for st in summarize(journal.events()) if st.state == "done"]
-        assert done == [c.id for c in plan.changes[:4]]
+        assert sorted(done) == sorted(c.id for c in plan.changes[:5])  # the account, the roll, one SPN
         resumed = Executor(target.directory, target.exchange, Journal.open(journal.path)).resume()
-        assert resumed.ok and set(resumed.done) == {c.id for c in plan.changes[4:]}
+        assert resumed.ok and set(resumed.done) == {c.id for c in plan.changes[5:]}
         assert problems_of(target, answers) == {}
     finally:
         target.close()
@@ -135,7 +142,7 @@ def test_an_object_changed_since_the_plan_is_not_touched(journal):
         target.directory.set_enctypes(plan.change("asa.enctypes").params["dn"], 8)  # someone else, meanwhile
         result = Executor(target.directory, target.exchange, journal).apply(plan)
         assert "the plan expected 4" in result.failed["asa.enctypes"]
-        assert set(result.skipped) == {"rollout.generate:EX01", "rollout.copy:EX02"}
+        assert set(result.skipped) == {"rollout.generate:EX01", "rollout.push:EX02", "rollout.ad-password"}
     finally:
         target.close()
 
@@ -175,7 +182,6 @@ def test_undo_keeps_a_credential_it_cannot_restore(journal):
 
 
 # --- the credential rollout runs on the rollout engine -------------------------------------------------------
-GENERATE = "-GenerateNewPasswordFor $Account"  # how the lab endpoint receives a generate
 
 
 def lab_target(scenario: Scenario, exchange=None) -> Target:
@@ -185,7 +191,7 @@ def lab_target(scenario: Scenario, exchange=None) -> Target:
 
 
 class CountingCopies:
-    """The real port, counting the copies running at once. The first `meet` copies wait for each other, so the
+    """The real port, counting the pushes running at once. The first `meet` pushes wait for each other, so the
     run proves they were in flight together."""
 
     def __init__(self, real, meet: int) -> None:
@@ -197,7 +203,7 @@ class CountingCopies:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    def roll_copy(self, server, source):
+    def push_credential(self, server, account, password):
         with self.lock:
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
@@ -206,7 +212,7 @@ class CountingCopies:
         try:
             if first:
                 self.barrier.wait()
-            return self.real.roll_copy(server, source)
+            return self.real.push_credential(server, account, password)
         finally:
             with self.lock:
                 self.in_flight -= 1
@@ -220,20 +226,25 @@ def test_apply_rolls_out_through_the_engine_with_the_plans_concurrency(journal):
     try:
         plan = plan_on(target, answers)
         rolls = [c.id for c in plan.changes if c.step == "rollout"]
-        assert plan.concurrency == 2 and len(rolls) == 5
+        assert plan.concurrency == 2 and len(rolls) == 6  # five pushes and the one AD change
         result = Executor(target.directory, target.exchange, journal, progress=events.append).apply(plan)
         assert result.ok, (result.failed, result.skipped)
-        assert counting[0].most == 2  # two copies at once, never more
-        assert sum(GENERATE in s for s in target.lab.exchange.received) == 1
+        assert counting[0].most == 2  # two pushes at once, never more
+        sets = [c for c in target.lab.exchange.cmdlets if c[1] == "Set-ClientAccessService"]
+        assert len(sets) == 5  # one push per server
     finally:
         target.close()
     # the engine verified every server and said so, in the run's progress
     finished = {e.change_id: e.message for e in events if e.change_id in rolls and e.state == "done"}
-    assert finished == {f"rollout.{'generate' if n == 1 else 'copy'}:EX0{n}":
-                        f"EX0{n} holds the current CONTOSO\\EXASA$ credential" for n in range(1, 6)}
+    for n in range(1, 6):
+        cid = f"rollout.{'generate' if n == 1 else 'push'}:EX0{n}"
+        assert finished[cid].startswith(f"EX0{n} holds the current CONTOSO\\EXASA$ password")
     done = {e.change_id: e for e in journal.events() if e.event == "done" and e.change_id in rolls}
-    assert done["rollout.copy:EX03"].undo == {"server": "ex03.contoso.com", "remove": True}
-    assert done["rollout.copy:EX03"].change["new"]["account"] == "CONTOSO\\EXASA$"  # what the server holds now
+    assert done["rollout.push:EX03"].undo == {"server": "ex03.contoso.com", "remove": True}
+    assert done["rollout.push:EX03"].change["new"]["account"] == "CONTOSO\\EXASA$"  # what the server holds now
+    assert max(e.seq for e in journal.events() if e.change_id and e.change_id.startswith("rollout.") and
+               e.change_id != "rollout.ad-password" and e.event == "done") < \
+        next(e.seq for e in journal.events() if e.change_id == "rollout.ad-password" and e.event == "done")
 
 
 @pytest.mark.parametrize("via", ["wizard", "apply"])
@@ -251,33 +262,34 @@ def test_undo_after_a_rollout_removes_only_credentials_that_were_not_there(via, 
             assert Executor(target.directory, target.exchange, journal).apply(build_plan(env, answers)).ok
         else:  # as the wizard's rollout step runs it: the engine alone, on the discovered servers
             report = run_rollout(target.exchange, journal, RolloutRequest("TAILSPINTOYS\\E15ASA$", env.servers),
-                                 pwd_last_set=lambda: target.directory.get_account("E15ASA$").pwd_last_set)
-            assert report.complete and report.generated and report.source == "Exch-2016"
+                                 directory=target.directory)
+            assert report.complete and report.generated and report.ad_changed
         notes = []
         undone = Executor(target.directory, target.exchange, Journal.open(journal.path),
                           progress=lambda ev: notes.append((ev.change_id, ev.state, ev.message))).undo()
         assert not undone.failed
         now = {s.name: s.asa_latest for s in target.lab.current_scenario().servers}
         assert now["Exch-2019"] is None
-        assert now["Exch-2016"].key_version == target.lab.directory.account_key_version("E15ASA$") \
-            == held["Exch-2016"].key_version + 1  # the new password stays, where AD has it too
-        assert ("rollout.generate:Exch-2016", "kept", "the server held a credential before: the new one stays "
-                "(the old password cannot return)") in notes
-        assert ("rollout.copy:Exch-2019", "undone", "") in notes
+        assert target.lab.directory.account_key_version("E15ASA$") == held["Exch-2016"].key_version + 1
+        assert now["Exch-2016"].digest == target.lab.directory.account_digest("E15ASA$")  # it stays, as in AD
+        kept = {cid for cid, st, msg in notes if st == "kept" and "the old password cannot return" in msg}
+        assert kept & {"rollout.generate:Exch-2016", "rollout.push:Exch-2016"}
+        assert {cid for cid, st, _ in notes if st == "undone"} == {"rollout.push:Exch-2019"}
         assert problems_of(target, answers).get("kerberos.server") == "fail"  # Exch-2019 is back to the field report
     finally:
         target.close()
 
 
-def test_resume_after_a_crash_mid_generate_does_not_generate_again(journal):
-    """The script ran on EX01 but the wizard died before journalling it: resume re-reads EX01, records the
-    generate as done and only copies; AD's key version went up exactly once."""
+def test_resume_after_a_crash_mid_push_changes_ad_once_and_leaves_nothing_unused(journal):
+    """The push to EX01 happened but the wizard died before journalling it (the password lived only in its
+    memory): AD was not changed; resume pushes a new password to both servers, AD changes exactly once, and the
+    unused credential on EX01 is cleaned up by the new push."""
     answers = answers_for("fresh")
 
     class Crash(BaseException):
         pass
 
-    class CrashAfterGenerate:
+    class CrashAfterPush:
         def __init__(self, real):
             self.real = real
             self.key_version_before: int | None = None
@@ -285,24 +297,27 @@ def test_resume_after_a_crash_mid_generate_does_not_generate_again(journal):
         def __getattr__(self, name):
             return getattr(self.real, name)
 
-        def roll_generate(self, server, account):
+        def push_credential(self, server, account, password):
             self.key_version_before = target.lab.directory.account_key_version("EXASA$")
-            self.real.roll_generate(server, account)
+            self.real.push_credential(server, account, password)
             raise Crash()
 
     target = open_lab("fresh")
     try:
         plan = plan_on(target, answers)
-        crashing = CrashAfterGenerate(target.exchange)
+        crashing = CrashAfterPush(target.exchange)
         with pytest.raises(Crash):
             Executor(target.directory, crashing, journal).apply(plan)
         states = {st.change.id: st.state for st in summarize(journal.events())}
-        assert states == {"asa.create": "done", "rollout.generate:EX01": "interrupted"}
+        assert states["asa.create"] == "done" and states["rollout.generate:EX01"] == "interrupted"
+        assert "rollout.ad-password" not in states
+        assert target.lab.directory.account_key_version("EXASA$") == crashing.key_version_before  # AD untouched
         resumed = Executor(target.directory, target.exchange, Journal.open(journal.path)).resume()
         assert resumed.ok, (resumed.failed, resumed.skipped)
-        assert {"rollout.generate:EX01", "rollout.copy:EX02"} <= set(resumed.done)
-        assert sum(GENERATE in s for s in target.lab.exchange.received) == 1
+        assert {"rollout.generate:EX01", "rollout.push:EX02", "rollout.ad-password"} <= set(resumed.done)
         assert target.lab.directory.account_key_version("EXASA$") == crashing.key_version_before + 1
+        (cred,) = target.lab.exchange.server("EX01").credentials
+        assert target.lab.exchange.credential_valid(cred)
         assert problems_of(target, answers) == {}
     finally:
         target.close()

@@ -34,7 +34,9 @@ enabled = true
 def test_fresh_follows_the_documented_order_and_every_change_waits_for_what_it_needs():
     plan = plan_for("fresh", FRESH)
     ids = [c.id for c in plan.changes]
-    assert ids[:3] == ["asa.create", "rollout.generate:EX01", "rollout.copy:EX02"]
+    # the new password goes to every server first, AD changes once after every push
+    assert ids[:4] == ["asa.create", "rollout.generate:EX01", "rollout.push:EX02", "rollout.ad-password"]
+    assert set(plan.change("rollout.ad-password").depends_on) == {"rollout.generate:EX01", "rollout.push:EX02"}
     # steps never go backwards
     assert [step_index(c.step) for c in plan.changes] == sorted(step_index(c.step) for c in plan.changes)
     assert all(c.step in STEP_IDS for c in plan.changes)
@@ -44,7 +46,7 @@ def test_fresh_follows_the_documented_order_and_every_change_waits_for_what_it_n
             assert position[d] < position[c.id], (c.id, d)
     # the SPNs only after every server behind the name has the credential
     for spn in ("spn.add:HTTP/mail.contoso.com", "spn.add:HTTP/autodiscover.contoso.com"):
-        assert {"rollout.generate:EX01", "rollout.copy:EX02"} <= set(plan.change(spn).depends_on)
+        assert "rollout.ad-password" in plan.change(spn).depends_on
     # KCD: the target SPN must be on the ASA first; protocol transition, never unconstrained delegation
     assert "spn.add:HTTP/mail.contoso.com" in plan.change("seg.delegate-to").depends_on
     uac = plan.change("seg.protocol-transition")
@@ -63,10 +65,12 @@ def test_fresh_commands_are_the_documented_ones_with_real_names():
                                          "'CN=Computers,DC=contoso,DC=com'")
     assert "Set-ADComputer -Identity 'EXASA$' -Replace @{'msDS-SupportedEncryptionTypes'=24}" in create.commands
     assert plan.change("rollout.generate:EX01").commands[-1] == (
-        ".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers 'ex01.contoso.com' "
-        "-GenerateNewPasswordFor 'CONTOSO\\EXASA$'")
-    assert plan.change("rollout.copy:EX02").commands[-1].endswith("-ToSpecificServers 'ex02.contoso.com' "
-                                                                  "-CopyFrom 'ex01.contoso.com'")
+        "Set-ClientAccessService -Identity 'ex01.contoso.com' -CleanUpInvalidAlternateServiceAccountCredentials "
+        "-AlternateServiceAccountCredential $cred")
+    assert plan.change("rollout.push:EX02").commands[-1].startswith("Set-ClientAccessService -Identity "
+                                                                    "'ex02.contoso.com' -CleanUpInvalid")
+    assert plan.change("rollout.ad-password").commands == [
+        "Set-ADAccountPassword -Identity 'CN=EXASA,CN=Computers,DC=contoso,DC=com' -Reset -NewPassword $cred.Password"]
     assert plan.change("spn.add:HTTP/mail.contoso.com").commands[-1] == \
         "setspn -S 'HTTP/mail.contoso.com' 'CONTOSO\\EXASA$'"
     mapi = plan.change("auth.mapi:EX01")
@@ -82,7 +86,10 @@ def test_fresh_commands_are_the_documented_ones_with_real_names():
     assert "useKernelMode' -Value $true" in iis.commands[0] and iis.warning
     for c in plan.changes:
         assert c.commands and c.proven_by, c.id
-        assert c.undo_commands, c.id  # everything on a fresh organisation can be undone
+        # everything on a fresh organisation can be undone; the password reset of the new account goes with the
+        # account (undoing asa.create deletes it)
+        assert c.undo_commands or (c.id == "rollout.ad-password" and "asa.create" in plan.change(
+            "rollout.generate:EX01").depends_on), c.id
 
 
 def test_new_server_gets_a_copy_and_no_new_password():
@@ -108,7 +115,8 @@ def test_stale_credential_copies_from_the_current_server():
 
 def test_rc4_only_sets_aes_then_rolls_a_new_password_everywhere():
     plan = plan_for("rc4-only", '[asa]\nname = "EXASA$"\nenctypes = 24\n')
-    assert [c.id for c in plan.changes] == ["asa.enctypes", "rollout.generate:EX01", "rollout.copy:EX02"]
+    assert [c.id for c in plan.changes] == ["asa.enctypes", "rollout.generate:EX01", "rollout.push:EX02",
+                                            "rollout.ad-password"]
     assert plan.change("asa.enctypes").old == 4 and plan.change("asa.enctypes").new == 24
     assert plan.change("rollout.generate:EX01").depends_on == ["asa.enctypes"]
 

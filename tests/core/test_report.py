@@ -93,4 +93,4 @@ def test_plan_html_is_self_contained(tmp_path):
     html = render_plan(plan, "html", TEMPLATES)
     assert html.count("<h3") == len(plan.changes)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
-    assert "RollAlternateServiceAccountPassword.ps1 -ToSpecificServers &#39;ex01.contoso.com&#39;" in html
+    assert "Set-ClientAccessService -Identity &#39;ex01.contoso.com&#39;" in html

@@ -1,4 +1,5 @@
-"""The WinRM adapter through pywinrm over loopback HTTPS against the lab's WS-Management endpoint."""
+"""The Exchange port on the lab: Exchange cmdlets over the /PowerShell endpoint (pypsrp), the Windows side through
+pywinrm over loopback HTTPS against the lab's WS-Management endpoint."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import winrm
 
 from asa_wizard.adapters.winrm import WinRmExchange, WinRmSettings, clean_stderr
 from asa_wizard.core.errors import (
+    WizardError,
     AuthenticationFailed,
     ConnectionFailed,
     NotFound,
@@ -113,75 +115,71 @@ def test_hostile_names_round_trip_and_never_run(world_of, member):
     assert port.read_server("EX01").iis_iusrs == ["NT AUTHORITY\\IUSR"]
 
 
-def test_hostile_source_name_is_data(world_of):
+def test_hostile_source_name_is_refused_before_any_connection(world_of):
     w = world_of(scenario("new-server-missing-asa"))
     port = w.exchange_port()
     hostile = "Exch-2016'; Remove-Item C:\\ -Recurse; '$(Stop-Computer)"
-    r = port.roll_copy("Exch-2019", hostile)
-    assert r.outcome == RollOutcome.FAILED and "exactly one Client Access server" in r.message
-    assert port.read_server("Exch-2019").server.asa_latest is None
-    from asa_wizard.lab.exchange import parse_script
-
-    assert parse_script(w.exchange.received[0])[1]["Source"] == hostile
-
-
-def test_roll_copy_and_remove(world_of):
-    w = world_of(scenario("new-server-missing-asa"))
-    port = w.exchange_port()
-    r = port.roll_copy("Exch-2019", "Exch-2016")
-    assert r.outcome == RollOutcome.SUCCEEDED and "THE SCRIPT HAS SUCCEEDED" in r.log_excerpt
-    assert r.latest.account == "Tailspintoys\\E15ASA$"
-    assert w.directory.account_key_version("E15ASA$") == 2  # a copy never touches AD
-    lab = w.current_scenario().server("Exch-2019")
-    assert lab.asa_latest.key_version == 2
-    bad = port.roll_copy("Exch-2019", "Exch-2099")
-    assert bad.outcome == RollOutcome.FAILED and "exactly one Client Access server" in bad.message
-    port.remove_asa("Exch-2019")
+    r = port.copy_credentials("Exch-2019", hostile)
+    assert r.outcome == RollOutcome.FAILED and "is not a host name" in r.message
+    assert not any(server.startswith("exch-2016'") for server, _ in w.endpoint.psrp.creates)
     assert port.read_server("Exch-2019").server.asa_latest is None
 
 
-def test_roll_generate_changes_ad_once(world_of):
-    w = world_of(scenario("new-server-missing-asa"))
+def test_copy_replaces_the_targets_credentials_and_never_touches_ad(world_of):
+    w = world_of(scenario("stale-credential"))
     port = w.exchange_port()
-    r = port.roll_generate("Exch-2016", "TAILSPINTOYS\\E15ASA$")
+    kvno = w.directory.account_key_version("EXASA$")
+    source = [c.digest for c in w.exchange.server("EX01").credentials]
+    assert [c.digest for c in w.exchange.server("EX02").credentials] != source
+    r = port.copy_credentials("ex02.contoso.com", "ex01.contoso.com")
+    assert r.outcome == RollOutcome.SUCCEEDED and r.latest.account == "CONTOSO\\EXASA$"
+    assert [c.digest for c in w.exchange.server("EX02").credentials] == source  # replaced by the source's list
+    assert w.directory.account_key_version("EXASA$") == kvno  # a copy never touches AD
+    port.remove_asa("EX02")
+    assert port.read_server("EX02").server.asa_latest is None
+
+
+def test_push_prepends_and_cleans_up_only_what_no_longer_validates(world_of):
+    w = world_of(scenario("stale-credential"))
+    port = w.exchange_port()
+    kvno = w.directory.account_key_version("EXASA$")
+    before = list(w.exchange.server("EX02").credentials)
+    valid = [c for c in before if w.exchange.credential_valid(c)]
+    assert len(valid) < len(before)  # EX02 holds an old password next to the current one... or only old ones
+    r = port.push_credential("EX02", "CONTOSO\\EXASA$", Secret("New-Lab-Password-1!"))
     assert r.outcome == RollOutcome.SUCCEEDED
-    assert w.directory.account_key_version("E15ASA$") == 3
-    state = port.read_server("Exch-2016").server
-    assert state.asa_latest.when_added > state.asa_previous.when_added
-    missing = port.roll_generate("Exch-2016", "TAILSPINTOYS\\NOPE$")
-    assert missing.outcome == RollOutcome.FAILED and "NOPE$ was not found" in missing.message
+    after = w.exchange.server("EX02").credentials
+    assert after[1:] == valid  # the new one in front; what still validates kept, the rest cleaned up
+    assert not w.exchange.credential_valid(after[0])  # not valid until AD changes
+    assert w.directory.account_key_version("EXASA$") == kvno  # a push never touches AD
 
 
-@pytest.mark.parametrize("fault,expected", [
-    ("access-denied", "Access Denied"),
-    ("fail-roll", "propagating credentials"),
-])
-def test_roll_faults_are_reported_with_microsofts_words(world_of, fault, expected):
-    w = world_of(scenario("new-server-missing-asa", **{"Exch-2016": fault}))
-    r = w.exchange_port().roll_generate("Exch-2016", "TAILSPINTOYS\\E15ASA$")
+def test_push_failure_is_reported_with_exchanges_words(world_of):
+    w = world_of(scenario("new-server-missing-asa", **{"Exch-2016": "fail-roll"}))
+    r = w.exchange_port().push_credential("Exch-2016", "TAILSPINTOYS\\E15ASA$", Secret("New-Lab-Password-1!"))
     assert r.outcome == RollOutcome.FAILED
-    assert expected in r.message and r.fix
-    assert w.directory.account_key_version("E15ASA$") == 2  # AD left alone
+    assert "Service Host" in r.message and r.fix
+    assert len(w.exchange.server("Exch-2016").credentials) == 1  # nothing changed there
 
 
-def test_missing_script_and_snapin(world_of):
-    w = world_of(scenario("fresh", EX01="script-missing", EX02="snapin-missing"))
+def test_missing_roll_script(world_of):
+    w = world_of(scenario("fresh", EX01="script-missing"))
     port = w.exchange_port()
     with pytest.raises(NotFound) as info:
-        port.roll_copy("EX01", "EX02")
+        port.roll_with_script("EX01", ["EX01", "EX02"], "CONTOSO\\EXASA$")
     assert "RollAlternateServiceAccountPassword.ps1 is missing" in info.value.problem
     port.read_server("EX01")  # the cmdlets still work there
-    with pytest.raises(NotFound) as info:
-        port.read_server("EX02")
-    assert "does not look like an Exchange server" in info.value.problem
 
 
 def test_unreachable_server_is_connection_refused(world_of):
     w = world_of(scenario("fresh", EX02="unreachable"))
     port = w.exchange_port()
-    with pytest.raises(ConnectionFailed) as info:
+    with pytest.raises(WizardError) as info:
         port.read_server("EX02")
-    assert "refused" in info.value.problem and "5986" in info.value.fix
+    assert "refused" in info.value.problem
+    with pytest.raises(ConnectionFailed) as win:
+        port.windows.read_windows("EX02")
+    assert "refused" in win.value.problem and "5986" in win.value.fix
     port.read_server("EX01")
 
 
@@ -195,7 +193,7 @@ def test_slow_server_times_out_under_the_command_deadline(world_of):
                              url_override=ep.url_for, read_timeout_sec=3, operation_timeout_sec=1,
                              command_timeout_sec=1)
     with pytest.raises(OperationTimeout):
-        WinRmExchange(settings).read_server("EX01")
+        WinRmExchange(settings).read_windows("EX01")
 
 
 def test_wrong_password_is_a_401_naming_account_and_transport(world_of):
@@ -204,7 +202,7 @@ def test_wrong_password_is_a_401_naming_account_and_transport(world_of):
     settings = WinRmSettings(transport="basic", user="CONTOSO\\Administrator", password=Secret("Wrong-Pass-123"),
                              ca_file=ep.ca_file, url_override=ep.url_for)
     with pytest.raises(AuthenticationFailed) as info:
-        WinRmExchange(settings).read_server("EX01")
+        WinRmExchange(settings).read_windows("EX01")
     text = str(info.value) + (info.value.detail or "")
     assert "CONTOSO\\Administrator" in text and "basic over HTTPS" in text and "401" in text
     assert "Wrong-Pass-123" not in text
@@ -216,7 +214,7 @@ def test_untrusted_certificate_is_refused(world_of):
     base = ep.port().settings
     settings = WinRmSettings(transport="basic", user=base.user, password=base.password, url_override=ep.url_for)
     with pytest.raises(ConnectionFailed) as info:
-        WinRmExchange(settings).read_server("EX01")
+        WinRmExchange(settings).read_windows("EX01")
     assert "could not be validated" in info.value.problem
 
 
@@ -245,10 +243,10 @@ def test_pywinrm_round_trip_success_and_powershell_error(world_of):
     with pytest.raises(winrm.exceptions.WinRMTransportError):
         session.run_ps("Get-Date")
     session.url = session.protocol.transport.endpoint = ep.url_for("EX01")
-    from asa_wizard.adapters.powershell import inventory_script
+    from asa_wizard.adapters.powershell import read_windows_script
 
-    ok = session.run_ps(inventory_script())
-    assert ok.status_code == 0 and b'"name":"EX01"' in ok.std_out
+    ok = session.run_ps(read_windows_script())
+    assert ok.status_code == 0 and b'"svchost":true' in ok.std_out
     bad = session.run_ps("Get-Date")
     assert bad.status_code == 1
     assert b"The term 'Get-Date' is not recognized" in bad.std_err
@@ -258,7 +256,7 @@ def test_powershell_error_becomes_script_failed_with_exit_code(world_of):
     w = world_of(scenario("fresh"))
     port = w.exchange_port()
     with pytest.raises(ScriptFailed) as info:
-        port._run("EX01", "Get-Date", "read")
+        port.windows._run("EX01", "Get-Date", "read")
     assert info.value.exit_code == 1
     assert "Get-Date" in info.value.problem
 
@@ -273,14 +271,15 @@ def test_clixml_is_stripped():
     assert clean_stderr(progress_only.encode()) == ""
 
 
-def test_no_secret_crosses_the_wire(world_of):
+def test_no_secret_crosses_the_wire_in_clear(world_of):
     w = world_of(scenario("new-server-missing-asa"))
     port = w.exchange_port()
     port.read_server("Exch-2016")
-    port.roll_generate("Exch-2016", "TAILSPINTOYS\\E15ASA$")
-    port.roll_copy("Exch-2019", "Exch-2016")
+    new = "Pushed-Only-Encrypted-1!"
+    assert port.push_credential("Exch-2016", "TAILSPINTOYS\\E15ASA$", Secret(new)).outcome == RollOutcome.SUCCEEDED
+    port.copy_credentials("Exch-2019", "Exch-2016")
     _, admin_password = w.exchange.current_credentials()
     seen = decoded_command_lines(w) + w.exchange.received
-    assert len(w.exchange.received) == 3
-    assert all(admin_password not in text for text in seen)
-    assert "Tailspin-Lab-2022!" not in repr(port.settings) and "Tailspin-Lab-2022!" not in port.describe()
+    assert all(admin_password not in text and new not in text for text in seen)
+    assert all("Set-ClientAccessService" not in text for text in seen)  # Exchange cmdlets never go over WinRM
+    assert "Tailspin-Lab-2022!" not in port.describe()

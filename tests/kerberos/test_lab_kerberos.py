@@ -153,7 +153,7 @@ def test_the_world_probe_sees_changes_made_through_the_adapters():
         assert before.outcome == ProbeOutcome.REJECTED
         rejected = [p.path.path for p in before.paths if p.outcome == ProbeOutcome.REJECTED]
         assert rejected == ["/EWS/Exchange.asmx", "/mapi/emsmdb/", "/rpc/rpcproxy.dll"]
-        result = world.exchange_port().roll_copy("exch-2019.tailspintoys.ca", "exch-2016.tailspintoys.ca")
+        result = world.exchange_port().copy_credentials("exch-2019.tailspintoys.ca", "exch-2016.tailspintoys.ca")
         assert result.outcome.value.startswith("succeeded"), result.message
         after = probe.probe_server(exch2019, "mail.tailspintoys.ca")
         assert after.outcome == ProbeOutcome.ACCEPTED

@@ -325,6 +325,36 @@ def test_a_wrong_password_is_an_authentication_error_that_never_shows_the_passwo
     probe.close()
 
 
+def test_the_current_password_is_proven_by_key_version_not_by_when_added(samba_dc, kdc, org):
+    """EX02 received a copy of the OLD password a minute ago: its WhenAdded looks current, the ticket of the
+    ASA's current msDS-KeyVersionNumber proves it is not; EX01 accepts a ticket of exactly that key version."""
+    from asa_wizard.core.current import Holding, credential_verdict
+
+    old_kvno = kdc.kvno(org["asa_dn"])
+    old = keytab(org, "old", org["asa_pw"], old_kvno, samba_dc.realm)
+    new_pw = _pw()
+    kdc.password(org["asa_dn"], new_pw)
+    kvno = kdc.kvno(org["asa_dn"])
+    assert kvno == old_kvno + 1
+    current = keytab(org, "current", new_pw, kvno, samba_dc.realm)
+    with acceptor(org, current, "EX01") as a1, acceptor(org, old, "EX02") as a2:
+        probe = probe_for(samba_dc, org, {"EX01": a1, "EX02": a2})
+        env = environment(samba_dc, org, {"EX01": "current", "EX02": "current"})  # both WhenAdded = now
+        asa = env.accounts[0]
+        asa.key_version = kvno
+        qualified = f"{samba_dc.netbios}\\{asa.sam}"
+        hints = {s.name: credential_verdict(s, asa, qualified) for s in env.servers}
+        assert all(v.holding == Holding.CURRENT and not v.proven for v in hints.values())  # WhenAdded fooled
+        results = [probe.probe_server(s, org["host"]) for s in env.servers]
+        probe.close()
+    by_name = {r.server: r for r in results}
+    assert by_name["EX01"].outcome == ProbeOutcome.ACCEPTED and by_name["EX01"].kvno == kvno  # a real ticket's kvno
+    proven = {s.name: credential_verdict(s, asa, qualified, results) for s in env.servers}
+    assert proven["EX01"].holding == Holding.CURRENT and proven["EX01"].proven
+    assert proven["EX02"].holding == Holding.STALE and proven["EX02"].proven
+    assert a2.rejected
+
+
 # --- Extended Protection: channel binding, load balancers, SNI, HTTP ----------------------------------------
 def _unbound_token(samba_dc, o) -> bytes:
     """A SPNEGO token for the namespace with no channel binding (what a client without Extended Protection

@@ -36,8 +36,10 @@ async def test_copy_puts_the_manual_commands_on_the_clipboard(lab_session):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         await press(app, pilot, "c")
-        assert ".\\RollAlternateServiceAccountPassword.ps1 -ToSpecificServers 'exch-2019.tailspintoys.ca' " \
-               "-CopyFrom 'exch-2016.tailspintoys.ca'" in app.clipboard
+        assert "Set-ClientAccessService -Identity 'exch-2019.tailspintoys.ca' -RemoveAlternateServiceAccountCredentials" \
+               " -AlternateServiceAccountCredential $c" in app.clipboard
+        assert "(Get-ClientAccessService 'exch-2016.tailspintoys.ca' -IncludeAlternateServiceAccountCredentialPassword)" \
+               in app.clipboard
 
 
 async def test_a_failure_leads_to_the_step_that_fixes_it(lab_session):

@@ -151,13 +151,17 @@ def asa_password_age(ctx: Context) -> list[Finding]:
     return [c.finding(Status.PASS, subject=asa.sam, evidence=evidence + "; the password does not expire")]
 
 
-RC4_NOTE = ("Windows domain controllers change how RC4 is handled in 2026 (KB5073381, CVE-2026-20833): auditing "
-            "from January 2026 (KDCSVC events 201-209), enforcement from April 2026, when accounts without AES are "
-            "no longer issued RC4 tickets by default.")
+RC4_NOTE = ("Windows domain controllers change how RC4 is handled in 2026 (KB5073381, CVE-2026-20833): the January "
+            "2026 updates add audit events (KDCSVC 201-209); from the April 2026 updates, accounts without an explicit "
+            "msDS-SupportedEncryptionTypes get AES-only tickets by default; enforcement begins with the July 2026 "
+            "updates (the audit mode and its opt-out go away).")
+WHY_24 = ("24 (AES only) is this tool's recommendation: RC4 is being removed from Windows Kerberos, an explicit 24 keeps "
+          "the ASA working whatever the domain default becomes, and no supported Exchange client needs RC4.")
 
 
 @check("asa.enctypes", "The ASA has AES encryption types", "asa",
-       "msDS-SupportedEncryptionTypes of the ASA: AES present, RC4 not needed (24 = AES only).")
+       "msDS-SupportedEncryptionTypes of the ASA: AES present. 28 (RC4+AES) is Microsoft's documented value and "
+       "passes with a note; 24 (AES only) is recommended.")
 def asa_enctypes(ctx: Context) -> list[Finding]:
     c = CHECKS["asa.enctypes"]
     if (skip := _need_asa(ctx, c.id)) is not None:
@@ -182,10 +186,14 @@ def asa_enctypes(ctx: Context) -> list[Finding]:
                           + " Kerberos to Exchange then stops: clients fall back to NTLM.",
                           fix=set24 + "\nthen roll the password so AES keys exist (the old password may predate them):\n"
                           + roll + "\n(wizard step asa)")]
+    if value == ENC_RC4 | ENC_AES128 | ENC_AES256:
+        return [c.finding(Status.PASS, subject=asa.sam,
+                          evidence=evidence + ": Microsoft's documented value for the ASA (it enables RC4, AES128 and "
+                          "AES256). Informational: " + WHY_24 + " To move: " + set24 + ", then roll the password.")]
     if value & ENC_RC4:
         return [c.finding(Status.WARN, subject=asa.sam, evidence=evidence,
                           reason="AES is present and used, but RC4 is still allowed. " + RC4_NOTE
-                          + " Move to AES only once the KDCSVC audit events are clean.",
+                          + " Move to AES only once the KDCSVC audit events are clean. " + WHY_24,
                           fix=set24)]
     return [c.finding(Status.PASS, subject=asa.sam, evidence=evidence)]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Callable
 
 from asa_wizard.core.commands import quote, roll_script
@@ -34,7 +34,7 @@ class Status(str, enum.Enum):
 
 # The rollout script updates every server first and AD last: a server's credential that is current is dated a
 # little before pwdLastSet. Six hours covers a slow roll across many servers; older means an older password.
-ROLL_WINDOW = timedelta(hours=6)
+from asa_wizard.core.current import HINT_WINDOW as ROLL_WINDOW  # noqa: E402,F401 - one rule
 
 # worst first: a check's overall status is the worst of its findings
 SEVERITY = {Status.FAIL: 3, Status.WARN: 2, Status.PASS: 1, Status.SKIPPED: 0}
@@ -241,22 +241,19 @@ class Context:
         return out
 
     def current_servers(self) -> list[ExchangeServer]:
-        """Servers whose latest credential is the ASA's current password: good -CopyFrom sources."""
+        """Servers holding the ASA's current password (core.current's one rule): good -CopyFrom sources."""
         asa = self.asa
         if asa is None:
             return []
-        return [s for s in self.client_servers() if self.credential_is(s.asa_latest, asa) and self.is_current(s.asa_latest)]
+        return [s for s in self.client_servers() if self.verdict(s).current]
 
-    def is_current(self, cred: AsaCredential | None) -> bool:
-        """Is this credential the account's current password? The script pushes to the servers first and
-        writes AD last, so a current credential is dated at most ROLL_WINDOW before pwdLastSet."""
+    def verdict(self, server: ExchangeServer):
+        """core.current.credential_verdict for this server, with the probe's tickets as the proof when run."""
+        from asa_wizard.core.current import credential_verdict
+
         asa = self.asa
-        if cred is None or asa is None:
-            return False
-        added, pwd = aware(cred.when_added), aware(asa.pwd_last_set)
-        if added is None or pwd is None:
-            return True  # nothing to compare: assume current, the Kerberos probe decides
-        return added >= pwd - ROLL_WINDOW
+        assert asa is not None
+        return credential_verdict(server, asa, self.qualified(asa), self.probe.servers if self.probe else None)
 
     def roll_fix(self, targets: list[ExchangeServer]) -> str:
         """The supported way to give `targets` the ASA credential: copy from a good server, else generate."""

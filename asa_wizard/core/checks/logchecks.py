@@ -8,6 +8,15 @@ from .base import CHECKS, Context, Finding, Status, check, fmt_time, join
 NO_LOGS = "No {what} was given (point the wizard at a log file, or fetch it over WinRM)."
 
 
+# Kerberos event 4 (KRB_AP_ERR_MODIFIED) is logged by the Kerberos CLIENT that got the refusal, not by the
+# Exchange server and not by the KDC: the check reads an export of a client's System log, never a server's.
+CLIENT_LOG_NEEDED = (
+    "No client's System log export was given. Event 4 (KRB_AP_ERR_MODIFIED) is logged on the client that presented "
+    "the ticket (a user's PC), not on the Exchange server: on an affected client run wevtutil qe System "
+    "/q:\"*[System[Provider[@Name='Microsoft-Windows-Security-Kerberos'] and (EventID=4)]]\" /f:text > krb4.txt "
+    "and give the file to the wizard.")
+
+
 def _logs(ctx: Context, kind: str) -> list[LogText]:
     return [log for log in (ctx.logs or []) if log.kind == kind]
 
@@ -90,7 +99,7 @@ def logs_krb_modified(ctx: Context) -> list[Finding]:
     c = CHECKS["logs.krb-ap-err-modified"]
     logs = _logs(ctx, "system")
     if not logs:
-        return [c.skipped(NO_LOGS.format(what="System event log export"))]
+        return [c.skipped(CLIENT_LOG_NEEDED)]
     out = []
     for log in logs:
         events = parse_krb_modified(log.text)

@@ -49,7 +49,8 @@ def rollout_coverage(ctx: Context) -> list[Finding]:
 
 
 @check("rollout.current", "Every server holds the current ASA password", "rollout",
-       "The server's latest ASA credential is not older than the ASA's password in AD (pwdLastSet).")
+       "The server accepts a ticket of the ASA's current key version (msDS-KeyVersionNumber) when a Kerberos "
+       "probe ran; without one, its newest credential is not older than pwdLastSet (WhenAdded: only a hint).")
 def rollout_current(ctx: Context) -> list[Finding]:
     c = CHECKS["rollout.current"]
     asa = ctx.asa
@@ -63,17 +64,18 @@ def rollout_current(ctx: Context) -> list[Finding]:
             out.append(c.skipped(f"{s.name} holds no readable credential of the ASA (see rollout.coverage).",
                                  subject=s.name))
             continue
-        latest_is_asa = ctx.credential_is(s.asa_latest, asa)
-        if latest_is_asa and ctx.is_current(s.asa_latest):
+        verdict = ctx.verdict(s)
+        kvno = f" (msDS-KeyVersionNumber {asa.key_version})" if asa.key_version is not None else ""
+        if verdict.current:
             out.append(c.finding(Status.PASS, subject=s.name,
-                                 evidence=f"{held(s)}; AD password set {fmt_time(pwd)}"))
+                                 evidence=f"{held(s)}; AD password set {fmt_time(pwd)}{kvno}; {verdict.why}"))
             continue
         out.append(c.finding(
             Status.FAIL, subject=s.name,
-            evidence=f"{s.name} holds the ASA credential added {fmt_time(cred.when_added)}, but the password in AD "
-                     f"was set {fmt_time(pwd)}. {held(s)}",
+            evidence=f"{verdict.why}. {held(s)}; the password in AD was set {fmt_time(pwd)}{kvno}.",
             reason="The server holds an older password of the ASA: it cannot decrypt tickets issued with the current "
-                   "key (KRB_AP_ERR_MODIFIED). Typically the roll ran while this server was down.",
+                   "key (KRB_AP_ERR_MODIFIED). Typically the roll ran while this server was down, or the server "
+                   "received a copy of an old password.",
             fix=ctx.roll_fix([s])))
     return out or [c.skipped("No client-facing Exchange servers were found.")]
 

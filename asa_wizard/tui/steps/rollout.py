@@ -79,7 +79,8 @@ class RolloutPane(ChangePane):
         """One progress event of a roll change: update that server's row."""
         change = next((c for c in self.changes if c.id == event.change_id), None)
         server = change.target if change is not None else event.change_id.split(":", 1)[-1]
-        action = "generate" if event.change_id.startswith("rollout.generate") else "copy"
+        action = ("generate" if event.change_id.startswith("rollout.generate") else
+                  "push" if event.change_id.startswith("rollout.push") else "copy")
         phase = {"running": "running", "done": "verified", "already": "verified"}.get(event.state, event.state)
         message = event.message
         if " — " in message:

@@ -1,0 +1,332 @@
+"""The `ExchangePort` as Microsoft documents Exchange administration: every Exchange cmdlet through the server's
+own remote PowerShell endpoint (http://<fqdn>/PowerShell, configuration Microsoft.Exchange, Kerberos; the lab:
+its loopback endpoint) as a command with parameters, and the Windows side (IIS, IIS_IUSRS, the service host,
+logs, Microsoft's roll script when chosen) over WinRM.
+
+No snap-in is loaded anywhere, so RBAC applies to every call, and the wizard reads RBAC the way Microsoft's
+roll script does: from the command metadata (`-IncludeAlternateServiceAccountCredentialPassword` present =
+the Organization Configuration role). Passwords travel only as `Secret` inside PSCredential objects, which
+the PSRP layer encrypts with the runspace pool's session key: never in a script text, a command line or a log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..core.errors import WizardError
+from ..core.hosts import require_host
+from ..core.model import AsaCredential, ExchangeServer, ExtendedProtection, IisAuth, Service, VirtualDirectory
+from ..core.ports import Preflight, RollOutcome, RollResult, ServerState
+from ..core.secrets import Secret
+from .psrp import PsCredential
+from .winrm import WinRmExchange, WinRmSettings, iis_auth
+
+if TYPE_CHECKING:
+    from .psrp import RpsSettings
+
+ORG_CONFIG_FIX = ("Assign the Organization Configuration role (member of Organization Management) to the account "
+                  "that runs the wizard, then run the pre-flight again.")
+SECOND_HOP_FIX = ("Roll natively (the default: nothing has to hop), or enable CredSSP for this connection "
+                  "(Enable-WSManCredSSP -Role Server on the server, -Role Client where the wizard runs) or give the "
+                  "account Kerberos delegation to the servers' HTTP and LDAP services.")
+
+
+class Rps(Protocol):
+    """What this port needs of `adapters.psrp.ExchangeRps`."""
+
+    def invoke(self, server: str, cmdlet: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    def parameters(self, server: str, cmdlet: str) -> frozenset[str]: ...
+
+    def close(self) -> None: ...
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def _strings(v: Any) -> list[str]:
+    return [str(x) for x in _as_list(v) if x not in (None, "")]
+
+
+def _host(url: Any) -> str | None:
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    return urlsplit(str(url)).hostname
+
+
+def _when(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+    if isinstance(v, str) and v:
+        from .powershell import parse_when
+
+        return parse_when(v)
+    return None
+
+
+def credentials_of(row: dict[str, Any] | None) -> list[AsaCredential]:
+    """EffectiveCredentials of one Get-ClientAccessService row, newest first (as Exchange orders them)."""
+    conf = (row or {}).get("AlternateServiceAccountConfiguration") or {}
+    out = []
+    for c in _as_list(conf.get("EffectiveCredentials") if isinstance(conf, dict) else None):
+        if isinstance(c, dict) and c.get("QualifiedUserName"):
+            out.append(AsaCredential(account=str(c["QualifiedUserName"]),
+                                     when_added=_when(c.get("WhenAddedUtc") or c.get("WhenAdded"))))
+    return out
+
+
+class EndpointExchange:
+    """`ExchangePort`: Exchange cmdlets over `rps` (ExchangeRps), Windows-side scripts over `windows` (WinRM)."""
+
+    def __init__(self, rps: Rps, windows: WinRmExchange | None, label: str = "") -> None:
+        self.rps = rps
+        self.windows = windows
+        self.label = label
+
+    # --- the port -----------------------------------------------------------------------------------
+    def describe(self) -> str:
+        settings = getattr(self.rps, "settings", None)
+        rps = self.label or (settings.describe() if settings is not None else "Exchange remote PowerShell")
+        win = self.windows.describe() if self.windows is not None else "no WinRM connection"
+        return f"{rps}; Windows side: {win}"
+
+    def inventory(self, via_server: str) -> list[ExchangeServer]:
+        return [self._server_row(r) for r in self.rps.invoke(via_server, "Get-ExchangeServer")]
+
+    @staticmethod
+    def _server_row(r: dict[str, Any]) -> ExchangeServer:
+        site = str(r.get("Site") or "")
+        return ExchangeServer(name=str(r.get("Name") or ""), fqdn=str(r.get("Fqdn") or "").lower(),
+                              version=str(r.get("AdminDisplayVersion") or ""),
+                              roles=[x.strip() for x in str(r.get("ServerRole") or "").split(",") if x.strip()],
+                              site=site.rsplit("/", 1)[-1])
+
+    def read_server(self, server: str) -> ServerState:
+        rows = self.rps.invoke(server, "Get-ExchangeServer", {"Identity": server})
+        if not rows:
+            from ..core.errors import NotFound
+
+            raise NotFound(f"{server} is not an Exchange server of this organisation.",
+                           "Use a name Get-ExchangeServer lists.")
+        me = self._server_row(rows[0])
+        name = me.name
+        errors: dict[str, str] = {}
+
+        def part(label: str, cmdlet: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+            try:
+                return self.rps.invoke(server, cmdlet, params)
+            except WizardError as exc:
+                errors[label] = f"{cmdlet}: {exc.problem}"
+                return []
+
+        cas = part("asa", "Get-ClientAccessService",
+                   {"Identity": name, "IncludeAlternateServiceAccountCredentialStatus": True})
+        creds = credentials_of(cas[0]) if cas else []
+        me.asa_latest = creds[0] if creds else None
+        me.asa_previous = creds[1] if len(creds) > 1 else None
+        me.asa_state_known = "asa" not in errors
+        me.reachable = True
+        vdirs: list[VirtualDirectory] = []
+        for o in part("outlook-anywhere", "Get-OutlookAnywhere", {"Server": name})[:1]:
+            vdirs.append(VirtualDirectory(server=name, service=Service.OUTLOOK_ANYWHERE,
+                                          internal_host=o.get("InternalHostname") or None,
+                                          external_host=o.get("ExternalHostname") or None,
+                                          auth_methods=_strings(o.get("IISAuthenticationMethods")),
+                                          internal_client_auth=o.get("InternalClientAuthenticationMethod") or None,
+                                          external_client_auth=o.get("ExternalClientAuthenticationMethod") or None))
+        win = self._windows_read(server, errors)
+        iis = win.get("iis") or {}
+        for label, cmdlet, service, key, methods in (
+                ("mapi", "Get-MapiVirtualDirectory", Service.MAPI, None, "IISAuthenticationMethods"),
+                ("eas", "Get-ActiveSyncVirtualDirectory", Service.EAS, "eas", "InternalAuthenticationMethods"),
+                ("ews", "Get-WebServicesVirtualDirectory", Service.EWS, "ews", "InternalAuthenticationMethods"),
+                ("owa", "Get-OwaVirtualDirectory", Service.OWA, None, "InternalAuthenticationMethods")):
+            for v in part(label, cmdlet, {"Server": name})[:1]:
+                vdirs.append(VirtualDirectory(server=name, service=service, internal_host=_host(v.get("InternalUrl")),
+                                              external_host=_host(v.get("ExternalUrl")),
+                                              auth_methods=_strings(v.get(methods)),
+                                              iis=iis_auth(iis[key]) if key and isinstance(iis.get(key), dict) else None))
+        autod = cas[0].get("AutoDiscoverServiceInternalUri") if cas else None
+        svchost = win.get("svchost")
+        me.service_host_running = bool(svchost) if svchost is not None else None
+        return ServerState(server=me, vdirs=vdirs, iis_iusrs=_strings(win.get("iusrs")),
+                           autodiscover_uri=str(autod) if autod else None, credentials=creds, errors=errors,
+                           iis_log_folder=str(win.get("logdir") or "") or None)
+
+    def _windows_read(self, server: str, errors: dict[str, str]) -> dict[str, Any]:
+        if self.windows is None:
+            errors["windows"] = "no WinRM connection: IIS, IIS_IUSRS and the service host were not read"
+            return {}
+        try:
+            d = self.windows.read_windows(server)
+        except WizardError as exc:
+            errors["windows"] = exc.problem
+            return {}
+        for e in _as_list(d.get("errors")):
+            if isinstance(e, dict):
+                errors[str(e.get("part") or "windows")] = str(e.get("message") or "failed")
+        return d
+
+    def preflight(self, server: str) -> Preflight:
+        out = Preflight(server=server)
+        try:
+            get_params = self.rps.parameters(server, "Get-ClientAccessService")
+            set_params = self.rps.parameters(server, "Set-ClientAccessService")
+        except WizardError as exc:
+            out.problems.append((f"{server}: {exc.problem}", exc.fix))
+            return out
+        out.checked.append(f"the endpoint of {server} answers and accepts the session (RemotePowerShellEnabled)")
+        if "IncludeAlternateServiceAccountCredentialPassword" not in get_params:
+            out.problems.append((f"On {server}, Get-ClientAccessService does not offer "
+                                 "-IncludeAlternateServiceAccountCredentialPassword: the account lacks the "
+                                 "'Organization Configuration' role.", ORG_CONFIG_FIX))
+        if "AlternateServiceAccountCredential" not in set_params:
+            out.problems.append((f"On {server}, Set-ClientAccessService does not offer "
+                                 "-AlternateServiceAccountCredential: the account lacks the 'Organization "
+                                 "Configuration' role.", ORG_CONFIG_FIX))
+        if not out.problems:
+            out.checked.append(f"RBAC on {server}: the Organization Configuration role (the ASA parameters are shown)")
+        return out
+
+    def _latest(self, server: str) -> AsaCredential | None:
+        rows = self.rps.invoke(server, "Get-ClientAccessService",
+                               {"Identity": server, "IncludeAlternateServiceAccountCredentialStatus": True})
+        creds = credentials_of(rows[0]) if rows else []
+        return creds[0] if creds else None
+
+    def push_credential(self, server: str, account: str, password: Secret) -> RollResult:
+        try:
+            self.rps.invoke(server, "Set-ClientAccessService", {
+                "Identity": server, "CleanUpInvalidAlternateServiceAccountCredentials": True,
+                "AlternateServiceAccountCredential": PsCredential(account, password)})
+            latest = self._latest(server)
+        except WizardError as exc:
+            return RollResult(server, RollOutcome.FAILED, exc.problem, exc.fix)
+        return RollResult(server, RollOutcome.SUCCEEDED, f"{server} holds the new credential of {account}",
+                          latest=latest)
+
+    def copy_credentials(self, server: str, source: str) -> RollResult:
+        try:
+            rows = self.rps.invoke(source, "Get-ClientAccessService", {
+                "Identity": source, "IncludeAlternateServiceAccountCredentialPassword": True})
+        except WizardError as exc:
+            return RollResult(server, RollOutcome.FAILED, f"Cannot read the credentials of {source}: {exc.problem}",
+                              exc.fix)
+        conf = (rows[0].get("AlternateServiceAccountConfiguration") or {}) if rows else {}
+        creds = [c.get("Credential") for c in _as_list(conf.get("EffectiveCredentials"))
+                 if isinstance(c, dict) and isinstance(c.get("Credential"), PsCredential)]
+        creds = [c for c in creds if c.password is not None]
+        if not creds:
+            return RollResult(server, RollOutcome.FAILED,
+                              f"{source} holds no credential to copy: a copy would leave {server} with none.",
+                              "Copy from a server that holds the current credential, or roll a new password.")
+        try:
+            self.rps.invoke(server, "Set-ClientAccessService", {
+                "Identity": server, "RemoveAlternateServiceAccountCredentials": True,
+                "AlternateServiceAccountCredential": creds})
+            latest = self._latest(server)
+        except WizardError as exc:
+            return RollResult(server, RollOutcome.FAILED, exc.problem, exc.fix)
+        return RollResult(server, RollOutcome.SUCCEEDED,
+                          f"{server} now holds the {len(creds)} credential(s) of {source} (its own were replaced)",
+                          latest=latest)
+
+    def roll_with_script(self, run_on: str, servers: list[str], account: str) -> RollResult:
+        if self.windows is None:
+            return RollResult(run_on, RollOutcome.FAILED, "Microsoft's script runs over WinRM, which is not connected.",
+                              "Give the WinRM settings, or roll natively.")
+        return self.windows.run_roll_script(run_on, servers, account)
+
+    def second_hop(self, server: str, other: str) -> list[tuple[str, str]]:
+        if self.windows is None:
+            return [("The hop cannot be tested: WinRM is not connected.", "Give the WinRM settings.")]
+        require_host(other, "Exchange server name")  # the hop's script builds http://<other>/PowerShell/ from it
+        d = self.windows.hop_check(server, other)
+        problems = []
+        if d["session"]:
+            problems.append((f"From inside a session on {server}, a session to {other}'s endpoint failed (second "
+                             f"hop): {d['session']}", SECOND_HOP_FIX))
+        if d["ldap"]:
+            problems.append((f"From inside a session on {server}, binding to a domain controller failed (second "
+                             f"hop): {d['ldap']}", SECOND_HOP_FIX))
+        return problems
+
+    def remove_asa(self, server: str) -> None:
+        self.rps.invoke(server, "Set-ClientAccessService",
+                        {"Identity": server, "RemoveAlternateServiceAccountCredentials": True})
+
+    def set_outlook_anywhere_client_auth(self, server: str, method: str) -> str | None:
+        rows = self.rps.invoke(server, "Get-OutlookAnywhere", {"Server": server})
+        if not rows:
+            from ..core.errors import NotFound
+
+            raise NotFound(f"{server} has no Outlook Anywhere virtual directory.", "Check the server's roles.")
+        previous = rows[0].get("InternalClientAuthenticationMethod")
+        self.rps.invoke(server, "Set-OutlookAnywhere", {"Identity": str(rows[0].get("Identity")),
+                                                        "InternalClientAuthenticationMethod": method})
+        return str(previous) if previous else None
+
+    def set_mapi_auth_methods(self, server: str, methods: list[str]) -> list[str]:
+        rows = self.rps.invoke(server, "Get-MapiVirtualDirectory", {"Server": server})
+        if not rows:
+            from ..core.errors import NotFound
+
+            raise NotFound(f"{server} has no MAPI virtual directory.", "Check the server's roles.")
+        previous = _strings(rows[0].get("IISAuthenticationMethods"))
+        self.rps.invoke(server, "Set-MapiVirtualDirectory", {"Identity": str(rows[0].get("Identity")),
+                                                             "IISAuthenticationMethods": list(methods)})
+        return previous
+
+    def _win(self) -> WinRmExchange:
+        if self.windows is None:
+            from ..core.errors import PolicyRefused
+
+            raise PolicyRefused("This change is made on Windows over WinRM, which is not connected.",
+                                "Give the WinRM settings of the servers.")
+        return self.windows
+
+    def add_iis_iusrs(self, server: str, member: str) -> bool:
+        return self._win().add_iis_iusrs(server, member)
+
+    def remove_iis_iusrs(self, server: str, member: str) -> bool:
+        return self._win().remove_iis_iusrs(server, member)
+
+    def set_iis_auth(self, server: str, application: str, auth: IisAuth) -> IisAuth:
+        return self._win().set_iis_auth(server, application, auth)
+
+    def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
+        return self._win().fetch_log(server, kind, max_lines)
+
+    def read_extended_protection(self, server: str) -> ExtendedProtection:
+        """IIS's tokenChecking and ExSetup's version over WinRM (Windows-side), Outlook Anywhere's SSLOffloading
+        through the server's Exchange endpoint."""
+        ep = self._win().read_extended_protection(server)
+        rows = self.rps.invoke(server, "Get-OutlookAnywhere", {"Server": server})
+        offload = rows[0].get("SSLOffloading") if rows else None
+        return dataclasses.replace(ep, ssl_offloading=None if offload is None else bool(offload))
+
+    def close(self) -> None:
+        self.rps.close()
+        if self.windows is not None:
+            self.windows.close()
+
+
+def real_exchange(winrm: WinRmSettings, rps: "RpsSettings | None" = None) -> EndpointExchange:
+    """The port for a real organisation: Exchange cmdlets over http://<fqdn>/PowerShell (Kerberos with message
+    encryption, SPN HTTP/<fqdn>, as the WinRM account unless `rps` says otherwise), Windows over WinRM."""
+    from .psrp import ExchangeRps, RpsSettings
+
+    if rps is None:
+        auth = {"kerberos": "kerberos", "credssp": "credssp", "ntlm": "negotiate", "basic": "basic"}[winrm.transport]
+        scheme, port = ("https", 443) if auth == "basic" else ("http", 80)
+        rps = RpsSettings(scheme=scheme, port=port, auth=auth, user=winrm.user or None, password=winrm.password,
+                          ca_file=winrm.ca_file, insecure_skip_tls_verify=not winrm.validate_certificate,
+                          delegate=winrm.transport == "credssp")
+    return EndpointExchange(ExchangeRps(rps), WinRmExchange(winrm))

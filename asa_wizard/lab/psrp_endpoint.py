@@ -1,0 +1,533 @@
+"""The lab's Exchange remote PowerShell endpoint: `/PowerShell` with the Microsoft.Exchange configuration.
+
+A real PSRP server (psrpcore's sans-IO `ServerRunspacePool` / `ServerPipeline`) behind the WS-Management
+shell operations that pypsrp sends, as IIS-hosted `http://<fqdn>/PowerShell` does on an Exchange server:
+
+- Create (resource URI `http://schemas.microsoft.com/powershell/Microsoft.Exchange`, the creationXml holding
+  SessionCapability + InitRunspacePool) opens one runspace pool; the session is opened with the lab's Exchange
+  model (`exchange_cmdlets.open_session`), which may refuse it (`RemotePowerShellEnabled` is $false): then the
+  Create answers a WS-Management access-denied fault (code 5) with the refusal's text.
+- Command (the first fragment of CreatePipeline or GetCommandMetadata in its argument), Send (further
+  fragments, the PublicKey of the session-key exchange), Receive (long-polls up to the request's
+  OperationTimeout, then the 2150858793 fault pypsrp retries on), Signal (stop / terminate), Delete (close).
+- No-language mode: a pipeline holding any script is refused with Exchange's parse error and runs nothing.
+- GetCommandMetadata is answered from `command_metadata` (RBAC decides which parameters exist).
+- SecureStrings (PSCredential passwords) are decrypted with the pool's session key on input and encrypted
+  with it on output, so a password only ever travels encrypted inside the CLIXML.
+
+Routing is one path per server (`/PowerShell/<server>`) on the lab's loopback HTTPS listener, which
+`asa_wizard.lab.wsman` owns; this module only answers the SOAP bodies. Lab deviation (documented in
+docs/exchange-endpoint.md): Basic over HTTPS with lab credentials instead of Kerberos over HTTP with message
+encryption, because the embedded lab has no KDC.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import importlib
+import re
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+from xml.sax.saxutils import escape
+
+import psrpcore
+from psrpcore.types import (
+    CommandTypes,
+    ErrorCategory,
+    ErrorCategoryInfo,
+    ErrorRecord,
+    NETException,
+    PSBool,
+    PSCredential,
+    PSCustomObject,
+    PSDateTime,
+    PSInvocationState,
+    PSNoteProperty,
+    PSObject,
+    PSSecureString,
+    PSString,
+    PSType,
+)
+
+from ..core.secrets import Secret
+
+NS = {
+    "s": "http://www.w3.org/2003/05/soap-envelope",
+    "a": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
+    "w": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+    "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
+    "x": "http://schemas.xmlsoap.org/ws/2004/09/transfer",
+    "p": "http://schemas.microsoft.com/powershell",
+}
+SHELL = NS["rsp"] + "/"
+TRANSFER = NS["x"] + "/"
+EXCHANGE_URI = "http://schemas.microsoft.com/powershell/Microsoft.Exchange"
+FAULT_TIMEOUT = 2150858793
+FAULT_NOT_IN_CATALOG = 2150858811
+FAULT_ACCESS_DENIED = 5
+NO_LANGUAGE = ("The syntax is not supported by this runspace. This can occur if the runspace is in "
+               "no-language mode.")
+MAX_FRAGMENT = 150 * 1024  # bytes of PSRP data per Receive stream element
+
+
+def not_in_catalog(resource_uri: str) -> str:
+    """The fault text a WS-Management listener gives for a configuration it does not host."""
+    return (f"The WS-Management service cannot process the request. The resource URI ({resource_uri}) was not "
+            "found in the WS-Management catalog. The catalog contains the metadata that describes resources, "
+            "or logical endpoints.")
+
+
+@PSType(["System.Management.Automation.ParameterMetadata"],
+        adapted_properties=[PSNoteProperty("Name", ps_type=PSString),
+                            PSNoteProperty("ParameterType", ps_type=PSString),
+                            PSNoteProperty("Aliases"),
+                            PSNoteProperty("SwitchParameter", ps_type=PSBool),
+                            PSNoteProperty("IsDynamic", ps_type=PSBool)])
+class _ParameterMetadata(PSObject):
+    """[MS-PSRP] 2.2.3.23 ParameterMetadata, as a GetCommandMetadata reply carries it."""
+
+
+class WsmanFault(Exception):
+    def __init__(self, reason: str, code: int = 2150858770) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass
+class _Pipe:
+    pipeline: psrpcore.ServerPipeline
+    command_id: str
+    done: threading.Event = field(default_factory=threading.Event)
+    started: bool = False
+
+
+class _Shell:
+    """One runspace pool (a WS-Management shell) and the session it belongs to."""
+
+    def __init__(self, shell_id: str, server: str, user: str, session: Any) -> None:
+        self.id = shell_id
+        self.server = server
+        self.user = user
+        self.session = session
+        self.pool = psrpcore.ServerRunspacePool()
+        self.lock = threading.RLock()
+        self.ready = threading.Condition(self.lock)
+        self.out: dict[str | None, list[bytes]] = {}  # pipeline id (upper) or None (the pool) -> fragments
+        self.pipes: dict[str, _Pipe] = {}  # command id (upper) -> pipe
+        self.closed = False
+
+    def flush(self) -> None:
+        """Move everything psrpcore has to send into the per-target queues (call with the lock held)."""
+        while True:
+            payload = self.pool.data_to_send(MAX_FRAGMENT)
+            if payload is None:
+                break
+            key = str(payload.pipeline_id).upper() if payload.pipeline_id else None
+            self.out.setdefault(key, []).append(bytes(payload.data))
+        self.ready.notify_all()
+
+
+class LabPsrpEndpoint:
+    """Answers the WS-Management shell operations of `/PowerShell/<server>` for every lab server."""
+
+    def __init__(self, exchange: Any, backend: Any = None) -> None:
+        self.exchange = exchange
+        self._backend = backend
+        self.creates: list[tuple[str, str]] = []  # (server, user) of every pool Create received
+        self.received: list[tuple[str, str, dict[str, Any]]] = []  # (server, cmdlet, parameter names->type)
+        self._shells: dict[str, _Shell] = {}
+        self._lock = threading.Lock()
+
+    # --- wiring -------------------------------------------------------------------------------------
+    @property
+    def backend(self) -> Any:
+        """The Exchange model (`asa_wizard.lab.exchange_cmdlets` unless one was given)."""
+        if self._backend is None:
+            self._backend = importlib.import_module("asa_wizard.lab.exchange_cmdlets")
+        return self._backend
+
+    def logons(self) -> dict[str, str]:
+        """user -> password the endpoint accepts: the scenario's lab admin, plus the model's lab users."""
+        user, password = self.exchange.current_credentials()
+        out = {user.lower(): password}
+        extra: Callable[[Any], Mapping[str, str]] | None = getattr(self.backend, "lab_logons", None)
+        if extra is not None:
+            out.update({u.lower(): p for u, p in extra(self.exchange).items()})
+        return out
+
+    def authenticate(self, header: str | None) -> str | None:
+        """The DOMAIN\\user of a valid Basic Authorization header, else None."""
+        if not header or not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        for known, expected in self.logons().items():
+            if known == user.lower() and hmac.compare_digest(password.encode(), expected.encode()):
+                return user
+        return None
+
+    def can_delegate(self, server: str, user: str) -> bool:
+        """Whether a session's logon reaches a further server (CredSSP / delegation): the model's
+        `session_can_delegate` hook decides if it has one, else the scenario's `sessions_can_delegate` lab
+        setting, else no (a plain Kerberos network logon)."""
+        decide = getattr(self.backend, "session_can_delegate", None)
+        if decide is not None:
+            return bool(decide(self.exchange, server, user))
+        return bool(getattr(self.exchange.current_scenario(), "sessions_can_delegate", False))
+
+    def open_shells(self) -> int:
+        with self._lock:
+            return sum(1 for s in self._shells.values() if not s.closed)
+
+    def close_all(self) -> None:
+        with self._lock:
+            shells, self._shells = list(self._shells.values()), {}
+        for shell in shells:
+            with shell.lock:
+                shell.closed = True
+                for pipe in shell.pipes.values():
+                    pipe.done.set()
+                shell.ready.notify_all()
+
+    # --- SOAP ---------------------------------------------------------------------------------------
+    def dispatch(self, server: str, user: str, data: bytes) -> tuple[int, str]:
+        root = ET.fromstring(data)
+        action = root.findtext("s:Header/a:Action", "", NS)
+        mid = root.findtext("s:Header/a:MessageID", "", NS)
+        uri = root.findtext("s:Header/w:ResourceURI", "", NS)
+        body = root.find("s:Body", NS)
+        try:
+            if uri != EXCHANGE_URI:
+                raise WsmanFault(not_in_catalog(uri), FAULT_NOT_IN_CATALOG)
+            if action == TRANSFER + "Create" and body is not None:
+                out = self._create(server, user, body)
+            else:
+                shell = self._shell(root, user)
+                if action == SHELL + "Command" and body is not None:
+                    out = self._command(shell, body)
+                elif action == SHELL + "Send" and body is not None:
+                    out = self._send(shell, body)
+                elif action == SHELL + "Receive" and body is not None:
+                    out = self._receive(shell, body, _operation_timeout(root))
+                elif action == SHELL + "Signal" and body is not None:
+                    out = self._signal(shell, body)
+                elif action == TRANSFER + "Delete":
+                    out = self._delete(shell)
+                else:
+                    raise WsmanFault(f"The action {action} is not supported by the WS-Management service.",
+                                     2150858771)
+        except WsmanFault as fault:
+            return 500, fault_envelope(mid, fault.reason, fault.code)
+        return 200, _envelope(action + "Response", mid, out)
+
+    def _shell(self, root: ET.Element, user: str) -> _Shell:
+        sid = ""
+        for sel in root.findall("s:Header/w:SelectorSet/w:Selector", NS):
+            if sel.get("Name") == "ShellId":
+                sid = (sel.text or "").upper()
+        with self._lock:
+            shell = self._shells.get(sid)
+        if shell is None or shell.closed or shell.user.lower() != user.lower():
+            raise WsmanFault(f"The request for the Windows Remote Shell with ShellId {sid} failed because the "
+                             "shell was not found on the server. Possible causes are: the specified ShellId is "
+                             "incorrect or the shell no longer exists on the server.", 2150858843)
+        return shell
+
+    def _create(self, server: str, user: str, body: ET.Element) -> str:
+        backend = self.backend
+        with self._lock:
+            self.creates.append((server, user))
+        try:
+            session = backend.open_session(self.exchange, server, user, self.can_delegate(server, user))
+        except backend.SessionRefused as exc:
+            raise WsmanFault(str(exc).strip() or "Access is denied.", FAULT_ACCESS_DENIED) from None
+        shell_el = body.find("rsp:Shell", NS)
+        sid = (shell_el.get("ShellId") if shell_el is not None else None) or str(uuid.uuid4())
+        sid = sid.upper()
+        creation = shell_el.findtext("p:creationXml", "", NS) if shell_el is not None else ""
+        shell = _Shell(sid, server, user, session)
+        with shell.lock:
+            try:
+                shell.pool.receive_data(psrpcore.PSRPPayload(base64.b64decode(creation),
+                                                             psrpcore.StreamType.default, None))
+                self._drain(shell)
+            except (psrpcore.PSRPCoreError, ValueError) as exc:
+                raise WsmanFault(f"The WS-Management service cannot process the request: {exc}") from None
+            shell.flush()
+        with self._lock:
+            self._shells[sid] = shell
+        return (f"<x:ResourceCreated><a:Address>https://{escape(server)}/PowerShell</a:Address>"
+                f"<a:ReferenceParameters><w:ResourceURI>{EXCHANGE_URI}</w:ResourceURI><w:SelectorSet>"
+                f'<w:Selector Name="ShellId">{sid}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
+                f"</x:ResourceCreated><rsp:Shell><rsp:ShellId>{sid}</rsp:ShellId>"
+                f"<rsp:ResourceUri>{EXCHANGE_URI}</rsp:ResourceUri><rsp:Owner>{escape(user)}</rsp:Owner>"
+                "<rsp:InputStreams>stdin pr</rsp:InputStreams><rsp:OutputStreams>stdout</rsp:OutputStreams>"
+                "</rsp:Shell>")
+
+    def _command(self, shell: _Shell, body: ET.Element) -> str:
+        line = body.find("rsp:CommandLine", NS)
+        cid = ((line.get("CommandId") if line is not None else None) or str(uuid.uuid4())).upper()
+        args = [a.text or "" for a in line.findall("rsp:Arguments", NS)] if line is not None else []
+        with shell.lock:
+            pipe = _Pipe(psrpcore.ServerPipeline(shell.pool, uuid.UUID(cid)), cid)
+            shell.pipes[cid] = pipe
+            try:
+                for a in args:
+                    shell.pool.receive_data(psrpcore.PSRPPayload(base64.b64decode(a), psrpcore.StreamType.default,
+                                                                 uuid.UUID(cid)))
+                self._drain(shell)
+            except (psrpcore.PSRPCoreError, ValueError) as exc:
+                raise WsmanFault(f"The WS-Management service cannot process the request: {exc}") from None
+            shell.flush()
+        return f"<rsp:CommandResponse><rsp:CommandId>{cid}</rsp:CommandId></rsp:CommandResponse>"
+
+    def _send(self, shell: _Shell, body: ET.Element) -> str:
+        with shell.lock:
+            for stream in body.findall("rsp:Send/rsp:Stream", NS):
+                cid = (stream.get("CommandId") or "").upper() or None
+                kind = (psrpcore.StreamType.prompt_response if stream.get("Name") == "pr"
+                        else psrpcore.StreamType.default)
+                try:
+                    shell.pool.receive_data(psrpcore.PSRPPayload(base64.b64decode(stream.text or ""), kind,
+                                                                 uuid.UUID(cid) if cid else None))
+                    self._drain(shell)
+                except (psrpcore.PSRPCoreError, ValueError) as exc:
+                    raise WsmanFault(f"The WS-Management service cannot process the request: {exc}") from None
+            shell.flush()
+        return "<rsp:SendResponse/>"
+
+    def _receive(self, shell: _Shell, body: ET.Element, timeout: float) -> str:
+        desired = body.find("rsp:Receive/rsp:DesiredStream", NS)
+        cid = ((desired.get("CommandId") if desired is not None else None) or "").upper() or None
+        with shell.lock:
+            pipe = shell.pipes.get(cid) if cid else None
+            if cid and pipe is None:
+                raise WsmanFault(f"The request for the Windows Remote Shell with CommandId {cid} failed because "
+                                 "the command was not found.")
+
+            def ready() -> bool:
+                return bool(shell.out.get(cid)) or shell.closed or (pipe is not None and pipe.done.is_set())
+
+            if not shell.ready.wait_for(ready, timeout):
+                raise WsmanFault("The WS-Management service cannot complete the operation within the time "
+                                 "specified in OperationTimeout.", FAULT_TIMEOUT)
+            chunks = shell.out.pop(cid, [])
+            # done is set after the pipeline's last message was queued, so these chunks are all there is
+            finished = pipe is not None and pipe.done.is_set()
+        attr = f' CommandId="{cid}"' if cid else ""
+        streams = "".join(f'<rsp:Stream Name="stdout"{attr}>{base64.b64encode(c).decode()}</rsp:Stream>'
+                          for c in chunks)
+        state = ""
+        if cid:
+            name = "Done" if finished else "Running"
+            end = f'<rsp:Stream Name="stdout"{attr} End="true"/>' if finished else ""
+            state = f'{end}<rsp:CommandState{attr} State="{SHELL}CommandState/{name}"/>'
+        return f"<rsp:ReceiveResponse>{streams}{state}</rsp:ReceiveResponse>"
+
+    def _signal(self, shell: _Shell, body: ET.Element) -> str:
+        sig = body.find("rsp:Signal", NS)
+        cid = (sig.get("CommandId", "") if sig is not None else "").upper()
+        with shell.lock:
+            pipe = shell.pipes.get(cid)
+            if pipe is not None:
+                if pipe.pipeline.state == PSInvocationState.Running:
+                    pipe.pipeline.stop()
+                pipe.done.set()
+                shell.pipes.pop(cid, None)
+                shell.flush()
+        return "<rsp:SignalResponse/>"
+
+    def _delete(self, shell: _Shell) -> str:
+        with self._lock:
+            self._shells.pop(shell.id, None)
+        with shell.lock:
+            shell.closed = True
+            for pipe in shell.pipes.values():
+                pipe.done.set()
+            shell.ready.notify_all()
+        return ""
+
+    # --- PSRP events --------------------------------------------------------------------------------
+    def _drain(self, shell: _Shell) -> None:
+        """Process every complete PSRP message received (call with the shell's lock held)."""
+        while True:
+            event = shell.pool.next_event()
+            if event is None:
+                return
+            if isinstance(event, (psrpcore.CreatePipelineEvent, psrpcore.GetCommandMetadataEvent)):
+                cid = str(event.pipeline_id).upper()
+                pipe = shell.pipes.get(cid)
+                if pipe is not None and not pipe.started:
+                    pipe.started = True
+                    threading.Thread(target=self._run, args=(shell, pipe, event), name=f"lab-rps-{shell.server}",
+                                     daemon=True).start()
+
+    def _run(self, shell: _Shell, pipe: _Pipe, event: Any) -> None:
+        """Run one pipeline (in its own thread, as a server runs it while the client polls)."""
+        try:
+            if isinstance(event, psrpcore.GetCommandMetadataEvent):
+                self._run_metadata(shell, pipe, event.pipeline)
+            else:
+                self._run_pipeline(shell, pipe, event.pipeline)
+        except Exception as exc:  # the lab must answer whatever happens: as a PowerShell error
+            with shell.lock:
+                if pipe.pipeline.state == PSInvocationState.Running:
+                    _write_error(pipe.pipeline, f"Internal lab error: {type(exc).__name__}: {exc}", "NotSpecified",
+                                 "LabInternalError", "")
+                    pipe.pipeline.complete()
+        finally:
+            with shell.lock:
+                pipe.done.set()
+                shell.flush()
+
+    def _run_metadata(self, shell: _Shell, pipe: _Pipe, meta: Any) -> None:
+        found: list[tuple[str, list[str]]] = []
+        for name in meta.name or []:
+            params = self.backend.command_metadata(self.exchange, shell.session, str(name))
+            if params is not None:
+                found.append((_cmdlet_name(str(name)), list(params)))
+        with shell.lock:
+            p = pipe.pipeline
+            p.start()
+            p.write_output(PSCustomObject(PSTypeName="Selected.Microsoft.PowerShell.Commands.GenericMeasureInfo",
+                                          Count=len(found)))
+            for name, params in found:
+                p.write_output(PSCustomObject(
+                    PSTypeName="Selected.System.Management.Automation.CmdletInfo", Name=name,
+                    Namespace="tmp_exchange", HelpUri="", CommandType=CommandTypes.Function,
+                    ResolvedCommandName=None, OutputType=[],
+                    Parameters={n: _ParameterMetadata(Name=n, ParameterType="System.Object", Aliases=[],
+                                                      SwitchParameter=False, IsDynamic=False) for n in params}))
+            p.complete()
+
+    def _run_pipeline(self, shell: _Shell, pipe: _Pipe, ps: Any) -> None:
+        commands = list(ps.commands or [])
+        with shell.lock:
+            if not commands or any(c.is_script for c in commands):
+                # no-language mode: the runspace refuses to parse anything but commands; nothing runs
+                err = ErrorRecord(Exception=NETException(Message=NO_LANGUAGE),
+                                  CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.ParserError,
+                                                                 Reason="ParseException"),
+                                  FullyQualifiedErrorId="ScriptsNotAllowed")
+                pipe.pipeline.start()
+                pipe.pipeline._change_state(PSInvocationState.Failed, error=err)  # psrpcore has no public "fail"
+                return
+            pipe.pipeline.start()
+        outputs: list[dict[str, Any]] = []
+        error: Any = None
+        for cmd in commands:  # Exchange cmdlets are used one per pipeline; several run one after another
+            name = str(cmd.command_text)
+            params = {str(n) if n is not None else "": _from_ps(v) for n, v in cmd.parameters}
+            with self._lock:
+                self.received.append((shell.server, name, {k: type(v).__name__ for k, v in params.items()}))
+            try:
+                outputs.extend(self.backend.invoke_cmdlet(self.exchange, shell.session, name, params))
+            except self.backend.CmdletError as exc:
+                error = exc
+                break
+        with shell.lock:
+            p = pipe.pipeline
+            for obj in outputs:
+                p.write_output(_to_ps(obj))
+            if error is not None:
+                _write_error(p, str(error.args[0]) if error.args else str(error),
+                             getattr(error, "category", "NotSpecified"), getattr(error, "error_id", ""),
+                             getattr(error, "target", ""))
+            p.complete()
+
+
+# --- conversions ------------------------------------------------------------------------------------------
+def _cmdlet_name(name: str) -> str:
+    return name.strip()
+
+
+def _write_error(pipeline: psrpcore.ServerPipeline, message: str, category: str, error_id: str,
+                 target: str) -> None:
+    try:
+        cat = ErrorCategory[category]
+    except KeyError:
+        cat = ErrorCategory.NotSpecified
+    pipeline.write_error(NETException(Message=message),
+                         ErrorCategoryInfo(Category=cat, Reason=category, TargetName=target or None),
+                         target_object=target or None, fully_qualified_error_id=error_id or category)
+
+
+def _from_ps(value: Any) -> Any:
+    """A parameter value as received -> plain Python (PSCredential -> PsCredential, SecureString -> Secret)."""
+    from ..adapters.psrp import PsCredential
+
+    if value is None:
+        return True  # a parameter without a value is a switch that is present
+    if isinstance(value, PSSecureString):
+        return Secret(value.decrypt())
+    if isinstance(value, PSCredential) or "System.Management.Automation.PSCredential" in _type_names(value):
+        password = value.Password
+        secret = Secret(password.decrypt()) if isinstance(password, PSSecureString) else None
+        return PsCredential(str(value.UserName), secret)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, PSBool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, (list, tuple)):
+        return [_from_ps(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _from_ps(v) for k, v in value.items()}
+    return value
+
+
+def _type_names(value: Any) -> list[str]:
+    names = getattr(getattr(value, "PSObject", None), "type_names", None) or []
+    return [n[len("Deserialized."):] if n.startswith("Deserialized.") else n for n in names]
+
+
+def _to_ps(value: Any) -> Any:
+    """A model value -> the PSObject Exchange would serialize (dicts become objects with those properties)."""
+    from ..adapters.psrp import PsCredential
+
+    if isinstance(value, PsCredential):
+        password = PSSecureString(value.password.reveal()) if value.password is not None else None
+        return PSCredential(UserName=value.user, Password=password)
+    if isinstance(value, Secret):
+        return PSSecureString(value.reveal())
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return PSDateTime(value.astimezone(timezone.utc))
+    if isinstance(value, dict):
+        return PSCustomObject(**{str(k): _to_ps(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return [_to_ps(v) for v in value]
+    return value
+
+
+def _operation_timeout(root: ET.Element) -> float:
+    text = root.findtext("s:Header/w:OperationTimeout", "PT20S", NS)
+    m = re.fullmatch(r"PT(\d+(?:\.\d+)?)S", text.strip())
+    return min(float(m.group(1)) if m else 20.0, 120.0)
+
+
+def fault_envelope(relates_to: str, reason: str, code: int) -> str:
+    body = (f'<s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code><s:Reason><s:Text xml:lang="en-US">'
+            f"{escape(reason)}</s:Text></s:Reason><s:Detail><f:WSManFault "
+            f'xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="{code}" Machine="lab">'
+            f"<f:Message>{escape(reason)}</f:Message></f:WSManFault></s:Detail></s:Fault>")
+    return _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, body)
+
+
+def _envelope(action: str, relates_to: str, body: str) -> str:
+    return (f'<s:Envelope xmlns:s="{NS["s"]}" xmlns:a="{NS["a"]}" xmlns:w="{NS["w"]}" xmlns:rsp="{NS["rsp"]}" '
+            f'xmlns:x="{NS["x"]}"><s:Header><a:Action>{action}</a:Action><a:MessageID>uuid:{uuid.uuid4()}'
+            "</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
+            f"<a:RelatesTo>{relates_to}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>")
