@@ -1,5 +1,5 @@
 """The WinRM adapter imports requests-ntlm (its NTLM stack) only when NTLM is used: a lab command (Basic over
-lab command (Basic over HTTPS) does without it, and an NTLM connection later in the same process still works.
+HTTPS) does without it, and an NTLM connection later in the same process still works.
 Each case runs in a fresh interpreter, where the imports happen for the first time."""
 
 from __future__ import annotations
