@@ -8,6 +8,8 @@ TLS itself, or the channel binding it checks is not the client's (Kerberos and N
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from asa_wizard.core.model import ExchangeServer, ExtendedProtection, parse_build
 from asa_wizard.core.ports import PathResult, ProbeOutcome
 from asa_wizard.core.commands import FALSE, TRUE, command, pipeline
@@ -64,27 +66,26 @@ def _build_of(server: ExchangeServer, ep: ExtendedProtection) -> tuple[int, ...]
     return parse_build(ep.exsetup_version) or server.build
 
 
-def _not_read(c, ctx: Context, server: ExchangeServer) -> Finding | None:
-    ep = ctx.env.extended_protection.get(server.name)
-    if ep is None:
-        return c.skipped("Extended Protection was not read from this server (it needs WinRM to the server).",
-                         subject=server.name)
-    if ep.error:
-        return c.skipped(f"Extended Protection could not be read: {ep.error}", subject=server.name)
-    return None
+def _read_servers(c, ctx: Context, out: list[Finding]) -> Iterator[tuple[ExchangeServer, ExtendedProtection]]:
+    """The client-facing servers whose Extended Protection was read, with it; each other one is added to `out`
+    as skipped, with the reason."""
+    for server in ctx.client_servers():
+        ep = ctx.env.extended_protection.get(server.name)
+        if ep is None:
+            out.append(c.skipped("Extended Protection was not read from this server (it needs WinRM to the "
+                                 "server).", subject=server.name))
+        elif ep.error:
+            out.append(c.skipped(f"Extended Protection could not be read: {ep.error}", subject=server.name))
+        else:
+            yield server, ep
 
 
 @check("ep.configured", "Extended Protection is configured as Exchange expects", "client-auth",
        "tokenChecking of every Exchange virtual directory against Microsoft's table for the server's build.")
 def ep_configured(ctx: Context) -> list[Finding]:
     c = CHECKS["ep.configured"]
-    out = []
-    for s in ctx.client_servers():
-        skipped = _not_read(c, ctx, s)
-        if skipped:
-            out.append(skipped)
-            continue
-        ep = ctx.env.extended_protection[s.name]
+    out: list[Finding] = []
+    for s, ep in _read_servers(c, ctx, out):
         build = _build_of(s, ep)
         version = ep.exsetup_version or s.version or "unknown build"
         if not ep_supported(build):
@@ -160,13 +161,8 @@ def _fix(server: ExchangeServer, lines: list[str]) -> str:
        "Outlook Anywhere's SSLOffloading on each server that has Extended Protection turned on.")
 def ep_ssl_offloading(ctx: Context) -> list[Finding]:
     c = CHECKS["ep.ssl-offloading"]
-    out = []
-    for s in ctx.client_servers():
-        skipped = _not_read(c, ctx, s)
-        if skipped:
-            out.append(skipped)
-            continue
-        ep = ctx.env.extended_protection[s.name]
+    out: list[Finding] = []
+    for s, ep in _read_servers(c, ctx, out):
         if ep.ssl_offloading is None:
             out.append(c.skipped("No Outlook Anywhere virtual directory reported SSLOffloading.", subject=s.name))
             continue
