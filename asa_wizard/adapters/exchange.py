@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..core.errors import WizardError
 from ..core.hosts import require_host
@@ -37,6 +39,9 @@ class Rps(Protocol):
     """What this port needs of `adapters.psrp.ExchangeRps`."""
 
     def invoke(self, server: str, cmdlet: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    def invoke_each(self, server: str, cmdlet: str, params: dict[str, Any] | None = None
+                    ) -> tuple[list[dict[str, Any]], list[Any]]: ...
 
     def parameters(self, server: str, cmdlet: str) -> frozenset[str]: ...
 
@@ -82,6 +87,26 @@ def credentials_of(row: dict[str, Any] | None) -> list[AsaCredential]:
     return out
 
 
+@dataclass
+class _Organisation:
+    """What one endpoint answered for the whole organisation, by lower-case server name."""
+
+    via: str
+    servers: dict[str, dict[str, Any]]
+    fqdn_to_name: dict[str, str] = field(default_factory=dict)
+    cas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)  # servers whose ASA status the endpoint could not read
+    parts: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # part -> why the whole read failed
+
+
+def _by_server(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(str(r.get("Server") or "").lower(), []).append(r)
+    return out
+
+
 class EndpointExchange:
     """`ExchangePort`: Exchange cmdlets over `rps` (ExchangeRps), Windows-side scripts over `windows` (WinRM)."""
 
@@ -108,7 +133,14 @@ class EndpointExchange:
                               roles=[x.strip() for x in str(r.get("ServerRole") or "").split(",") if x.strip()],
                               site=site.rsplit("/", 1)[-1])
 
+    # the reads that make up a server's state: (label, cmdlet, service, IIS key from the Windows read, methods)
+    _VDIR_READS = (("mapi", "Get-MapiVirtualDirectory", Service.MAPI, None, "IISAuthenticationMethods"),
+                   ("eas", "Get-ActiveSyncVirtualDirectory", Service.EAS, "eas", "InternalAuthenticationMethods"),
+                   ("ews", "Get-WebServicesVirtualDirectory", Service.EWS, "ews", "InternalAuthenticationMethods"),
+                   ("owa", "Get-OwaVirtualDirectory", Service.OWA, None, "InternalAuthenticationMethods"))
+
     def read_server(self, server: str) -> ServerState:
+        """One server through its own endpoint (what the rollout re-reads after a change)."""
         rows = self.rps.invoke(server, "Get-ExchangeServer", {"Identity": server})
         if not rows:
             from ..core.errors import NotFound
@@ -128,37 +160,148 @@ class EndpointExchange:
 
         cas = part("asa", "Get-ClientAccessService",
                    {"Identity": name, "IncludeAlternateServiceAccountCredentialStatus": True})
-        creds = credentials_of(cas[0]) if cas else []
+        parts = {"outlook-anywhere": part("outlook-anywhere", "Get-OutlookAnywhere", {"Server": name})}
+        win = self._windows_read(server, errors)
+        for label, cmdlet, *_ in self._VDIR_READS:
+            parts[label] = part(label, cmdlet, {"Server": name})
+        return self._state(me, cas[0] if cas else None, parts, win, errors)
+
+    def _state(self, me: ExchangeServer, cas: dict[str, Any] | None, parts: dict[str, list[dict[str, Any]]],
+               win: dict[str, Any], errors: dict[str, str]) -> ServerState:
+        name = me.name
+        creds = credentials_of(cas) if cas else []
         me.asa_latest = creds[0] if creds else None
         me.asa_previous = creds[1] if len(creds) > 1 else None
         me.asa_state_known = "asa" not in errors
         me.reachable = True
         vdirs: list[VirtualDirectory] = []
-        for o in part("outlook-anywhere", "Get-OutlookAnywhere", {"Server": name})[:1]:
+        for o in parts.get("outlook-anywhere", [])[:1]:
             vdirs.append(VirtualDirectory(server=name, service=Service.OUTLOOK_ANYWHERE,
                                           internal_host=o.get("InternalHostname") or None,
                                           external_host=o.get("ExternalHostname") or None,
                                           auth_methods=_strings(o.get("IISAuthenticationMethods")),
                                           internal_client_auth=o.get("InternalClientAuthenticationMethod") or None,
                                           external_client_auth=o.get("ExternalClientAuthenticationMethod") or None))
-        win = self._windows_read(server, errors)
         iis = win.get("iis") or {}
-        for label, cmdlet, service, key, methods in (
-                ("mapi", "Get-MapiVirtualDirectory", Service.MAPI, None, "IISAuthenticationMethods"),
-                ("eas", "Get-ActiveSyncVirtualDirectory", Service.EAS, "eas", "InternalAuthenticationMethods"),
-                ("ews", "Get-WebServicesVirtualDirectory", Service.EWS, "ews", "InternalAuthenticationMethods"),
-                ("owa", "Get-OwaVirtualDirectory", Service.OWA, None, "InternalAuthenticationMethods")):
-            for v in part(label, cmdlet, {"Server": name})[:1]:
+        for label, _cmdlet, service, key, methods in self._VDIR_READS:
+            for v in parts.get(label, [])[:1]:
                 vdirs.append(VirtualDirectory(server=name, service=service, internal_host=_host(v.get("InternalUrl")),
                                               external_host=_host(v.get("ExternalUrl")),
                                               auth_methods=_strings(v.get(methods)),
                                               iis=iis_auth(iis[key]) if key and isinstance(iis.get(key), dict) else None))
-        autod = cas[0].get("AutoDiscoverServiceInternalUri") if cas else None
+        autod = cas.get("AutoDiscoverServiceInternalUri") if cas else None
         svchost = win.get("svchost")
         me.service_host_running = bool(svchost) if svchost is not None else None
         return ServerState(server=me, vdirs=vdirs, iis_iusrs=_strings(win.get("iusrs")),
                            autodiscover_uri=str(autod) if autod else None, credentials=creds, errors=errors,
                            iis_log_folder=str(win.get("logdir") or "") or None)
+
+    def read_servers(self, servers: list[str], *, concurrency: int = 8,
+                     done: "Callable[[str, ServerState | WizardError], None] | None" = None,
+                     cancel: threading.Event | None = None) -> dict[str, ServerState | WizardError]:
+        """Every server, the way an administrator reads an organisation: the Exchange cmdlets once, through one
+        server's endpoint, for all servers (Get-ExchangeServer; Get-ClientAccessService
+        -IncludeAlternateServiceAccountCredentialStatus, Microsoft's documented verification command; the
+        virtual directories with -ADPropertiesOnly), then each server's Windows side over WinRM, `concurrency`
+        at a time. A server the organisation-wide read could not cover (its status unreadable, the server
+        down) is read through its own endpoint instead, which names what is wrong with it. Keys: the names
+        given; `done(name, result)` is called as each server is finished."""
+        out: dict[str, ServerState | WizardError] = {}
+        org = self._organisation(servers)
+        by_key = {k.lower(): k for k in servers}
+
+        def one(key: str) -> None:
+            if cancel is not None and cancel.is_set():
+                return
+            result: ServerState | WizardError
+            try:
+                result = self._from_organisation(key, org) if org is not None else None  # type: ignore[assignment]
+                if result is None:
+                    result = self.read_server(key)
+                    result.extended_protection = self._read_ep(key)
+            except WizardError as exc:
+                result = exc
+            out[by_key[key.lower()]] = result
+            if done is not None:
+                done(by_key[key.lower()], result)
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="read-servers") as pool:
+            list(pool.map(one, servers))
+        return out
+
+    def _organisation(self, servers: list[str]) -> "_Organisation | None":
+        """The organisation-wide reads through the first server whose endpoint answers; None if none does."""
+        for via in servers[:3]:
+            try:
+                rows = self.rps.invoke(via, "Get-ExchangeServer")
+            except WizardError:
+                continue
+            org = _Organisation(via=via, servers={str(r.get("Name") or "").lower(): r for r in rows})
+            for r in rows:
+                org.fqdn_to_name[str(r.get("Fqdn") or "").lower()] = str(r.get("Name") or "").lower()
+            cas, errs = self._each(via, "Get-ClientAccessService", {"IncludeAlternateServiceAccountCredentialStatus": True},
+                                   "asa", org)
+            org.cas = {str(r.get("Name") or "").lower(): r for r in cas}
+            org.unreadable = {e.target.lower() for e in errs if e.target}
+            oa, _ = self._each(via, "Get-OutlookAnywhere", {"ADPropertiesOnly": True}, "outlook-anywhere", org)
+            org.parts["outlook-anywhere"] = _by_server(oa)
+            for label, cmdlet, *_ in self._VDIR_READS:
+                rows_, _ = self._each(via, cmdlet, {"ADPropertiesOnly": True}, label, org)
+                org.parts[label] = _by_server(rows_)
+            return org
+        return None
+
+    def _each(self, via: str, cmdlet: str, params: dict[str, Any], label: str,
+              org: "_Organisation") -> tuple[list[dict[str, Any]], list[Any]]:
+        try:
+            rows, errors = self.rps.invoke_each(via, cmdlet, params)
+        except WizardError as exc:
+            org.failed[label] = f"{cmdlet}: {exc.problem}"
+            return [], []
+        untargeted = [e for e in errors if not getattr(e, "target", "")]
+        if untargeted:
+            org.failed[label] = f"{cmdlet}: {untargeted[0].problem}"
+        return rows, errors
+
+    def _from_organisation(self, server: str, org: "_Organisation") -> ServerState | None:
+        key = server.lower()
+        name = org.fqdn_to_name.get(key, key)
+        row = org.servers.get(name)
+        if row is None or name in org.unreadable or ("asa" not in org.failed and name not in org.cas):
+            return None  # not covered: read through its own endpoint
+        me = self._server_row(row)
+        errors: dict[str, str] = dict(org.failed)
+        parts = {label: org.parts.get(label, {}).get(name, []) for label in org.parts}
+        ep: ExtendedProtection | None = None
+        win: dict[str, Any] = {}
+        if self.windows is None:
+            errors["windows"] = "no WinRM connection: IIS, IIS_IUSRS and the service host were not read"
+        else:
+            try:
+                win, ep = self.windows.read_windows_ep(server)  # one script: the Windows side and EP
+            except WizardError as exc:
+                errors["windows"] = exc.problem
+                ep = ExtendedProtection(server=server, error=str(exc))
+            for e in _as_list(win.get("errors")):
+                if isinstance(e, dict):
+                    errors[str(e.get("part") or "windows")] = str(e.get("message") or "failed")
+        state = self._state(me, org.cas.get(name), parts, win, errors)
+        oa = parts.get("outlook-anywhere") or []
+        if ep is not None and ep.error is None:
+            offload = oa[0].get("SSLOffloading") if oa and "outlook-anywhere" not in org.failed else None
+            ep = dataclasses.replace(ep, ssl_offloading=None if offload is None else bool(offload))
+        state.extended_protection = ep
+        return state
+
+    def _read_ep(self, server: str) -> ExtendedProtection | None:
+        if self.windows is None:
+            return None
+        try:
+            return self.read_extended_protection(server)
+        except WizardError as exc:
+            return ExtendedProtection(server=server, error=str(exc))
 
     def _windows_read(self, server: str, errors: dict[str, str]) -> dict[str, Any]:
         if self.windows is None:

@@ -35,9 +35,29 @@ BODY = (
 ps.BODIES.setdefault(OPERATION, BODY)
 ps.PARAMETERS.setdefault(OPERATION, ("Server", "Locations"))
 
+# The whole Windows-side read of a server in one script (one round trip per server when the organisation is
+# read): `read_windows`'s parts plus Extended Protection as two more parts, so a failure of one part leaves
+# the others valid, as in `read_windows`.
+WHOLE_OPERATION = "read_windows_ep"
+WHOLE_BODY = ps.BODIES["read_windows"].replace(
+    "$r|ConvertTo-Json",
+    "Part ep {$t=@{};$f=$w+'/extendedProtection';foreach($l in $Locations){if(Get-WebConfiguration -PSPath $h "
+    "-Location $l -Filter $f -EA 0){$t[$l]=[string](Get-WebConfigurationProperty -PSPath $h -Location $l -Filter $f "
+    "-Name tokenChecking)}};$t}\n"
+    "Part exsetup {$x=Get-Item (Join-Path $env:ExchangeInstallPath 'Bin\\ExSetup.exe') -EA 0;if($x){[string]"
+    "$x.VersionInfo.FileVersion}else{''}}\n"
+    "$r|ConvertTo-Json", 1)
+ps.BODIES.setdefault(WHOLE_OPERATION, WHOLE_BODY)
+ps.PARAMETERS.setdefault(WHOLE_OPERATION, ("Locations",))
+
 
 def read_extended_protection_script(server: str) -> str:
     return ps.build(OPERATION, Server=server, Locations=list(LOCATIONS))
+
+
+def read_windows_ep_script() -> str:
+    """`read_windows` and Extended Protection in one script (parts `ep` and `exsetup` besides the others)."""
+    return ps.build(WHOLE_OPERATION, Locations=list(LOCATIONS))
 
 
 def parse_extended_protection(server: str, d: Any) -> ExtendedProtection:

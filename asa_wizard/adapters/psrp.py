@@ -33,6 +33,7 @@ from pypsrp.exceptions import (
     WSManFaultError,
 )
 from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 
 from ..core.errors import WizardError
@@ -78,6 +79,7 @@ class RpsSettings:
     delegate: bool = False
     connect_timeout: float = 15
     operation_timeout: float = 60
+    key_timeout_ms: int = 60000
     host_override: Callable[[str], tuple[str, int, str]] | None = field(default=None, repr=False, compare=False)
 
     def check(self) -> None:
@@ -124,15 +126,20 @@ class RpsError(WizardError):
     kind = "remote-powershell"
 
     def __init__(self, problem: str, fix: str = "", *, server: str = "", error_id: str = "", category: str = "",
-                 detail: str | None = None) -> None:
+                 detail: str | None = None, target: str = "") -> None:
         super().__init__(problem, fix, detail=detail)
         self.server = server
         self.error_id = error_id
         self.category = category
+        self.target = target  # the object the error record names (an organisation-wide read: which server)
 
     @property
     def message(self) -> str:
         return self.problem
+
+
+class _NeedsKey(Exception):
+    """A SecureString arrived on a pool whose session key was not exchanged yet."""
 
 
 class _ShellGone(Exception):
@@ -148,6 +155,69 @@ class _Pool:
     pool: RunspacePool
     wsman: WSMan
     lock: threading.Lock = field(default_factory=threading.Lock)
+    keyed: bool = False  # the session key is exchanged (needed before a SecureString travels either way)
+
+
+class _Output(ComplexObject):
+    """One pipeline output object, kept as its CLIXML: `_Clixml` reads it once (pypsrp would build its own
+    object tree and re-serialise every nested element first)."""
+
+    def __init__(self, xml: str) -> None:
+        super().__init__()
+        self._xml = xml
+
+
+class _Serializer(Serializer):
+    """pypsrp's serializer, except that pipeline output (deserialised without metadata) stays CLIXML."""
+
+    def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        if metadata is None and clear and isinstance(element, str) and element.lstrip().startswith("<Obj"):
+            return _Output(element)
+        return super().deserialize(element, metadata, clear)
+
+
+_KEY_LOCK = threading.Lock()
+_KEY: Any = None
+
+
+def _exchange_key() -> Any:
+    """The RSA key pair this process offers for the PSRP session-key exchange, made once: each runspace pool
+    still gets its own AES session key from the server, encrypted to this key (generating RSA-2048 for every
+    pool costs about 0.1 s of CPU each)."""
+    global _KEY
+    with _KEY_LOCK:
+        if _KEY is None:
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return _KEY
+
+
+def _exchange_keys(pool: RunspacePool, timeout_ms: int = 60000) -> None:
+    """MS-PSRP's key exchange (what pypsrp's `RunspacePool.exchange_keys` sends) with the process's key pair:
+    PUBLIC_KEY (the key in Microsoft's blob layout), then wait for ENCRYPTED_SESSION_KEY, which pypsrp
+    decrypts into the pool's serializer cipher."""
+    import base64
+    import struct
+    import time
+
+    from pypsrp.messages import PublicKey
+
+    if pool._key_exchanged:
+        return
+    key = _exchange_key()
+    numbers = key.public_key().public_numbers()
+    blob = (b"\x06\x02\x00\x00\x00\xa4\x00\x00\x52\x53\x41\x31\x00\x08\x00\x00" + struct.pack("<I", numbers.e)
+            + numbers.n.to_bytes(256, "little"))
+    pool._exchange_key = key
+    for fragment in pool._fragmenter.fragment(PublicKey(public_key=base64.b64encode(blob).decode("ascii")), pool.id):
+        pool.shell.send("stdin", fragment)
+    start = time.monotonic()
+    while not pool._key_exchanged:
+        if (time.monotonic() - start) * 1000 > timeout_ms:
+            raise RpsError("The server did not answer the session-key exchange in time.",
+                           "Check the server's remote PowerShell endpoint, then retry.")
+        pool._receive()
 
 
 class ExchangeRps:
@@ -162,7 +232,17 @@ class ExchangeRps:
 
     # --- the interface ------------------------------------------------------------------------------
     def invoke(self, server: str, cmdlet: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """One Command pipeline (never script text) on the endpoint of `server` (FQDN)."""
+        """One Command pipeline (never script text) on the endpoint of `server` (FQDN); its first error record
+        is raised."""
+        rows, errors = self.invoke_each(server, cmdlet, params)
+        if errors:
+            raise errors[0]
+        return rows
+
+    def invoke_each(self, server: str, cmdlet: str, params: Mapping[str, Any] | None = None
+                    ) -> tuple[list[dict[str, Any]], list[RpsError]]:
+        """One Command pipeline on the endpoint of `server`: every output row and every error record (an
+        organisation-wide Get- writes an error for a server it cannot reach and goes on with the others)."""
         if not CMDLET.match(cmdlet or ""):
             raise RpsError(f"{cmdlet!r} is not a cmdlet name.",
                            "Give a Verb-Noun cmdlet name; Exchange's endpoint accepts commands only, not script.",
@@ -174,8 +254,13 @@ class ExchangeRps:
                                server=server)
             secrets.extend(_secrets_in(value))
         wire = [(name, _to_wire(value)) for name, value in (params or {}).items()]  # refuse bad values first
+        # a SecureString travels (a credential sent, passwords asked for): the session key must be there first
+        keyed = len(secrets) > 1 or bool((params or {}).get("IncludeAlternateServiceAccountCredentialPassword"))
 
         def run(p: _Pool) -> list[dict[str, Any]]:
+            if keyed and not p.keyed:
+                _exchange_keys(p.pool, self.settings.key_timeout_ms)
+                p.keyed = True
             ps = PowerShell(p.pool)
             ps.add_cmdlet(cmdlet)
             for name, value in wire:
@@ -191,9 +276,17 @@ class ExchangeRps:
                 ps.close()
             except WinRMError:
                 pass
-            if errors:
-                raise rps_error_from_record(server, errors[0], cmdlet, secrets)
-            return [_from_wire(o, p.pool) for o in output]
+            try:
+                rows = [_from_wire(o, p.pool) for o in output]
+            except _NeedsKey:
+                if p.keyed or not cmdlet.lower().startswith("get-"):
+                    raise RpsError(f"{cmdlet} on {server} returned a SecureString that cannot be decrypted.",
+                                   "Retry; if it persists, report it with the server's version.",
+                                   server=server) from None
+                _exchange_keys(p.pool, self.settings.key_timeout_ms)  # a read: safe to run again, keyed
+                p.keyed = True
+                return run(p)
+            return rows, [rps_error_from_record(server, e, cmdlet, secrets) for e in errors]
 
         return self._with_pool(server, f"{cmdlet}", run, secrets)
 
@@ -289,15 +382,20 @@ class ExchangeRps:
                       cert_validation=verify, encryption="auto", connection_timeout=int(max(1, s.connect_timeout)),
                       operation_timeout=int(s.operation_timeout), read_timeout=int(s.operation_timeout) + 10,
                       no_proxy=True, **kwargs)
+        # proxies resolved once (none: no_proxy) when the session is built, not from the environment per request
+        transport = wsman.transport
+        transport.session = transport._build_session()
+        transport.session.trust_env = False
         return wsman
 
     def _open(self, server: str) -> _Pool:
         s = self.settings
         wsman = self.wsman(server)
         pool = RunspacePool(wsman, configuration_name=CONFIGURATION)
+        pool._serializer = _Serializer()  # pipeline output stays CLIXML until `_Clixml` reads it
+        pool._fragmenter.serializer = pool._serializer
         try:
-            pool.open()
-            pool.exchange_keys()  # before any PSCredential / SecureString is sent or received
+            pool.open()  # the session key is exchanged when a call first carries a SecureString
         except Exception as exc:  # noqa: BLE001
             try:
                 wsman.close()
@@ -426,8 +524,9 @@ def rps_error_from_record(server: str, record: Any, cmdlet: str = "", secrets: l
     else:
         fix = "Read the message from Exchange above; fix the cause on the server and retry."
     where = f"{cmdlet} on {server}" if cmdlet else server
+    target = getattr(record, "target_name", None) or getattr(record, "target_object", None) or ""
     return RpsError(f"{where}: {message}", fix, server=server, error_id=error_id, category=category,
-                    detail=redact(str(record), *secrets))
+                    detail=redact(str(record), *secrets), target=str(target) if isinstance(target, str) else "")
 
 
 def _record_message(record: Any) -> str:
@@ -501,7 +600,7 @@ class _Clixml:
     Secret (decrypted with the pool's session key), DateTime -> aware UTC datetime."""
 
     def __init__(self, pool: RunspacePool) -> None:
-        self.serializer = pool._serializer  # holds the session-key cipher after exchange_keys()
+        self.serializer = pool._serializer  # holds the session-key cipher once the key is exchanged
         self.refs: dict[str, Any] = {}
         self.tn: dict[str, list[str]] = {}
 
@@ -530,8 +629,7 @@ class _Clixml:
             return base64.b64decode(text)
         if tag == "SS":
             if self.serializer.cipher is None:
-                raise RpsError("A SecureString arrived before the session key was exchanged.",
-                               "This is a bug: the pool must call exchange_keys() after opening.")
+                raise _NeedsKey()
             return Secret(self.serializer._deserialize_secure_string(el))
         if tag == "Ref":
             return self.refs.get(el.get("RefId", ""))

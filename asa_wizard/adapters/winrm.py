@@ -158,6 +158,10 @@ class _Connection:
     url: str
     protocol: Any  # winrm.protocol.Protocol
     lock: threading.Lock = field(default_factory=threading.Lock)
+    shell_id: str | None = None  # one WinRS shell per server for every script of a run
+
+
+FAULT_SHELL_GONE = "2150858843"  # 0x8033805B: the shell is not known to the server (idle timeout, restart)
 
 
 class WinRmExchange:
@@ -211,6 +215,29 @@ class WinRmExchange:
         text = str(self._run(server, ps.fetch_log_script(kind, max_lines), "log").get("text") or "")
         return "\n".join(text.splitlines()[-max_lines:])
 
+    def read_windows_ep(self, server: str) -> tuple[dict[str, Any], ExtendedProtection]:
+        """`read_windows` and `read_extended_protection` in one script: (the Windows parts, Extended Protection;
+        its `error` says why when its part failed)."""
+        from . import iis_ep
+
+        d = self._run(server, iis_ep.read_windows_ep_script(), "read_server")
+        if not isinstance(d, dict):
+            raise ScriptFailed(f"{server} answered the Windows read with unexpected data.",
+                               "Check the server's PowerShell version (5.1 or later).")
+        failed = {str(e.get("part")): str(e.get("message") or "failed") for e in d.get("errors") or []
+                  if isinstance(e, dict)}
+        d["errors"] = [e for e in d.get("errors") or [] if not (isinstance(e, dict) and e.get("part") in
+                                                                 ("ep", "exsetup"))]
+        if "ep" in failed:
+            ep = ExtendedProtection(server=server, error=f"{server}: {failed['ep']}")
+        else:
+            try:
+                ep = iis_ep.parse_extended_protection(server, {"ep": d.pop("ep", None) or {},
+                                                               "exsetup": d.pop("exsetup", "")})
+            except WizardError as exc:
+                ep = ExtendedProtection(server=server, error=str(exc))
+        return d, ep
+
     def read_extended_protection(self, server: str) -> ExtendedProtection:
         from . import iis_ep
 
@@ -218,9 +245,17 @@ class WinRmExchange:
                                                                   "read_server"))
 
     def close(self) -> None:
+        """Delete each server's shell, then drop its TLS session."""
         with self._lock:
             conns, self._connections = list(self._connections.values()), {}
         for c in conns:
+            with c.lock:
+                if c.shell_id is not None:
+                    try:
+                        c.protocol.close_shell(c.shell_id)
+                    except Exception:  # noqa: BLE001 - closing is best effort; the server times the shell out
+                        pass
+                    c.shell_id = None
             c.protocol.transport.close_session()
 
     # --- running a script ---------------------------------------------------------------------------
@@ -237,6 +272,9 @@ class WinRmExchange:
                     raise PolicyRefused(f"WinRM {self.settings.transport} cannot be used here: {exc}.",
                                         "For Kerberos install pywinrm[kerberos] (needs libkrb5-dev) and kinit; "
                                         "for CredSSP install pywinrm[credssp].") from None
+                # proxies are resolved once, from the settings and the environment, when the session is built;
+                # not again for every request (requests reads the whole environment each time otherwise)
+                protocol.transport.build_session().trust_env = False
                 conn = self._connections[key] = _Connection(url, protocol)
             return conn
 
@@ -265,10 +303,20 @@ class WinRmExchange:
         protocol = conn.protocol
         deadline = time.monotonic() + self.settings.command_timeout_sec
         timed_out = _winrm_exceptions().WinRMOperationTimeoutError
-        shell_id = protocol.open_shell(codepage=UTF8_CODEPAGE, noprofile=True)
+        command_line = f"powershell -NoProfile -NonInteractive -encodedcommand {encoded}"
         command_id = None
+        shell_id = conn.shell_id
         try:
-            command_id = protocol.run_command(shell_id, f"powershell -NoProfile -NonInteractive -encodedcommand {encoded}")
+            if shell_id is not None:
+                try:
+                    command_id = protocol.run_command(shell_id, command_line)
+                except _winrm_exceptions().WinRMError as exc:
+                    if FAULT_SHELL_GONE not in str(getattr(exc, "wsman_fault_code", "")) + str(exc):
+                        raise
+                    conn.shell_id = shell_id = None  # the command never started: a new shell, once
+            if shell_id is None:
+                shell_id = conn.shell_id = protocol.open_shell(codepage=UTF8_CODEPAGE, noprofile=True)
+                command_id = protocol.run_command(shell_id, command_line)
             out, err = [], []
             while True:
                 if time.monotonic() > deadline:
@@ -284,12 +332,14 @@ class WinRmExchange:
                 err.append(e)
                 if done:
                     return b"".join(out), b"".join(err), rc
+        except BaseException:
+            conn.shell_id = None  # a transport failure or a timeout: the next script starts a new shell
+            raise
         finally:
             try:
-                if command_id is not None:
+                if command_id is not None and shell_id is not None:
                     protocol.cleanup_command(shell_id, command_id)
-                protocol.close_shell(shell_id)
-            except Exception:  # closing is best effort: the answer (or the first error) is what matters
+            except Exception:  # cleaning up is best effort: the answer (or the first error) is what matters
                 pass
 
     # --- errors -------------------------------------------------------------------------------------

@@ -59,15 +59,10 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
         done = 0
         lock = threading.Lock()
 
-        def read(server: ExchangeServer) -> None:
+        def keep(server: ExchangeServer, result: ServerState | WizardError, ep: ExtendedProtection | None) -> None:
             nonlocal done
-            if cancel is not None and cancel.is_set():
-                return
-            try:
-                result: ServerState | WizardError = exchange.read_server(server.fqdn or server.name)
-            except WizardError as exc:
-                result = exc
-            ep = read_extended_protection(exchange, server) if isinstance(result, ServerState) else None
+            if ep is not None:
+                ep.server = server.name
             with lock:
                 states[server.name] = result
                 if ep is not None:
@@ -75,8 +70,26 @@ def discover(directory: DirectoryPort, exchange: ExchangePort | None, options: D
                 done += 1
                 say(f"Read {server.name}", done, len(servers))
 
-        with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="discover") as pool:
-            list(pool.map(read, servers))
+        bulk = getattr(exchange, "read_servers", None)
+        if bulk is not None:
+            # the port reads the organisation at once (the Exchange cmdlets once, each server's Windows side)
+            address = {(s.fqdn or s.name): s for s in servers}
+            bulk(list(address), concurrency=max(1, options.concurrency), cancel=cancel,
+                 done=lambda addr, r: keep(address[addr], r,
+                                           r.extended_protection if isinstance(r, ServerState) else None))
+        else:
+            def read(server: ExchangeServer) -> None:
+                if cancel is not None and cancel.is_set():
+                    return
+                try:
+                    result: ServerState | WizardError = exchange.read_server(server.fqdn or server.name)
+                except WizardError as exc:
+                    result = exc
+                keep(server, result,
+                     read_extended_protection(exchange, server) if isinstance(result, ServerState) else None)
+
+            with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="discover") as pool:
+                list(pool.map(read, servers))
 
         from_exchange = []
         for server in servers:

@@ -140,6 +140,7 @@ class ServerState:
     credentials: list[AsaCredential] = field(default_factory=list)  # the whole list, newest first
     errors: dict[str, str] = field(default_factory=dict)  # part of the read that failed -> why (the rest is valid)
     iis_log_folder: str | None = None  # from the site's logFile.directory, else siteDefaults
+    extended_protection: ExtendedProtection | None = None  # read with the server when the port reads both at once
 
 
 class RollOutcome(str, enum.Enum):

@@ -373,6 +373,12 @@ class LabExchange:
         out["logdir"] = "C:\\inetpub\\logs\\LogFiles\\W3SVC1"
         return out
 
+    def _op_read_windows_ep(self, machine: str, fault: str, Locations: list[str]) -> dict[str, Any]:
+        out = self._op_read_windows(machine, fault)
+        ep = self._op_read_extended_protection(machine, fault, machine, Locations)
+        out["ep"], out["exsetup"] = ep["ep"], ep["exsetup"]
+        return out
+
     def _op_read_extended_protection(self, machine: str, fault: str, Server: str,
                                      Locations: list[str]) -> dict[str, Any]:
         from .extended_protection import exsetup_version, settings_for

@@ -62,6 +62,11 @@ class CmdletError(Exception):
         self.target = target
 
 
+class Unavailable(CmdletError):
+    """A non-terminating error written in the output's place for one server that could not be contacted (an
+    organisation-wide read goes on with the others, as Exchange's Get- cmdlets do)."""
+
+
 class SessionRefused(Exception):
     """The endpoint refuses the runspace pool (e.g. RemotePowerShellEnabled is $false)."""
 
@@ -221,6 +226,17 @@ def _server(lab: "LabExchange", identity: Any) -> LabServer:
     return s
 
 
+def _unavailable(lab: "LabExchange", s: LabServer, what: str, cmdlet: str) -> Unavailable:
+    return Unavailable(f"{what} of {s.name} could not be read: the server {s.fqdn} is unavailable (the RPC server "
+                       "is unavailable).", category="ReadError", error_id=f"ServerUnavailable,{cmdlet}", target=s.name)
+
+
+def _contactable(lab: "LabExchange", s: LabServer, session: RpsSession) -> bool:
+    """Whether the endpoint of `session` reaches `s` itself (its registry, its IIS metabase): not when `s` is
+    down. The session's own server is always reached (the session runs there)."""
+    return s.name.lower() == session.server.lower() or lab.fault(s.name)[0] != "unreachable"
+
+
 def _servers(lab: "LabExchange", given: dict[str, Any]) -> list[LabServer]:
     ident = given.get("Identity", given.get("Server"))
     if ident is None:
@@ -253,12 +269,17 @@ def _asa_configuration(lab: "LabExchange", s: LabServer, with_password: bool) ->
             "Previous": creds[1] if len(creds) > 1 else None}
 
 
-def _get_client_access_service(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[dict[str, Any]]:
+def _get_client_access_service(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[Any]:
+    """Organisation-wide without -Identity (Microsoft's documented verification command). The ASA status lives
+    on each server: a server the endpoint cannot reach gets an error record in its row's place."""
     want_password = bool(given.get("IncludeAlternateServiceAccountCredentialPassword"))
     want_status = bool(given.get("IncludeAlternateServiceAccountCredentialStatus"))
-    out = []
+    out: list[Any] = []
     for s in _servers(lab, given):
         if "Edge" in s.roles:
+            continue
+        if want_status and not want_password and not _contactable(lab, s, session):
+            out.append(_unavailable(lab, s, "The alternate service account status", "Get-ClientAccessService"))
             continue
         if want_password and s.name.lower() != session.server.lower():
             raise CmdletError(
@@ -350,12 +371,17 @@ def _oa_row(s: LabServer, v: LabVdir) -> dict[str, Any]:
             "AdminDisplayVersion": s.version}
 
 
-def _vdir_rows(lab: "LabExchange", given: dict[str, Any], service: Service, name: str,
-               extra: Callable[[LabVdir], dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
+def _vdir_rows(lab: "LabExchange", session: RpsSession, given: dict[str, Any], service: Service, name: str,
+               extra: Callable[[LabVdir], dict[str, Any]], cmdlet: str) -> list[Any]:
+    """Without -ADPropertiesOnly Exchange also reads each server's IIS metabase, so a server that is down gets
+    an error record instead of its row; with it, the rows come from the directory alone."""
+    out: list[Any] = []
     for s in _servers(lab, given):
         v = s.vdirs.get(service)
         if v is None:
+            continue
+        if not given.get("ADPropertiesOnly") and not _contactable(lab, s, session):
+            out.append(_unavailable(lab, s, f"The {name} virtual directory's IIS settings", cmdlet))
             continue
         row = {"Server": s.name, "Identity": f"{s.name}\\{name} (Default Web Site)", "Name": f"{name} (Default Web Site)",
                "InternalUrl": f"https://{v.internal_host}/{name}" if v.internal_host else None,
@@ -365,9 +391,17 @@ def _vdir_rows(lab: "LabExchange", given: dict[str, Any], service: Service, name
     return out
 
 
-def _get_outlook_anywhere(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[dict[str, Any]]:
-    return [_oa_row(s, s.vdirs[Service.OUTLOOK_ANYWHERE]) for s in _servers(lab, given)
-            if Service.OUTLOOK_ANYWHERE in s.vdirs]
+def _get_outlook_anywhere(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    for s in _servers(lab, given):
+        if Service.OUTLOOK_ANYWHERE not in s.vdirs:
+            continue
+        if not given.get("ADPropertiesOnly") and not _contactable(lab, s, session):
+            out.append(_unavailable(lab, s, "The Outlook Anywhere virtual directory's IIS settings",
+                                    "Get-OutlookAnywhere"))
+            continue
+        out.append(_oa_row(s, s.vdirs[Service.OUTLOOK_ANYWHERE]))
+    return out
 
 
 def _vdir_for_set(lab: "LabExchange", given: dict[str, Any], service: Service, what: str) -> LabVdir:
@@ -414,7 +448,8 @@ def _set_outlook_anywhere(lab: "LabExchange", session: RpsSession, given: dict[s
 
 
 def _get_mapi(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[dict[str, Any]]:
-    return _vdir_rows(lab, given, Service.MAPI, "mapi", lambda v: {"IISAuthenticationMethods": list(v.auth_methods)})
+    return _vdir_rows(lab, session, given, Service.MAPI, "mapi",
+                      lambda v: {"IISAuthenticationMethods": list(v.auth_methods)}, "Get-MapiVirtualDirectory")
 
 
 def _set_mapi(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[dict[str, Any]]:
@@ -432,20 +467,22 @@ def _set_mapi(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) ->
 
 
 def _get_eas(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[dict[str, Any]]:
-    return _vdir_rows(lab, given, Service.EAS, "Microsoft-Server-ActiveSync", lambda v: {
+    return _vdir_rows(lab, session, given, Service.EAS, "Microsoft-Server-ActiveSync", lambda v: {
         "InternalAuthenticationMethods": list(v.auth_methods), "ExternalAuthenticationMethods": list(v.auth_methods),
-        "BasicAuthEnabled": v.basic, "WindowsAuthEnabled": v.windows})
+        "BasicAuthEnabled": v.basic, "WindowsAuthEnabled": v.windows}, "Get-ActiveSyncVirtualDirectory")
 
 
 def _get_ews(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[dict[str, Any]]:
-    return _vdir_rows(lab, given, Service.EWS, "EWS", lambda v: {
+    return _vdir_rows(lab, session, given, Service.EWS, "EWS", lambda v: {
         "InternalAuthenticationMethods": list(v.auth_methods), "ExternalAuthenticationMethods": list(v.auth_methods),
-        "WindowsAuthentication": v.windows, "OAuthAuthentication": "OAuth" in v.auth_methods})
+        "WindowsAuthentication": v.windows, "OAuthAuthentication": "OAuth" in v.auth_methods},
+        "Get-WebServicesVirtualDirectory")
 
 
 def _get_owa(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[dict[str, Any]]:
-    return _vdir_rows(lab, given, Service.OWA, "owa", lambda v: {
-        "InternalAuthenticationMethods": list(v.auth_methods), "ExternalAuthenticationMethods": list(v.auth_methods)})
+    return _vdir_rows(lab, session, given, Service.OWA, "owa", lambda v: {
+        "InternalAuthenticationMethods": list(v.auth_methods), "ExternalAuthenticationMethods": list(v.auth_methods)},
+        "Get-OwaVirtualDirectory")
 
 
 def _get_user(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[dict[str, Any]]:

@@ -436,7 +436,10 @@ class LabPsrpEndpoint:
         with shell.lock:
             p = pipe.pipeline
             for obj in outputs:
-                p.write_output(_to_ps(obj))
+                if isinstance(obj, self.backend.CmdletError):  # a non-terminating error among the rows
+                    _write_error(p, obj.message, obj.category, obj.error_id, obj.target)
+                else:
+                    p.write_output(_to_ps(obj))
             if error is not None:
                 _write_error(p, str(error.args[0]) if error.args else str(error),
                              getattr(error, "category", "NotSpecified"), getattr(error, "error_id", ""),

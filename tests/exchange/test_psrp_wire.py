@@ -280,15 +280,24 @@ def test_a_credential_is_pushed_and_read_back_only_through_a_session_on_that_ser
     assert plain not in repr(same) and plain not in str(same)
 
 
-def test_the_session_key_is_exchanged_when_the_pool_opens(lab, traffic):
+def test_the_session_key_is_exchanged_before_the_first_secure_string_and_not_for_reads(lab, traffic):
     w, _ = lab
+    password = Secret("Gen-4a1d-Key-First-Zq!")
     with w.rps() as rps:
         rps.invoke(EX01, "Get-Echo", {"Text": "x"})
+        # a read carries no SecureString: no key exchange (no RSA work for every server read)
+        assert b"EncryptedSessionKey" not in b"".join(traffic)
+        rps.invoke(EX01, "Set-ClientAccessService", {
+            "Identity": "EX01", "AlternateServiceAccountCredential": [PsCredential("CONTOSO\\ASA$", password)]})
+        rps.invoke(EX01, "Set-ClientAccessService", {
+            "Identity": "EX01", "AlternateServiceAccountCredential": [PsCredential("CONTOSO\\ASA$", password)]})
     text = b"".join(traffic)
-    # the client's PublicKey and the server's EncryptedSessionKey both travelled before the first command
-    first_command = text.find(b"Get-Echo")
-    assert 0 < text.find(b"EncryptedSessionKey") < first_command
-    assert 0 < text.find(b"<S N=\"PublicKey\">") < first_command
+    # the client's PublicKey and the server's EncryptedSessionKey both travelled before the first credential,
+    # once per pool
+    first_credential = text.find(b"<SS")
+    assert 0 < text.find(b"EncryptedSessionKey") < first_credential
+    assert 0 < text.find(b'<S N="PublicKey">') < first_credential
+    assert text.count(b"EncryptedSessionKey") == 1
 
 
 def test_get_command_metadata_answers_from_the_model_per_user(lab):
@@ -436,3 +445,4 @@ def test_a_pool_the_server_forgot_is_reopened_once_when_the_call_never_ran(lab):
         assert "IncludeAlternateServiceAccountCredentialStatus" in rps.parameters(EX01, "Get-ClientAccessService")
     assert [s for s, _ in w.endpoint.psrp.creates] == [EX01, EX01, EX01]
     assert [c[3]["Text"] for c in model.calls] == ["before", "after"]  # each call ran exactly once
+
