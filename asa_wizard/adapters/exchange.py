@@ -166,6 +166,31 @@ class EndpointExchange:
             parts[label] = part(label, cmdlet, {"Server": name})
         return self._state(me, cas[0] if cas else None, parts, win, errors)
 
+    def read_parts(self, server: str, parts: set[str]) -> ServerState:
+        """Only some parts of a server's state ("outlook-anywhere", "mapi", "eas", "ews", "owa", "asa",
+        "windows"), each read as `read_server` reads it; what was not asked for is left empty. For a change's
+        re-read: one call instead of the whole server."""
+        errors: dict[str, str] = {}
+        me = ExchangeServer(name=server.split(".", 1)[0], fqdn=server.lower())
+        cas = None
+        if "asa" in parts:
+            rows = self.rps.invoke(server, "Get-ClientAccessService",
+                                   {"Identity": me.name, "IncludeAlternateServiceAccountCredentialStatus": True})
+            cas = rows[0] if rows else None
+        found: dict[str, list[dict[str, Any]]] = {}
+        if "outlook-anywhere" in parts:
+            found["outlook-anywhere"] = self.rps.invoke(server, "Get-OutlookAnywhere", {"Server": me.name})
+        for label, cmdlet, *_ in self._VDIR_READS:
+            if label in parts:
+                found[label] = self.rps.invoke(server, cmdlet, {"Server": me.name})
+        win = self._windows_read(server, errors) if "windows" in parts else {}
+        if "windows" in parts and "windows" in errors:
+            raise WizardError(f"{server}: {errors['windows']}", "Check WinRM on that server, then retry.")
+        state = self._state(me, cas, found, win, errors)
+        if "asa" not in parts:
+            me.asa_state_known = False
+        return state
+
     def _state(self, me: ExchangeServer, cas: dict[str, Any] | None, parts: dict[str, list[dict[str, Any]]],
                win: dict[str, Any], errors: dict[str, str]) -> ServerState:
         name = me.name

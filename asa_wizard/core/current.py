@@ -75,7 +75,8 @@ def hint_is_current(cred: AsaCredential, asa: Account) -> bool:
 def proof_for(server: ExchangeServer, probes: Iterable[ProbeResult] | None) -> ProbeResult | None:
     """The decisive probe of this server, if any: a refusal outweighs an acceptance (one namespace whose ticket
     the server cannot decrypt is enough to prove it lacks the key)."""
-    mine = [p for p in (probes or []) if p.server.lower() == server.name.lower()]
+    name = server.name.lower()
+    mine = [p for p in (probes or []) if p.server.lower() == name]
     for p in mine:
         if p.outcome == ProbeOutcome.REJECTED:
             return p

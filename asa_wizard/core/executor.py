@@ -138,7 +138,11 @@ class Executor:
         self._interrupted = interrupted
         rolled = False
         checked: set[str] = set()
+        batch: list[Change] = []
         for c in pending:
+            if batch and not self._joins(batch, c):
+                self._run_batch(batch, plan.concurrency)
+                batch = []
             if self.cancel.is_set():
                 self._cancelled()
                 break
@@ -148,7 +152,10 @@ class Executor:
                 self._start_group(group, [p for p in pending if p.params.get("group") == group])
             if c.action not in ROLL_ACTIONS:
                 if c.id not in self._result.failed:
-                    self._run_change(c)
+                    if self._parallel(c):
+                        batch.append(c)
+                    else:
+                        self._run_change(c)
                 continue
             if rolled:
                 continue
@@ -158,10 +165,51 @@ class Executor:
             if self.cancel.is_set():
                 self._cancelled()
                 break
+        if batch:
+            self._run_batch(batch, plan.concurrency)
+            if self.cancel.is_set() and not self._result.cancelled:
+                self._cancelled()
         end = "cancelled" if self._result.cancelled else ("finished with failures" if self._result.failed else
                                                           "finished")
         self.journal.write("run-end", message=end)
         return self._result
+
+    # --- the per-server changes of one step, on different servers at once -----------------------------
+    @staticmethod
+    def _parallel(c: Change) -> bool:
+        """A change on one Exchange server that stands alone (no group): it may run beside the same step's
+        changes on the other servers."""
+        return c.system.value == "exchange" and bool(c.params.get("server")) and not c.params.get("group")
+
+    @staticmethod
+    def _joins(batch: list[Change], c: Change) -> bool:
+        """`c` runs in the same batch: a per-server change of the same step that depends on nothing in the batch
+        (a server's own changes keep their order within the batch)."""
+        ids = {b.id for b in batch}
+        return Executor._parallel(c) and c.step == batch[0].step and not ids & set(c.depends_on)
+
+    def _run_batch(self, batch: list[Change], concurrency: int) -> None:
+        """The batch's changes, at most `concurrency` servers at a time, each server's changes in plan order
+        (each change journaled on its own, as when they run one by one)."""
+        by_server: dict[str, list[Change]] = {}
+        for c in batch:
+            if c.id not in self._result.failed:
+                by_server.setdefault(str(c.params.get("server")).lower(), []).append(c)
+
+        def server_changes(changes: list[Change]) -> None:
+            for c in changes:
+                if self.cancel.is_set():
+                    return
+                self._run_change(c)
+
+        if len(by_server) <= 1 or concurrency <= 1:
+            for changes in by_server.values():
+                server_changes(changes)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(by_server)), thread_name_prefix="apply") as pool:
+            list(pool.map(server_changes, by_server.values()))
 
     # --- changes that stand together: new encryption types and the password roll that creates their keys ----
     def _start_group(self, group: str, members: list[Change]) -> None:
@@ -401,7 +449,7 @@ class Executor:
                 have = sorted(x.lower() for x in acct.delegate_to)
                 return _compare(c, have, sorted(x.lower() for x in c.old or []), sorted(x.lower() for x in c.new))
             raise ValueError(f"unknown directory action {c.action}")
-        state = self._exchange().read_server(p["server"])
+        state = self._read_for(c)
         if c.action == "set-oa-client-auth":
             v = _vdir(state.vdirs, Service.OUTLOOK_ANYWHERE)
             return _compare(c, (v.internal_client_auth or "").lower() if v else None, (c.old or "").lower(),
@@ -418,6 +466,16 @@ class Executor:
             have = asdict(v.iis) if v is not None and v.iis is not None else None
             return _compare(c, have, c.old, c.new)
         raise ValueError(f"unknown exchange action {c.action}")
+
+    def _read_for(self, c: Change) -> Any:
+        """The server state a change's re-read needs: only that part when the port can read parts."""
+        parts = {"set-oa-client-auth": {"outlook-anywhere"}, "set-mapi-auth": {"mapi"}}.get(c.action, {"windows"})
+        if c.action == "set-iis-auth":  # IIS's settings are read with the virtual directory they belong to
+            parts = {"windows", "eas" if c.params["application"] == "Microsoft-Server-ActiveSync" else "ews"}
+        reader = getattr(self._exchange(), "read_parts", None)
+        if reader is not None:
+            return reader(c.params["server"], parts)
+        return self._exchange().read_server(c.params["server"])
 
     def _exchange(self) -> ExchangePort:
         if self.exchange is None:

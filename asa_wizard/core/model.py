@@ -349,8 +349,12 @@ class ExtendedProtection:
     error: str | None = None  # why it could not be read, for a person
 
     def setting(self, location: str) -> str | None:
+        v = self.token_checking.get(location)
+        if v is not None:
+            return v
+        want = location.lower()
         for k, v in self.token_checking.items():
-            if k.lower() == location.lower():
+            if k.lower() == want:
                 return v
         return None
 

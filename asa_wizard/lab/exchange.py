@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -81,6 +82,9 @@ def not_recognized(term: str) -> str:
             "    + FullyQualifiedErrorId : CommandNotFoundException")
 
 
+_PLAIN = re.compile("[^" + "".join(SINGLE_QUOTES) + "]*")
+
+
 class _Reader:
     """A cursor over the script text for the header statements `$Name=<literal>`."""
 
@@ -103,17 +107,19 @@ class _Reader:
             raise ParseError("expected a quoted string")
         self.take()
         out = []
+        text = self.text
         while True:
-            if self.pos >= len(self.text):
+            m = _PLAIN.match(text, self.pos)  # the run of characters up to the next quote character
+            out.append(m.group())
+            self.pos = m.end()
+            if self.pos >= len(text):
                 raise ParseError("The string is missing the terminator: '.")
-            c = self.take()
-            if c in SINGLE_QUOTES:
-                nxt = self.peek()
-                if nxt and nxt in SINGLE_QUOTES:
-                    out.append(self.take())
-                    continue
-                return "".join(out)
-            out.append(c)
+            self.take()
+            nxt = self.peek()
+            if nxt and nxt in SINGLE_QUOTES:
+                out.append(self.take())
+                continue
+            return "".join(out)
 
     def value(self) -> Any:
         if self.peek() and self.peek() in SINGLE_QUOTES:

@@ -244,8 +244,9 @@ class Scenario:
         return self.domain.upper()
 
     def server(self, name: str) -> LabServer | None:
+        want = name.lower()
         for s in self.servers:
-            if s.name.lower() == name.lower() or s.fqdn.lower() == name.lower():
+            if s.name.lower() == want or s.fqdn.lower() == want:
                 return s
         return None
 
