@@ -92,7 +92,7 @@ class _Organisation:
     """What one endpoint answered for the whole organisation, by lower-case server name."""
 
     via: str
-    servers: dict[str, dict[str, Any]]
+    servers: dict[str, dict[str, Any]]  # Get-ClientAccessService's rows: the servers this read covers
     fqdn_to_name: dict[str, str] = field(default_factory=dict)
     cas: dict[str, dict[str, Any]] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)  # servers whose ASA status the endpoint could not read
@@ -224,12 +224,13 @@ class EndpointExchange:
     def read_servers(self, servers: list[str], *, concurrency: int = 8,
                      done: "Callable[[str, ServerState | WizardError], None] | None" = None,
                      cancel: threading.Event | None = None) -> dict[str, ServerState | WizardError]:
-        """Every server, the way an administrator reads an organisation: the Exchange cmdlets once, through one
-        server's endpoint, for all servers (Get-ExchangeServer; Get-ClientAccessService
-        -IncludeAlternateServiceAccountCredentialStatus, Microsoft's documented verification command; the
-        virtual directories with -ADPropertiesOnly), then each server's Windows side over WinRM, `concurrency`
-        at a time. A server the organisation-wide read could not cover (its status unreadable, the server
-        down) is read through its own endpoint instead, which names what is wrong with it. Keys: the names
+        """Every server, the way an administrator reads an organisation. The Exchange cmdlets run once, through
+        one server's endpoint, for all servers: Get-ClientAccessService
+        -IncludeAlternateServiceAccountCredentialStatus (Microsoft's documented verification command) and the
+        virtual directories with -ADPropertiesOnly; the servers' names, versions and sites are the directory's.
+        Then each server's Windows side is read over WinRM (one script), `concurrency` at a time. A server the
+        organisation-wide read could not cover (its status unreadable, the server down, not a client access
+        server) is read through its own endpoint instead, which names what is wrong with it. Keys: the names
         given; `done(name, result)` is called as each server is finished."""
         out: dict[str, ServerState | WizardError] = {}
         org = self._organisation(servers)
@@ -259,16 +260,18 @@ class EndpointExchange:
     def _organisation(self, servers: list[str]) -> "_Organisation | None":
         """The organisation-wide reads through the first server whose endpoint answers; None if none does."""
         for via in servers[:3]:
-            try:
-                rows = self.rps.invoke(via, "Get-ExchangeServer")
+            try:  # the endpoint answers (the directory already named every server: no need to list them again)
+                self.rps.invoke(via, "Get-ExchangeServer", {"Identity": via})
             except WizardError:
                 continue
-            org = _Organisation(via=via, servers={str(r.get("Name") or "").lower(): r for r in rows})
-            for r in rows:
-                org.fqdn_to_name[str(r.get("Fqdn") or "").lower()] = str(r.get("Name") or "").lower()
+            org = _Organisation(via=via, servers={})
             cas, errs = self._each(via, "Get-ClientAccessService", {"IncludeAlternateServiceAccountCredentialStatus": True},
                                    "asa", org)
-            org.cas = {str(r.get("Name") or "").lower(): r for r in cas}
+            for r in cas:
+                name = str(r.get("Name") or "").lower()
+                org.servers[name] = r
+                org.fqdn_to_name[str(r.get("Fqdn") or "").lower()] = name
+            org.cas = dict(org.servers)
             org.unreadable = {e.target.lower() for e in errs if e.target}
             oa, _ = self._each(via, "Get-OutlookAnywhere", {"ADPropertiesOnly": True}, "outlook-anywhere", org)
             org.parts["outlook-anywhere"] = _by_server(oa)
@@ -294,9 +297,9 @@ class EndpointExchange:
         key = server.lower()
         name = org.fqdn_to_name.get(key, key)
         row = org.servers.get(name)
-        if row is None or name in org.unreadable or ("asa" not in org.failed and name not in org.cas):
-            return None  # not covered: read through its own endpoint
-        me = self._server_row(row)
+        if row is None or name in org.unreadable:
+            return None  # not covered (its status unreadable, not a client access server): its own endpoint
+        me = ExchangeServer(name=str(row.get("Name") or ""), fqdn=str(row.get("Fqdn") or "").lower())
         errors: dict[str, str] = dict(org.failed)
         parts = {label: org.parts.get(label, {}).get(name, []) for label in org.parts}
         ep: ExtendedProtection | None = None

@@ -233,10 +233,11 @@ class Context:
         return [s for s in self.env.servers if "Edge" not in s.roles]
 
     def servers_for(self, ns: Namespace) -> list[ExchangeServer]:
-        out = []
+        out, seen = [], set()
         for name in ns.servers:
             s = self.env.server(name)
-            if s is not None and s not in out:
+            if s is not None and id(s) not in seen:
+                seen.add(id(s))
                 out.append(s)
         return out
 
@@ -253,7 +254,15 @@ class Context:
 
         asa = self.asa
         assert asa is not None
-        return credential_verdict(server, asa, self.qualified(asa), self.probe.servers if self.probe else None)
+        if self.probe is None:
+            return credential_verdict(server, asa, self.qualified(asa), None)
+        cached = getattr(self, "_probes_of", None)
+        if cached is None or cached[0] is not self.probe:  # the probe's results per server, grouped once
+            grouped: dict[str, list] = {}
+            for p in self.probe.servers:
+                grouped.setdefault(p.server.lower(), []).append(p)
+            cached = self._probes_of = (self.probe, grouped)
+        return credential_verdict(server, asa, self.qualified(asa), cached[1].get(server.name.lower(), []))
 
     def roll_fix(self, targets: list[ExchangeServer]) -> str:
         """The supported way to give `targets` the ASA credential: copy from a good server, else generate."""
