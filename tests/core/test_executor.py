@@ -321,3 +321,80 @@ def test_resume_after_a_crash_mid_push_changes_ad_once_and_leaves_nothing_unused
         assert problems_of(target, answers) == {}
     finally:
         target.close()
+
+
+class MeetingChanges:
+    """The real port; the first `meet` Outlook Anywhere changes wait for each other (a barrier that times out
+    when they run one after another), and the most changes in flight at once is counted."""
+
+    def __init__(self, real, meet: int) -> None:
+        self.real, self.meet = real, meet
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(meet, timeout=10)
+        self.started = self.in_flight = self.most = 0
+        self.servers_in_flight: list[set[str]] = []
+        self.now: set[str] = set()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def set_outlook_anywhere_client_auth(self, server, method):
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self.now.add(server)
+            self.servers_in_flight.append(set(self.now))
+            first = self.started < self.meet
+            self.started += 1
+        try:
+            if first:
+                self.barrier.wait()
+            return self.real.set_outlook_anywhere_client_auth(server, method)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.now.discard(server)
+
+
+def test_a_steps_changes_on_several_servers_run_at_once_within_the_plans_concurrency(journal):
+    answers = parse_answers('[target]\nlab = "fresh"\n' + ANSWERS["fresh"] + "[rollout]\nconcurrency = 3\n", "a.toml")
+    meeting: list[MeetingChanges] = []
+    target = lab_target(load_scenario(find_scenario("fresh")).with_servers(6),
+                        lambda real: meeting.append(MeetingChanges(real, 3)) or meeting[0])
+    try:
+        plan = plan_on(target, answers)
+        oa = [c for c in plan.changes if c.action == "set-oa-client-auth"]
+        assert len(oa) == 6
+        result = Executor(target.directory, target.exchange, journal).apply(plan)
+        assert result.ok, (result.failed, result.skipped)
+        assert meeting[0].most == 3  # three servers at once (the barrier would have timed out otherwise), never more
+        # one change per server at a time: a server's own changes keep their order
+        assert all(len(s) == len(set(s)) for s in meeting[0].servers_in_flight)
+        # every change still has its intent before its done, each journaled on its own
+        events = [(e.event, e.change_id) for e in journal.events() if e.change_id in {c.id for c in oa}]
+        for c in oa:
+            assert events.index(("intent", c.id)) < events.index(("done", c.id))
+        # and the lab holds what the plan said, on every server
+        lab = target.lab.exchange.current_scenario()
+        from asa_wizard.core.model import Service
+        assert {s.vdirs[Service.OUTLOOK_ANYWHERE].internal_client_auth for s in lab.servers} == {"Negotiate"}
+    finally:
+        target.close()
+
+
+def test_a_changes_re_read_asks_only_for_the_part_it_changes(journal):
+    answers = answers_for("fresh")
+    target = open_lab("fresh")
+    try:
+        plan = plan_on(target, answers)
+        before = len(target.lab.exchange.cmdlets)
+        result = Executor(target.directory, target.exchange, journal).apply(plan)
+        assert result.ok, (result.failed, result.skipped)
+        sent = [c[1] for c in target.lab.exchange.cmdlets[before:]]
+        # an Outlook Anywhere change re-reads Outlook Anywhere (and reads it again for its undo), never the whole
+        # server: no Get-ExchangeServer or virtual directory sweep per change
+        per_server_oa = [c for c in target.lab.exchange.cmdlets[before:] if c[1] == "Get-OutlookAnywhere"]
+        assert len(per_server_oa) == 2 * len([c for c in plan.changes if c.action == "set-oa-client-auth"])
+        assert "Get-OwaVirtualDirectory" not in sent
+    finally:
+        target.close()
