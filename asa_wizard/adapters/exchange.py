@@ -348,8 +348,13 @@ class EndpointExchange:
     def preflight(self, server: str) -> Preflight:
         out = Preflight(server=server)
         try:
-            get_params = self.rps.parameters(server, "Get-ClientAccessService")
-            set_params = self.rps.parameters(server, "Set-ClientAccessService")
+            both = getattr(self.rps, "parameters_of", None)
+            if both is not None:  # one GetCommandMetadata call for the two cmdlets
+                found = both(server, ["Get-ClientAccessService", "Set-ClientAccessService"])
+                get_params, set_params = found["Get-ClientAccessService"], found["Set-ClientAccessService"]
+            else:
+                get_params = self.rps.parameters(server, "Get-ClientAccessService")
+                set_params = self.rps.parameters(server, "Set-ClientAccessService")
         except WizardError as exc:
             out.problems.append((f"{server}: {exc.problem}", exc.fix))
             return out

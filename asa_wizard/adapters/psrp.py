@@ -292,23 +292,29 @@ class ExchangeRps:
 
     def parameters(self, server: str, cmdlet: str) -> frozenset[str]:
         """Parameter names the caller may use (PSRP GetCommandMetadata); empty if the command is hidden."""
-        if not CMDLET.match(cmdlet or ""):
-            raise RpsError(f"{cmdlet!r} is not a cmdlet name.", "Give a Verb-Noun cmdlet name.", server=server)
+        return self.parameters_of(server, [cmdlet])[cmdlet]
 
-        def run(p: _Pool) -> frozenset[str]:
+    def parameters_of(self, server: str, cmdlets: list[str]) -> dict[str, frozenset[str]]:
+        """`parameters` of several cmdlets in one GetCommandMetadata call: cmdlet -> parameter names."""
+        for cmdlet in cmdlets:
+            if not CMDLET.match(cmdlet or ""):
+                raise RpsError(f"{cmdlet!r} is not a cmdlet name.", "Give a Verb-Noun cmdlet name.", server=server)
+
+        def run(p: _Pool) -> dict[str, frozenset[str]]:
             try:
-                metas = p.pool.get_command_metadata(cmdlet)
+                metas = p.pool.get_command_metadata(list(cmdlets))
             except WSManFaultError as exc:
                 if exc.code == FAULT_SHELL_GONE:
                     raise _ShellGone(exc) from None  # reading metadata changes nothing: safe to redo
                 raise
-            names: set[str] = set()
+            names: dict[str, set[str]] = {c: set() for c in cmdlets}
             for meta in metas:
-                if str(meta.name or "").lower() == cmdlet.lower():
-                    names.update(str(k) for k in (meta.parameters or {}))
-            return frozenset(names)
+                for cmdlet in cmdlets:
+                    if str(meta.name or "").lower() == cmdlet.lower():
+                        names[cmdlet].update(str(k) for k in (meta.parameters or {}))
+            return {c: frozenset(v) for c, v in names.items()}
 
-        return self._with_pool(server, f"the metadata of {cmdlet}", run, [self.settings.password])
+        return self._with_pool(server, f"the metadata of {', '.join(cmdlets)}", run, [self.settings.password])
 
     def close(self) -> None:
         """Close every runspace pool (each server's shell on the endpoint is deleted)."""
