@@ -171,18 +171,21 @@ class EndpointExchange:
         "windows"), each read as `read_server` reads it; what was not asked for is left empty. For a change's
         re-read: one call instead of the whole server."""
         errors: dict[str, str] = {}
-        me = ExchangeServer(name=server.split(".", 1)[0], fqdn=server.lower())
         cas = None
+        # -Identity / -Server take the server's name or FQDN (Microsoft's cmdlet reference)
         if "asa" in parts:
             rows = self.rps.invoke(server, "Get-ClientAccessService",
-                                   {"Identity": me.name, "IncludeAlternateServiceAccountCredentialStatus": True})
+                                   {"Identity": server, "IncludeAlternateServiceAccountCredentialStatus": True})
             cas = rows[0] if rows else None
         found: dict[str, list[dict[str, Any]]] = {}
         if "outlook-anywhere" in parts:
-            found["outlook-anywhere"] = self.rps.invoke(server, "Get-OutlookAnywhere", {"Server": me.name})
+            found["outlook-anywhere"] = self.rps.invoke(server, "Get-OutlookAnywhere", {"Server": server})
         for label, cmdlet, *_ in self._VDIR_READS:
             if label in parts:
-                found[label] = self.rps.invoke(server, cmdlet, {"Server": me.name})
+                found[label] = self.rps.invoke(server, cmdlet, {"Server": server})
+        named = (cas or {}).get("Name") or next((r.get("Server") for rows_ in found.values() for r in rows_
+                                                 if r.get("Server")), None)
+        me = ExchangeServer(name=str(named or server.split(".", 1)[0]), fqdn=server.lower())
         win = self._windows_read(server, errors) if "windows" in parts else {}
         if "windows" in parts and "windows" in errors:
             raise WizardError(f"{server}: {errors['windows']}", "Check WinRM on that server, then retry.")

@@ -53,7 +53,7 @@ from .journal import ChangeStatus, Journal, JournalEvent, summarize
 from .commands import SWITCH, Code, command, roll_script, variable
 from .model import Account, AsaCredential, Environment, ExchangeServer, Namespace
 from .passwords import generate_password
-from .ports import DirectoryPort, ExchangePort, KerberosProbe, RollOutcome, RollResult
+from .ports import DirectoryPort, ExchangePort, KerberosProbe, RollOutcome, RollResult, ServerState
 
 DEFAULT_CONCURRENCY = 4
 AD_ID = "rollout.ad-password"
@@ -241,11 +241,17 @@ class Rollout:
     def _undo(self, name: str) -> dict[str, object]:
         return {"server": self.report.servers[name].address, "remove": self._before.get(name) is None}
 
+    def _read_asa(self, address: str) -> ServerState:
+        """The server's credential list (through its own endpoint): only that part when the port can read
+        parts, else the whole server."""
+        reader = getattr(self.exchange, "read_parts", None)
+        return reader(address, {"asa"}) if reader is not None else self.exchange.read_server(address)
+
     def _learn_before(self, name: str) -> bool:
         if name in self._before:
             return True
         try:
-            state = self.exchange.read_server(self.report.servers[name].address)
+            state = self._read_asa(self.report.servers[name].address)
         except WizardError as exc:
             self._set(name, Phase.FAILED, exc.problem, fix=exc.fix)
             return False
@@ -492,7 +498,7 @@ class Rollout:
         if proving and p.latest is None:
             # the verdict needs the server's credential list beside the tickets (a source never pushed to here)
             try:
-                state = self.exchange.read_server(p.address)
+                state = self._read_asa(p.address)
             except WizardError as exc:
                 self._set(name, Phase.FAILED, f"cannot verify {name}: {exc.problem}", fix=exc.fix)
                 return
@@ -513,7 +519,7 @@ class Rollout:
             # (re-reading the same list proves nothing more), else a read of the server
             try:
                 if p.latest is None or p.action not in ("push", "generate"):
-                    state = self.exchange.read_server(p.address)
+                    state = self._read_asa(p.address)
                     p.latest = state.server.asa_latest
                     server.asa_previous = state.server.asa_previous
                 server.asa_latest, server.asa_state_known = p.latest, True
