@@ -509,7 +509,16 @@ def _to_ps(value: Any) -> Any:
             value = value.replace(tzinfo=timezone.utc)
         return PSDateTime(value.astimezone(timezone.utc))
     if isinstance(value, dict):
-        return PSCustomObject(**{str(k): _to_ps(v) for k, v in value.items()})
+        # what PSCustomObject(**properties) builds, with the object's property list looked up once (psrpcore
+        # resolves `obj.PSObject` through its attribute machinery on every property otherwise)
+        obj = PSCustomObject()
+        meta = obj.PSObject
+        for k, v in value.items():
+            if k == "PSTypeName":
+                meta.type_names.insert(0, v)
+            else:
+                meta.extended_properties.append(PSNoteProperty(str(k), value=_to_ps(v)))
+        return obj
     if isinstance(value, (list, tuple)):
         return [_to_ps(v) for v in value]
     return value
