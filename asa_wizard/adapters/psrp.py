@@ -24,22 +24,27 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 import requests
-from pypsrp.complex_objects import ComplexObject, PSInvocationState
-from pypsrp.complex_objects import PSCredential as _PypsrpCredential
-from pypsrp.exceptions import (
+
+from ._lazy_negotiate import without_negotiate
+
+without_negotiate()  # pypsrp's transport without the Kerberos/NTLM stack until a connection needs it
+from pypsrp.complex_objects import ComplexObject, PSInvocationState  # noqa: E402
+from pypsrp.complex_objects import PSCredential as _PypsrpCredential  # noqa: E402
+from pypsrp.exceptions import (  # noqa: E402
     AuthenticationError,
     WinRMError,
     WinRMTransportError,
     WSManFaultError,
 )
-from pypsrp.powershell import PowerShell, RunspacePool
-from pypsrp.serializer import Serializer
-from pypsrp.wsman import WSMan
+from pypsrp.powershell import PowerShell, RunspacePool  # noqa: E402
+from pypsrp.serializer import Serializer  # noqa: E402
+from pypsrp.wsman import WSMan  # noqa: E402
 
-from ..core.errors import WizardError
-from ..core.commands import setspn
-from ..core.hosts import require_host
-from ..core.secrets import Secret, redact
+from ..core.commands import setspn  # noqa: E402
+from ..core.errors import WizardError  # noqa: E402
+from ..core.hosts import require_host  # noqa: E402
+from ..core.secrets import Secret, redact  # noqa: E402
+from ._lazy_negotiate import with_negotiate  # noqa: E402
 
 CONFIGURATION = "Microsoft.Exchange"
 AUTHS = ("kerberos", "negotiate", "credssp", "basic")
@@ -378,6 +383,8 @@ class ExchangeRps:
         s = self.settings
         host, port, path = s.target(server)
         kwargs: dict[str, Any] = {}
+        if s.auth != "basic":
+            with_negotiate()  # Kerberos / Negotiate / CredSSP: pypsrp's real HTTPNegotiateAuth (spnego)
         if s.auth in ("kerberos", "negotiate"):
             kwargs.update(negotiate_service=s.negotiate_service, negotiate_delegate=s.delegate)
             if host.lower() != server.lower():

@@ -1,5 +1,6 @@
-"""The WinRM adapter imports requests-ntlm (its NTLM stack) only when NTLM is used: a lab command (Basic over
-HTTPS) does without it, and an NTLM connection later in the same process still works.
+"""The WinRM adapter imports requests-ntlm (its NTLM stack) only when NTLM is used, and the remote PowerShell
+adapter pyspnego only when Kerberos or Negotiate is: a lab command (Basic over HTTPS) does without them, and such
+a connection later in the same process still works.
 Each case runs in a fresh interpreter, where the imports happen for the first time."""
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def test_a_lab_reads_over_basic_without_the_ntlm_stack_and_ntlm_still_works_afte
     done = run(LAB_THEN_NTLM, tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    # the lab server was read (Exchange cmdlets over PSRP, which brings pyspnego; Windows-side work over WinRM
-    # with Basic over HTTPS), and requests-ntlm was not loaded for it
+    # the lab server was read (Exchange cmdlets over PSRP, Windows-side work over WinRM, both with Basic over
+    # HTTPS), and requests-ntlm was not loaded for it
     assert "read EX01" in lines
     assert "after lab []" in lines, lines
     assert "ntlm auth requests_ntlm.requests_ntlm HttpNtlmAuth" in lines
@@ -56,3 +57,28 @@ print(type(x._connection("ex01.contoso.com").protocol.transport.build_session().
 """, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["HttpNtlmAuth"]
+
+
+def test_a_lab_reads_its_exchange_endpoint_without_spnego_and_kerberos_still_works_after(tmp_path):
+    done = run("""
+import sys
+from asa_wizard.target import open_lab
+lab = open_lab("fresh")
+try:
+    state = lab.exchange.read_server("EX01.contoso.com")
+finally:
+    lab.close()
+print("read", state.server.name)
+print("after lab", sorted(m for m in ("spnego", "gssapi", "pypsrp.negotiate") if m in sys.modules))
+
+from asa_wizard.adapters.psrp import ExchangeRps, RpsSettings
+wsman = ExchangeRps(RpsSettings(auth="kerberos")).wsman("ex01.contoso.com")
+print("kerberos auth", type(wsman.transport.session.auth).__module__, type(wsman.transport.session.auth).__name__)
+""", tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # the lab's endpoint was read over Basic, and pyspnego (with GSSAPI) was not loaded for it
+    assert "read EX01" in lines
+    assert "after lab []" in lines, lines
+    # a Kerberos connection afterwards gets pypsrp's own Negotiate authentication, not the placeholder
+    assert "kerberos auth pypsrp.negotiate HTTPNegotiateAuth" in lines
