@@ -63,7 +63,7 @@ def test_check_could_not_run_is_exit_3(tmp_path):
     assert r.returncode == 3 and "no target" in r.stderr
 
 
-@pytest.mark.parametrize("name", ["fresh", "new-server-missing-asa"])
+@pytest.mark.parametrize("name", ["fresh", "fresh-with-seg", "new-server-missing-asa"])
 def test_plan_matches_the_reviewed_golden_runbook(name, tmp_path):
     r = run(tmp_path, "plan", "--answers", str(GOLDEN / f"answers-{name}.toml"))
     assert r.returncode == 0, r.stderr
@@ -93,8 +93,8 @@ def test_apply_refuses_without_yes_when_no_one_can_confirm(tmp_path):
 
 
 def test_apply_then_check_report_undo_and_no_secret_anywhere(tmp_path):
-    password = load_scenario(find_scenario("fresh")).admin_password
-    applied = run(tmp_path, "apply", "--answers", str(GOLDEN / "answers-fresh.toml"), "--yes", "--then-check")
+    password = load_scenario(find_scenario("fresh-with-seg")).admin_password
+    applied = run(tmp_path, "apply", "--answers", str(GOLDEN / "answers-fresh-with-seg.toml"), "--yes", "--then-check")
     assert applied.returncode == 0, applied.stderr
     assert "0 failed" in applied.stdout and "[17/17]" in applied.stderr
     (journal,) = (tmp_path / "journals").glob("*.jsonl")
@@ -115,7 +115,7 @@ def test_apply_then_check_report_undo_and_no_secret_anywhere(tmp_path):
     undone = run(tmp_path, "undo", "--journal", str(journal), "--yes")
     assert undone.returncode == 0, undone.stderr
 
-    plan = run(tmp_path, "plan", "--answers", str(GOLDEN / "answers-fresh.toml"), "--format", "json")
+    plan = run(tmp_path, "plan", "--answers", str(GOLDEN / "answers-fresh-with-seg.toml"), "--format", "json")
     artefacts = [applied.stdout, applied.stderr, rep1.stderr, shown.stderr, undone.stdout, undone.stderr,
                  plan.stdout, journal.read_text(), report, (tmp_path / "r.html").read_text()]
     for text in artefacts:
