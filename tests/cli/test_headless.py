@@ -239,3 +239,32 @@ def test_the_checks_skipped_by_target_options_are_in_the_catalogue():
 
     assert set(EXCHANGE_CHECKS) | set(KERBEROS_CHECKS) <= set(CHECKS)
     assert {c for c in CHECKS if c.startswith("kerberos.")} | {"ep.channel-binding"} == set(KERBEROS_CHECKS)
+
+
+@pytest.mark.parametrize("name", ["new-server-missing-asa", "fresh"])
+def test_the_report_counts_the_same_checks_before_and_after_and_names_its_clock(name, tmp_path):
+    applied = run(tmp_path, "apply", "--answers", str(GOLDEN / f"answers-{name}.toml"), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    (journal,) = (tmp_path / "journals").glob("*.jsonl")
+    as_json = run(tmp_path, "report", "--journal", str(journal), "--format", "json", "--out", str(tmp_path / "r.json"))
+    as_md = run(tmp_path, "report", "--journal", str(journal), "--out", str(tmp_path / "r.md"))
+    assert as_json.returncode == as_md.returncode == 0, as_json.stderr + as_md.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    before_ids = {r["id"] for r in doc["before"]}
+    after_ids = {r["id"] for r in doc["after"]}
+    assert before_ids == after_ids  # the same catalogue on both sides...
+    checks = doc["checks"]
+    assert checks["before"]["total"] == checks["after"]["total"] == len(after_ids)
+    assert checks["not_run_before"] == checks["not_run_after"] == []
+    assert sum(checks["after"][s] for s in ("pass", "warn", "fail", "skipped")) == len(after_ids)
+    md = (tmp_path / "r.md").read_text()
+    n = len(after_ids)
+    assert f"Now: {n} checks: " in md and f"Before: {n} checks: " in md  # ...counted the same way
+    assert "Not run" not in md
+
+    # one clock: the journal's (this machine's, UTC), said so; the lab's own dates are labelled as the lab's
+    times = [e["ts"] for e in map(json.loads, journal.read_text().splitlines())]
+    assert doc["generated_at"] in times and "lab time" not in md
+    assert {c["when"] for c in doc["changes"]} <= set(times)
+    assert "- Times (generated, and when each change was made) are this machine's clock in UTC" in md
+    assert "scenario's own fixed clock" in md and "| When (UTC, this machine) |" in md
