@@ -3,9 +3,9 @@
 One class for every directory the wizard talks to: a real domain controller (LDAPS or StartTLS, simple,
 Kerberos or NTLM bind) and the training lab (ldap3's MOCK_SYNC server built by `asa_wizard.lab.directory`).
 The lab goes through `LdapDirectory.from_server`, which skips only the socket: every search, filter,
-modify and error translation below runs the same way in both.
+modify and error translation in these modules runs the same way in both.
 
-Rules this module keeps:
+Rules this package keeps:
 - a password never travels without TLS: a simple or NTLM bind and a `unicodePwd` write are refused before
   anything is sent when the channel is not encrypted;
 - certificates are validated unless the user opted out explicitly (`insecure_skip_tls_verify`);
@@ -14,9 +14,9 @@ Rules this module keeps:
 - one connection per directory, used under a lock: the UI calls from worker threads;
 - each change re-reads its object first and gives back what undo needs.
 
-- `connection`: settings, TLS, bind, the connections and the low-level search and write;
-- `reads`: the forest, Exchange's configuration and accounts; `changes`: changes to accounts; `accounts`: creating
-  and deleting one; `values`: attributes, FILETIME, DN parsing and name checks.
+Modules: `connection` (settings, TLS, bind, the connections, the low-level search and write), `reads` (the
+forest, Exchange's configuration, accounts), `changes` (changes to accounts), `accounts` (creating and deleting
+one), `values` (attributes, FILETIME, DN parsing, name checks). `LdapDirectory` is all of them.
 """
 
 from __future__ import annotations

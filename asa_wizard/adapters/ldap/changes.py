@@ -18,7 +18,6 @@ from .values import UNSET, owner_name, validate_spn
 class DirectoryChanges(DirectoryReads):
     """The `DirectoryPort` changes to existing accounts."""
 
-    # --- changes ---------------------------------------------------------------------------------------
     def _reread(self, dn: str) -> Account:
         acct = self.get_account_by_dn(dn)
         if acct is None:
