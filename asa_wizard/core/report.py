@@ -519,6 +519,19 @@ def _check_titles() -> dict[str, str]:
     return {cid: c.title for cid, c in CHECKS.items()}
 
 
+# What each step of a plan does, for the runbook's one-line summary of the order.
+PLAN_ORDER = {"asa": "the account", "rollout": "the credential on every server",
+              "spns": "the SPNs once every server behind a name holds the credential",
+              "client-auth": "client authentication", "seg": "SEG delegation", "iis-auth": "IIS authentication"}
+
+
+def plan_order(plan: Plan) -> str:
+    """The steps this plan changes something in, in Microsoft's order: a plan without a gateway says nothing of
+    SEG delegation."""
+    parts = [PLAN_ORDER[s.id] for s in STEPS if s.id in PLAN_ORDER and any(c.step == s.id for c in plan.changes)]
+    return ", ".join(parts[:-1]) + ", then " + parts[-1] if len(parts) > 1 else "".join(parts)
+
+
 def _plan_context(plan: Plan) -> dict[str, Any]:
     titles = _check_titles()
     steps = []
@@ -533,7 +546,7 @@ def _plan_context(plan: Plan) -> dict[str, Any]:
             numbered.append((number, c))
         steps.append((s, numbered))
     index = {c.id: i for i, c in enumerate(plan.changes, 1)}
-    return {"p": plan, "steps": steps, "titles": titles, "index": index}
+    return {"p": plan, "steps": steps, "titles": titles, "index": index, "order": plan_order(plan)}
 
 
 def render_plan(plan: Plan, fmt: str, templates: Path | None = None) -> str:

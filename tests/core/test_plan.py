@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from asa_wizard.core.answers import parse_answers
 from asa_wizard.core.plan import build_plan, escape_dn_value, ps
+from asa_wizard.core.report import render_plan
 from asa_wizard.core.steps import STEP_IDS, step_index
 from asa_wizard.lab.scenario import find_scenario, load_scenario
 from asa_wizard.lab.snapshot import environment_from_scenario
+from asa_wizard.resources import templates_dir
 
 
 def env_of(name: str):
@@ -96,6 +98,10 @@ def test_fresh_without_a_gateway_plans_no_delegation_and_nothing_blocks():
     plan = plan_for("fresh", '[asa]\nmode = "create"\nname = "EXASA$"\n')
     assert {c.step for c in plan.changes} == {"asa", "rollout", "spns", "client-auth"}
     assert not plan.blockers and not any("SEG" in n for n in plan.notes)
+    runbook = render_plan(plan, "markdown", templates_dir())
+    assert "SEG" not in runbook and "IIS authentication" not in runbook
+    assert "in the order Microsoft documents: the account, the credential on every server, the SPNs once every " \
+           "server behind a name holds the credential, then client authentication." in runbook
     # asking for a gateway the organisation does not have is a blocker naming the account, not a crash
     asked = plan_for("fresh", '[asa]\nmode = "create"\nname = "EXASA$"\n[seg]\nservice_account = "svc_awseg"\n')
     assert any("svc_awseg" in p.text for p in asked.blockers)
