@@ -343,7 +343,7 @@ def build_report(opened: Opened | None, env: Environment | None, after: Iterable
     events = events or []
     if before is None:
         before = before_rows(events) or None
-    generated = generated_at or report_time(opened, events)
+    generated = generated_at or report_time(events)
     kw: dict[str, Any] = {"title": title} if title else {}
     return build(after=after, env=env, before=before, events=events, target=opened.label if opened else "",
                  generated_at=generated, journal=journal,
@@ -376,7 +376,7 @@ def journal_report(path: Path, *, recheck: bool = False, adjust: Callable[[Answe
         opened.close()
 
 
-def report_time(opened: Opened | None, events: list[JournalEvent] | None = None) -> str:
+def report_time(events: list[JournalEvent] | None = None) -> str:
     """The report's one clock, the journal's: the newest journal event's time, else now (UTC, this machine), on
     the lab as on a real target."""
     from datetime import datetime, timezone
