@@ -39,6 +39,12 @@ AREA_TITLES = {"inventory": "Inventory", "asa": "Alternate service account", "sp
                "rollout": "Credential rollout", "auth": "Client authentication", "kcd": "SEG delegation (KCD)",
                "kerberos": "Kerberos proof", "logs": "Logs"}
 STATUS_ORDER = ("fail", "warn", "pass", "skipped")
+# The report's one clock: every time it states (when it was generated, when each change was made) is a journal
+# time. A lab run says that the organisation's own dates follow the scenario's clock instead.
+JOURNAL_CLOCK = "Times (generated, and when each change was made) are this machine's clock in UTC, as the journal " \
+                "recorded them."
+LAB_CLOCK = ("Dates inside the lab organisation (when a server got a credential, password ages) follow the "
+             "scenario's own fixed clock, not this machine's.")
 STATUS_ICONS = {"pass": "✔", "warn": "▲", "fail": "✘", "skipped": "–"}
 TEMPLATE_NAMES = {"markdown": "{}.md.j2", "html": "{}.html.j2"}
 INSECURE_TLS_NOTE = ("Certificates were NOT validated (--insecure-skip-tls-verify): the connections to the domain "
@@ -130,19 +136,56 @@ class Report:
     journal: str = ""  # the journal file the changes came from
     run: str = ""
     insecure_tls: bool = False  # the user turned certificate validation off: every format says so
+    clock: str = JOURNAL_CLOCK  # which clock the report's times are (report_clock)
 
     def counts(self, which: str = "after") -> dict[str, int]:
+        """Findings per status (a check gives one finding per server, namespace or account it looked at)."""
         rows = self.after if which == "after" else (self.before or [])
         return {s: sum(1 for r in rows if r.status == s) for s in STATUS_ORDER}
+
+    def check_counts(self, which: str = "after") -> dict[str, int]:
+        """Checks per status, each check once at its worst finding, and `total`: the before and after summaries
+        count checks, so both count the same catalogue however many subjects each check found."""
+        worst = check_statuses(self.after if which == "after" else (self.before or []))
+        counts = {s: sum(1 for v in worst.values() if v == s) for s in STATUS_ORDER}
+        counts["total"] = len(worst)
+        return counts
+
+    def checks_not_run(self, which: str) -> list[str]:
+        """The checks of the other side that have no finding on this side (`before` or `after`): the report names
+        them instead of counting two different sets silently."""
+        if self.before is None:
+            return []
+        here = {r.id for r in (self.before if which == "before" else self.after)}
+        there = self.after if which == "before" else self.before
+        return list(dict.fromkeys(r.id for r in there if r.id not in here))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["schema"] = REPORT_SCHEMA
         d["schema_version"] = SCHEMA_VERSION
         d["summary"] = self.counts()
+        d["checks"] = {"after": self.check_counts(),
+                       "before": self.check_counts("before") if self.before is not None else None,
+                       "not_run_before": self.checks_not_run("before"), "not_run_after": self.checks_not_run("after")}
         if self.insecure_tls:
             d["insecure_tls_note"] = INSECURE_TLS_NOTE
         return d
+
+
+def check_statuses(rows: Iterable[FindingRow]) -> dict[str, str]:
+    """check id -> the worst status of its findings, in the rows' order."""
+    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
+    out: dict[str, str] = {}
+    for r in rows:
+        if r.id not in out or rank.get(r.status, len(rank)) < rank.get(out[r.id], len(rank)):
+            out[r.id] = r.status
+    return out
+
+
+def report_clock(lab: bool) -> str:
+    """The sentence that says which clock the report's times are."""
+    return f"{JOURNAL_CLOCK} {LAB_CLOCK}" if lab else JOURNAL_CLOCK
 
 
 def exit_code_for(rows: Iterable[FindingRow]) -> int:
@@ -271,15 +314,17 @@ def _change_row(c: Any, state: str, when: str, who: str, message: str) -> Change
 
 def build_report(*, after: Iterable[Any], env: Environment | None = None, before: Iterable[Any] | None = None,
                  events: list[JournalEvent] | None = None, target: str = "", generated_at: str = "",
-                 journal: str = "", title: str = "Kerberos for Exchange: report", insecure_tls: bool = False) -> Report:
+                 journal: str = "", title: str = "Kerberos for Exchange: report", insecure_tls: bool = False,
+                 lab: bool = False) -> Report:
     """The report model. `generated_at` is given by the caller (the journal's last event, or the clock in the
-    CLI) so that the same inputs always give the same report."""
+    CLI) so that the same inputs always give the same report; `lab`: the target is the training lab (the report
+    says its organisation's dates follow the scenario's clock)."""
     events = events or []
     return Report(title=title, target=target, generated_at=generated_at, tool_version=__version__,
                   environment=environment_summary(env) if env is not None else None,
                   after=finding_rows(after), before=finding_rows(before) if before is not None else None,
                   changes=change_rows_from_journal(events), journal=journal, run=events[0].run if events else "",
-                  insecure_tls=insecure_tls)
+                  insecure_tls=insecure_tls, clock=report_clock(lab))
 
 
 # --- the record of a run ----------------------------------------------------------------------------
@@ -318,13 +363,16 @@ def report_from_record(events: list[JournalEvent], *, journal: str = "",
                           "(a resume or an undo): the recorded findings no longer describe the target.", recheck)
     data = note.data[FINDINGS_KEY]
     start = next((e for e in events if e.event == "run-start" and e.data), None)
-    before = ((start.data.get("target") or {}).get("before") if start is not None else None) or None
+    record = (start.data.get("target") or {}) if start is not None else {}
+    before = record.get("before") or None
+    lab = bool((record.get("target") or {}).get("lab"))
     env = data.get("environment")
     return Report(title=title, target=data.get("target") or "", generated_at=note.ts, tool_version=__version__,
                   environment=_summary_from_dict(env) if env else None,
                   after=finding_rows(FindingRow(**r) for r in data.get("after") or []),
                   before=finding_rows(FindingRow(**r) for r in before) if before else None,
-                  changes=change_rows_from_journal(events), journal=journal, run=events[0].run if events else "")
+                  changes=change_rows_from_journal(events), journal=journal, run=events[0].run if events else "",
+                  clock=report_clock(lab))
 
 
 def _summary_from_dict(d: dict[str, Any]) -> EnvironmentSummary:
@@ -436,6 +484,9 @@ def _report_context(report: Report) -> dict[str, Any]:
         before_by.setdefault((r.id, r.subject), r.status)
     return {"r": report, "after_groups": _grouped(report.after), "before_groups": _grouped(report.before or []),
             "counts": report.counts(), "before_counts": report.counts("before") if report.before else None,
+            "checks": report.check_counts(),
+            "before_checks": report.check_counts("before") if report.before is not None else None,
+            "not_run_before": report.checks_not_run("before"), "not_run_after": report.checks_not_run("after"),
             "before_of": lambda row: before_by.get((row.id, row.subject), ""),
             "problems": [f for f in report.after if f.status in ("fail", "warn")]}
 
@@ -468,6 +519,19 @@ def _check_titles() -> dict[str, str]:
     return {cid: c.title for cid, c in CHECKS.items()}
 
 
+# What each step of a plan does, for the runbook's one-line summary of the order.
+PLAN_ORDER = {"asa": "the account", "rollout": "the credential on every server",
+              "spns": "the SPNs once every server behind a name holds the credential",
+              "client-auth": "client authentication", "seg": "SEG delegation", "iis-auth": "IIS authentication"}
+
+
+def plan_order(plan: Plan) -> str:
+    """The steps this plan changes something in, in Microsoft's order: a plan without a gateway says nothing of
+    SEG delegation."""
+    parts = [PLAN_ORDER[s.id] for s in STEPS if s.id in PLAN_ORDER and any(c.step == s.id for c in plan.changes)]
+    return ", ".join(parts[:-1]) + ", then " + parts[-1] if len(parts) > 1 else "".join(parts)
+
+
 def _plan_context(plan: Plan) -> dict[str, Any]:
     titles = _check_titles()
     steps = []
@@ -482,7 +546,7 @@ def _plan_context(plan: Plan) -> dict[str, Any]:
             numbered.append((number, c))
         steps.append((s, numbered))
     index = {c.id: i for i, c in enumerate(plan.changes, 1)}
-    return {"p": plan, "steps": steps, "titles": titles, "index": index}
+    return {"p": plan, "steps": steps, "titles": titles, "index": index, "order": plan_order(plan)}
 
 
 def render_plan(plan: Plan, fmt: str, templates: Path | None = None) -> str:

@@ -271,7 +271,7 @@ class Scenario:
 def list_scenarios() -> list[Scenario]:
     """Every scenario shipped with the package, sorted by name."""
     out = []
-    for p in sorted(scenario_dir().glob("*.toml")):
+    for p in sorted(scenario_dir().glob("*.toml"), key=lambda p: p.stem):
         out.append(load_scenario(p))
     return out
 

@@ -334,19 +334,21 @@ def before_rows(events: list[JournalEvent]) -> list[Any]:
 def build_report(opened: Opened | None, env: Environment | None, after: Iterable[Any], *,
                  events: list[JournalEvent] | None = None, before: Iterable[Any] | None = None,
                  generated_at: str = "", journal: str = "", title: str | None = None) -> Any:
-    """The report model: what was found, what was changed, what passes now. On the lab the time is the lab's
-    own (its dates are fixed), said as such, so the report has one clock. When the user turned certificate
-    validation off for this target, the report says so (every format)."""
+    """The report model: what was found, what was changed, what passes now. Its times are the journal's (this
+    machine's clock, UTC), said as such; on the lab it says that the organisation's own dates follow the
+    scenario's clock. When the user turned certificate validation off for this target, the report says so (every
+    format)."""
     from ..core.report import build_report as build
 
     events = events or []
     if before is None:
         before = before_rows(events) or None
-    generated = generated_at or report_time(opened, events)
+    generated = generated_at or report_time(events)
     kw: dict[str, Any] = {"title": title} if title else {}
     return build(after=after, env=env, before=before, events=events, target=opened.label if opened else "",
                  generated_at=generated, journal=journal,
-                 insecure_tls=bool(opened is not None and opened.target.insecure_tls), **kw)
+                 insecure_tls=bool(opened is not None and opened.target.insecure_tls),
+                 lab=bool(opened is not None and opened.target.lab is not None), **kw)
 
 
 def journal_report(path: Path, *, recheck: bool = False, adjust: Callable[[Answers], Answers] | None = None,
@@ -374,13 +376,11 @@ def journal_report(path: Path, *, recheck: bool = False, adjust: Callable[[Answe
         opened.close()
 
 
-def report_time(opened: Opened | None, events: list[JournalEvent] | None = None) -> str:
-    """The report's one clock: the lab's own time (labelled) in the lab, else the newest journal event's time,
-    else now (UTC)."""
+def report_time(events: list[JournalEvent] | None = None) -> str:
+    """The report's one clock, the journal's: the newest journal event's time, else now (UTC, this machine), on
+    the lab as on a real target."""
     from datetime import datetime, timezone
 
-    if opened is not None and opened.now is not None:
-        return opened.now.replace(microsecond=0).isoformat() + " (lab time)"
     if events:
         return events[-1].ts
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()

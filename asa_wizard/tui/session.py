@@ -43,10 +43,11 @@ def check_statuses(findings: list[Any]) -> dict[str, str]:
 
 
 def step_status(step_id: str, checks: dict[str, str | None], *, connected: bool, verified: str | None,
-                report_saved: bool) -> str | None:
+                report_saved: bool, chosen: bool = True) -> str | None:
     """A step's status from what is true now: Target is done when connected; Verify's status is its result; Report
     is done once saved; every other step is done when its checks pass (failures and warnings show as such; a step
-    whose checks mostly could not run yet, because an earlier step is not done, is still to do)."""
+    whose checks mostly could not run yet, because an earlier step is not done, is still to do). An optional step
+    the user did not choose (no gateway) is skipped unless one of its checks fails or warns."""
     if step_id == "target":
         return "pass" if connected else None
     if step_id == "verify":
@@ -58,6 +59,8 @@ def step_status(step_id: str, checks: dict[str, str | None], *, connected: bool,
     top = worst_status(statuses)
     if top in ("fail", "warn"):
         return top
+    if not chosen:
+        return "skipped"
     if top == "pass" and statuses.count("skipped") > statuses.count("pass"):
         return None
     return top
@@ -192,8 +195,9 @@ class WizardSession:
 
     def step_statuses(self) -> dict[str, str | None]:
         checks = check_statuses(self.findings)
+        chosen = {"seg": self.answers.seg.enabled, "iis-auth": self.answers.iis_auth.enabled}
         return {s.id: step_status(s.id, checks, connected=self.connected, verified=self.verified,
-                                  report_saved=self.report_saved) for s in STEPS}
+                                  report_saved=self.report_saved, chosen=chosen.get(s.id, True)) for s in STEPS}
 
     def clock(self) -> Any:
         return self.opened.now if self.opened is not None else None

@@ -46,8 +46,8 @@ def test_every_check_proves_some_step_and_the_step_map_names_only_real_checks():
 
 
 def test_the_shipped_scenarios_are_all_covered():
-    assert {"fresh", "new-server-missing-asa", "healthy", "duplicate-spn", "rc4-only", "stale-credential",
-            "seg-kcd"} <= set(SCENARIOS)
+    assert {"fresh", "fresh-with-seg", "new-server-missing-asa", "healthy", "duplicate-spn", "rc4-only",
+            "stale-credential", "seg-kcd"} <= set(SCENARIOS)
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

@@ -63,7 +63,7 @@ def test_check_could_not_run_is_exit_3(tmp_path):
     assert r.returncode == 3 and "no target" in r.stderr
 
 
-@pytest.mark.parametrize("name", ["fresh", "new-server-missing-asa"])
+@pytest.mark.parametrize("name", ["fresh", "fresh-with-seg", "new-server-missing-asa"])
 def test_plan_matches_the_reviewed_golden_runbook(name, tmp_path):
     r = run(tmp_path, "plan", "--answers", str(GOLDEN / f"answers-{name}.toml"))
     assert r.returncode == 0, r.stderr
@@ -93,8 +93,8 @@ def test_apply_refuses_without_yes_when_no_one_can_confirm(tmp_path):
 
 
 def test_apply_then_check_report_undo_and_no_secret_anywhere(tmp_path):
-    password = load_scenario(find_scenario("fresh")).admin_password
-    applied = run(tmp_path, "apply", "--answers", str(GOLDEN / "answers-fresh.toml"), "--yes", "--then-check")
+    password = load_scenario(find_scenario("fresh-with-seg")).admin_password
+    applied = run(tmp_path, "apply", "--answers", str(GOLDEN / "answers-fresh-with-seg.toml"), "--yes", "--then-check")
     assert applied.returncode == 0, applied.stderr
     assert "0 failed" in applied.stdout and "[17/17]" in applied.stderr
     (journal,) = (tmp_path / "journals").glob("*.jsonl")
@@ -115,7 +115,7 @@ def test_apply_then_check_report_undo_and_no_secret_anywhere(tmp_path):
     undone = run(tmp_path, "undo", "--journal", str(journal), "--yes")
     assert undone.returncode == 0, undone.stderr
 
-    plan = run(tmp_path, "plan", "--answers", str(GOLDEN / "answers-fresh.toml"), "--format", "json")
+    plan = run(tmp_path, "plan", "--answers", str(GOLDEN / "answers-fresh-with-seg.toml"), "--format", "json")
     artefacts = [applied.stdout, applied.stderr, rep1.stderr, shown.stderr, undone.stdout, undone.stderr,
                  plan.stdout, journal.read_text(), report, (tmp_path / "r.html").read_text()]
     for text in artefacts:
@@ -239,3 +239,32 @@ def test_the_checks_skipped_by_target_options_are_in_the_catalogue():
 
     assert set(EXCHANGE_CHECKS) | set(KERBEROS_CHECKS) <= set(CHECKS)
     assert {c for c in CHECKS if c.startswith("kerberos.")} | {"ep.channel-binding"} == set(KERBEROS_CHECKS)
+
+
+@pytest.mark.parametrize("name", ["new-server-missing-asa", "fresh"])
+def test_the_report_counts_the_same_checks_before_and_after_and_names_its_clock(name, tmp_path):
+    applied = run(tmp_path, "apply", "--answers", str(GOLDEN / f"answers-{name}.toml"), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    (journal,) = (tmp_path / "journals").glob("*.jsonl")
+    as_json = run(tmp_path, "report", "--journal", str(journal), "--format", "json", "--out", str(tmp_path / "r.json"))
+    as_md = run(tmp_path, "report", "--journal", str(journal), "--out", str(tmp_path / "r.md"))
+    assert as_json.returncode == as_md.returncode == 0, as_json.stderr + as_md.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    before_ids = {r["id"] for r in doc["before"]}
+    after_ids = {r["id"] for r in doc["after"]}
+    assert before_ids == after_ids  # the same catalogue on both sides...
+    checks = doc["checks"]
+    assert checks["before"]["total"] == checks["after"]["total"] == len(after_ids)
+    assert checks["not_run_before"] == checks["not_run_after"] == []
+    assert sum(checks["after"][s] for s in ("pass", "warn", "fail", "skipped")) == len(after_ids)
+    md = (tmp_path / "r.md").read_text()
+    n = len(after_ids)
+    assert f"Now: {n} checks: " in md and f"Before: {n} checks: " in md  # ...counted the same way
+    assert "Not run" not in md
+
+    # one clock: the journal's (this machine's, UTC), said so; the lab's own dates are labelled as the lab's
+    times = [e["ts"] for e in map(json.loads, journal.read_text().splitlines())]
+    assert doc["generated_at"] in times and "lab time" not in md
+    assert {c["when"] for c in doc["changes"]} <= set(times)
+    assert "- Times (generated, and when each change was made) are this machine's clock in UTC" in md
+    assert "scenario's own fixed clock" in md and "| When (UTC, this machine) |" in md

@@ -12,8 +12,9 @@ from asa_wizard.core.plan import build_plan, discovery_seg
 from asa_wizard.target import Target, open_lab
 
 ANSWERS = {
-    "fresh": '[asa]\nmode = "create"\nname = "EXASA$"\n[seg]\nservice_account = "svc_awseg"\n'
-             'test_users = ["alice"]\n[iis_auth]\nenabled = true\n',
+    "fresh": '[asa]\nmode = "create"\nname = "EXASA$"\n',
+    "fresh-with-seg": '[asa]\nmode = "create"\nname = "EXASA$"\n[seg]\nservice_account = "svc_awseg"\n'
+                      'test_users = ["alice"]\n[iis_auth]\nenabled = true\n',
     "new-server-missing-asa": '[asa]\nname = "E15ASA$"\nenctypes = 24\n',
     "duplicate-spn": '[asa]\nname = "EXASA$"\n[spns]\nmove_from = ["FABRIKAM\\\\E14ASA$"]\n',
     "stale-credential": '[asa]\nname = "EXASA$"\n',

@@ -25,8 +25,11 @@ def test_golden_answers_files_load_with_their_choices():
     a = load_answers(GOLDEN / "answers-fresh.toml")
     assert a.target.lab == "fresh" and a.target.is_lab
     assert (a.asa.mode, a.asa.name, a.asa.kind, a.asa.enctypes) == ("create", "EXASA$", AccountKind.COMPUTER, 24)
-    assert a.seg.enabled and a.seg.service_account == "svc_awseg" and a.seg.test_users == ["alice"]
-    assert a.iis_auth.enabled and a.rollout.first_server == "EX01"
+    assert not a.seg.enabled and not a.iis_auth.enabled and a.rollout.first_server == "EX01"  # no gateway
+    s = load_answers(GOLDEN / "answers-fresh-with-seg.toml")
+    assert s.target.lab == "fresh-with-seg"
+    assert s.seg.enabled and s.seg.service_account == "svc_awseg" and s.seg.test_users == ["alice"]
+    assert s.iis_auth.enabled
     b = load_answers(GOLDEN / "answers-new-server-missing-asa.toml")
     assert (b.asa.mode, b.asa.name, b.asa.enctypes) == ("reuse", "E15ASA$", 24)
     assert not b.seg.enabled and not b.iis_auth.enabled

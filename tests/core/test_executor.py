@@ -24,8 +24,8 @@ def journal(tmp_path):
     return Journal.create(tmp_path, actor="CONTOSO\\Administrator", label="test")
 
 
-@pytest.mark.parametrize("scenario", ["fresh", "new-server-missing-asa", "duplicate-spn", "stale-credential",
-                                      "rc4-only", "reroll-with-spns"])
+@pytest.mark.parametrize("scenario", ["fresh", "fresh-with-seg", "new-server-missing-asa", "duplicate-spn",
+                                      "stale-credential", "rc4-only", "reroll-with-spns"])
 def test_apply_then_check_passes_everything(scenario, journal):
     answers = answers_for(scenario)
     target = open_lab(scenario)
@@ -65,8 +65,8 @@ def test_journal_has_intent_before_done_and_records_undo(journal):
 def test_a_failed_server_stops_what_depends_on_it_and_resume_finishes(journal):
     """EX02 refuses the push: AD is not changed (every server keeps the working password), everything that needs
     the roll waits; resume pushes a fresh password to both and changes AD exactly once."""
-    answers = answers_for("fresh")
-    target = open_lab("fresh")
+    answers = answers_for("fresh-with-seg")
+    target = open_lab("fresh-with-seg")
     try:
         target.lab.exchange.server("EX02").fault = "fail-roll"
         plan = plan_on(target, answers)
@@ -147,7 +147,7 @@ def test_an_object_changed_since_the_plan_is_not_touched(journal):
         target.close()
 
 
-@pytest.mark.parametrize("scenario", ["fresh", "new-server-missing-asa", "seg-kcd"])
+@pytest.mark.parametrize("scenario", ["fresh", "fresh-with-seg", "new-server-missing-asa", "seg-kcd"])
 def test_undo_returns_the_lab_to_the_scenario(scenario, journal):
     answers = answers_for(scenario)
     target = open_lab(scenario)

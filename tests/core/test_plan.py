@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from asa_wizard.core.answers import parse_answers
 from asa_wizard.core.plan import build_plan, escape_dn_value, ps
+from asa_wizard.core.report import render_plan
 from asa_wizard.core.steps import STEP_IDS, step_index
 from asa_wizard.lab.scenario import find_scenario, load_scenario
 from asa_wizard.lab.snapshot import environment_from_scenario
+from asa_wizard.resources import templates_dir
 
 
 def env_of(name: str):
@@ -31,8 +33,8 @@ enabled = true
 '''
 
 
-def test_fresh_follows_the_documented_order_and_every_change_waits_for_what_it_needs():
-    plan = plan_for("fresh", FRESH)
+def test_fresh_with_seg_follows_the_documented_order_and_every_change_waits_for_what_it_needs():
+    plan = plan_for("fresh-with-seg", FRESH)
     ids = [c.id for c in plan.changes]
     # the new password goes to every server first, AD changes once after every push
     assert ids[:4] == ["asa.create", "rollout.generate:EX01", "rollout.push:EX02", "rollout.ad-password"]
@@ -58,8 +60,8 @@ def test_fresh_follows_the_documented_order_and_every_change_waits_for_what_it_n
     assert not plan.blockers
 
 
-def test_fresh_commands_are_the_documented_ones_with_real_names():
-    plan = plan_for("fresh", FRESH)
+def test_fresh_with_seg_commands_are_the_documented_ones_with_real_names():
+    plan = plan_for("fresh-with-seg", FRESH)
     create = plan.change("asa.create")
     assert create.commands[0].startswith("New-ADComputer -Name 'EXASA' -SamAccountName 'EXASA' -Path "
                                          "'CN=Computers,DC=contoso,DC=com'")
@@ -90,6 +92,19 @@ def test_fresh_commands_are_the_documented_ones_with_real_names():
         # account (undoing asa.create deletes it)
         assert c.undo_commands or (c.id == "rollout.ad-password" and "asa.create" in plan.change(
             "rollout.generate:EX01").depends_on), c.id
+
+
+def test_fresh_without_a_gateway_plans_no_delegation_and_nothing_blocks():
+    plan = plan_for("fresh", '[asa]\nmode = "create"\nname = "EXASA$"\n')
+    assert {c.step for c in plan.changes} == {"asa", "rollout", "spns", "client-auth"}
+    assert not plan.blockers and not any("SEG" in n for n in plan.notes)
+    runbook = render_plan(plan, "markdown", templates_dir())
+    assert "SEG" not in runbook and "IIS authentication" not in runbook
+    assert "in the order Microsoft documents: the account, the credential on every server, the SPNs once every " \
+           "server behind a name holds the credential, then client authentication." in runbook
+    # asking for a gateway the organisation does not have is a blocker naming the account, not a crash
+    asked = plan_for("fresh", '[asa]\nmode = "create"\nname = "EXASA$"\n[seg]\nservice_account = "svc_awseg"\n')
+    assert any("svc_awseg" in p.text for p in asked.blockers)
 
 
 def test_new_server_gets_a_copy_and_no_new_password():

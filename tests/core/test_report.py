@@ -94,3 +94,53 @@ def test_plan_html_is_self_contained(tmp_path):
     assert html.count("<h3") == len(plan.changes)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
     assert "Set-ClientAccessService -Identity &#39;ex01.contoso.com&#39;" in html
+
+
+def test_the_wizards_report_of_a_lab_run_uses_the_journals_clock_and_says_so(tmp_path, monkeypatch):
+    """The wizard reports through the service with the lab open: its generated time is the journal's last event
+    (this machine's clock), like every change's time, never the lab's; the lab's own dates are labelled."""
+    from asa_wizard.core.answers import parse_answers
+    from asa_wizard.service import apply, discover, make_plan, new_journal, open_target, run_checks
+    from asa_wizard.service.operations import build_report as service_report
+
+    monkeypatch.setenv("ASA_WIZARD_DATA_DIR", str(tmp_path))
+    opened = open_target(parse_answers('[target]\nlab = "new-server-missing-asa"\n[asa]\nname = "E15ASA$"\n', "a"))
+    try:
+        env = discover(opened)
+        before = run_checks(opened, env)
+        journal = new_journal(opened)
+        result = apply(opened, make_plan(opened, env), journal, before=before)
+        events = journal.events()
+        report = service_report(opened, result.env, result.after, events=events, before=before)
+        assert opened.now is not None and opened.now.isoformat()[:16] not in report.generated_at
+    finally:
+        opened.close()
+    assert report.generated_at == events[-1].ts and "lab time" not in report.generated_at
+    assert {c.when for c in report.changes} <= {e.ts for e in events}
+    md = render_report(report, "markdown", TEMPLATES)
+    assert "this machine's clock in UTC" in md and "scenario's own fixed clock" in md
+    real = build_report(after=[], target="dc1.contoso.com", generated_at="g")  # a real target: no lab sentence
+    assert "this machine's clock in UTC" in real.clock and "scenario" not in real.clock
+
+
+def test_checks_missing_on_one_side_are_named_not_counted_silently():
+    def row(check_id, status, subject=""):
+        class F:
+            pass
+        f = F()
+        f.check_id, f.title, f.status, f.subject = check_id, check_id, status, subject
+        f.evidence = f.reason = f.fix = f.skipped_reason = ""
+        return f
+
+    before = [row("asa.exists", "fail"), row("rollout.coverage", "fail")]
+    after = [row("asa.exists", "pass", "EXASA$"), row("rollout.coverage", "pass", "EX01"),
+             row("rollout.coverage", "fail", "EX02"), row("spn.present", "pass")]
+    report = build_report(after=after, before=before, target="t", generated_at="g")
+    assert report.check_counts() == {"fail": 1, "warn": 0, "pass": 2, "skipped": 0, "total": 3}
+    assert report.check_counts("before") == {"fail": 2, "warn": 0, "pass": 0, "skipped": 0, "total": 2}
+    assert report.checks_not_run("before") == ["spn.present"] and report.checks_not_run("after") == []
+    md = render_report(report, "markdown", TEMPLATES)
+    assert "Now: 3 checks: 2 passed, 0 warnings, 1 failed" in md and "Before: 2 checks: 0 passed" in md
+    assert "Not run before the changes (no finding then): `spn.present`." in md
+    html = render_report(report, "html", TEMPLATES)
+    assert "Not run before the changes (no finding then): <code>spn.present</code>." in html

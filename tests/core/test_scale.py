@@ -148,7 +148,8 @@ def test_report_renders_from_the_record_without_opening_the_target(tmp_path, mon
     before = next(e for e in events if e.event == "run-start").data["target"]["before"]
     assert doc["before"] == before and any(r["status"] == "fail" for r in before)
     done = [e for e in events if e.event == "done"]
-    assert len(doc["changes"]) == len(done) > 10 and {c["state"] for c in doc["changes"]} == {"done"}
+    planned = next(e for e in events if e.event == "run-start").data["plan"]["changes"]
+    assert len(doc["changes"]) == len(done) == len(planned) >= 10 and {c["state"] for c in doc["changes"]} == {"done"}
     assert doc["environment"]["asa"] == "EXASA$"
     assert [s["name"] for s in doc["environment"]["servers"]] == ["EX01", "EX02"]
     assert doc["target"] == recorded["target"] and "fresh" in doc["target"]

@@ -17,6 +17,6 @@ def test_the_ten_steps_in_order_and_the_checklist_knows_each():
 
 
 def test_every_planned_change_is_one_its_step_may_plan():
-    plan = plan_for("fresh", FRESH)
+    plan = plan_for("fresh-with-seg", FRESH)
     for c in plan.changes:
         assert c.action in step(c.step).actions, (c.id, c.step)

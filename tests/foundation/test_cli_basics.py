@@ -24,10 +24,13 @@ def test_lab_list_shows_every_shipped_scenario_with_its_description():
     r = run("lab", "list")
     assert r.returncode == 0, r.stderr
     scenarios = list_scenarios()
-    assert {s.name for s in scenarios} >= {"fresh", "new-server-missing-asa", "healthy", "duplicate-spn",
-                                           "rc4-only", "stale-credential", "seg-kcd"}
+    assert {s.name for s in scenarios} >= {"fresh", "fresh-with-seg", "new-server-missing-asa", "healthy",
+                                           "duplicate-spn", "rc4-only", "stale-credential", "seg-kcd"}
+    assert [s.name for s in scenarios] == sorted(s.name for s in scenarios)
+    shown = [s.name for s in scenarios if s.name in r.stdout.split()]  # whole words: fresh is not fresh-with-seg
+    assert shown == [s.name for s in scenarios]
+    assert r.stdout.index(" fresh ") < r.stdout.index(" fresh-with-seg ")
     for s in scenarios:
-        assert s.name in r.stdout
         # the first words of the one-line description are shown beside it
         assert " ".join(s.description.split()[:3]) in r.stdout
 

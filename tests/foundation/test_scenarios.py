@@ -57,6 +57,25 @@ def test_every_shipped_scenario_loads_and_has_servers_and_namespaces():
         assert any(ns.host.startswith("mail.") for ns in env.namespaces), s.name
 
 
+def test_fresh_is_greenfield_without_a_gateway_and_fresh_with_seg_says_it_has_one():
+    fresh = load_scenario(find_scenario("fresh"))
+    assert fresh.seg is None and fresh.asa is None
+    assert not any(a.sam.lower() == "svc_awseg" for a in fresh.accounts)
+    assert "gateway" not in fresh.briefing.lower() and not any(c.startswith("kcd.") for c in fresh.expected_findings)
+    seg = load_scenario(find_scenario("fresh-with-seg"))
+    assert seg.seg is not None and seg.seg.service_account == "svc_awseg"
+    assert "Secure Email Gateway" in seg.briefing and "svc_awseg" in seg.briefing
+    assert "Secure Email Gateway" in seg.description
+    assert {c for c in seg.expected_findings if c.startswith("kcd.")} == {
+        "kcd.service-account-spn", "kcd.protocol-transition", "kcd.target", "kcd.iis-iusrs", "kcd.eas-auth"}
+
+
+def test_the_scenario_docs_list_every_shipped_scenario():
+    doc = (Path(__file__).parents[2] / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    listed = {line.split("`")[1] for line in doc.splitlines() if line.startswith("| `") and line.count("|") == 3}
+    assert {s.name for s in list_scenarios()} <= listed
+
+
 def test_seed_scenario_matches_the_field_report():
     s = load_scenario(find_scenario("new-server-missing-asa"))
     assert s.domain == "tailspintoys.ca"

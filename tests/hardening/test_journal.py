@@ -55,7 +55,7 @@ def flaky_answers(tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def journals(tmp_path_factory) -> dict[str, Path]:
-    """A finished apply's journal (16 changes done) and an unfinished one (a roll failed)."""
+    """A finished apply's journal (every change done) and an unfinished one (a roll failed)."""
     tmp = tmp_path_factory.mktemp("journals")
     done = run(tmp, "apply", "--answers", str(GOLDEN / "answers-fresh.toml"), "--yes")
     assert done.returncode == 0, done.stderr

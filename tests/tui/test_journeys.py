@@ -12,6 +12,7 @@ from asa_wizard.core.journal import read_events, summarize
 from asa_wizard.resources import scenario_dir
 from asa_wizard.tui.app import AsaWizardApp
 from asa_wizard.tui.modals import ConfirmModal, ErrorModal
+from asa_wizard.tui.widgets import Checklist
 
 from .kit import goto, not_green, press, settle, statuses, table_rows
 
@@ -66,8 +67,41 @@ async def test_new_server_missing_asa_to_all_green(lab_session):
         assert not_green(app) == {}
 
 
-async def test_fresh_to_a_complete_setup_with_seg(lab_session):
+async def test_fresh_greenfield_goes_all_green_without_unticking_anything(lab_session):
+    """No gateway in the story, none in the wizard: the SEG and IIS steps are left as they are, every step that
+    changes something is applied as the wizard offers it, and Verify passes everything."""
     session = lab_session("fresh")
+    app = AsaWizardApp(session, start_step="discovery")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert statuses(app)["asa.exists"] == "fail"
+        assert not any(cid.startswith("kcd.") for cid in not_green(app))  # nothing asks for a gateway
+        for step_id in ("seg", "iis-auth"):  # offered as optional, and nothing ticked
+            await goto(app, pilot, step_id)
+            assert app.pane(step_id).changes == []
+        for step_id in ("asa", "rollout", "spns", "client-auth"):
+            await apply_step(app, pilot, step_id)
+        await goto(app, pilot, "verify")
+        await press(app, pilot, "r")
+        assert not_green(app) == {}
+        badges = dict(app.query_one(Checklist).step_statuses)
+        assert badges == {"target": "pass", "discovery": "pass", "asa": "pass", "rollout": "pass", "spns": "pass",
+                          "client-auth": "pass", "seg": "skipped", "iis-auth": "skipped", "verify": "pass",
+                          "report": None}  # the report is done once saved
+        truth = session.target.lab.truth()
+        asa = truth.account_by_sam("EXCHASA$")
+        assert asa is not None and sorted(s.lower() for s in asa.spns) == [
+            "http/autodiscover.contoso.com", "http/mail.contoso.com"]
+        assert all(s.asa_latest and s.asa_latest.account.lower().endswith("\\exchasa$") for s in truth.servers)
+        assert truth.account_by_sam("svc_awseg") is None
+        proof = table_rows(app, "#proof-table")
+        for server in ("EX01", "EX02"):
+            for spn in ("HTTP/mail.contoso.com", "HTTP/autodiscover.contoso.com"):
+                assert any(r[1] == server and r[2] == spn and r[3].startswith("accepted") for r in proof), proof
+
+
+async def test_fresh_with_seg_to_a_complete_setup_with_seg(lab_session):
+    session = lab_session("fresh-with-seg")
     app = AsaWizardApp(session, start_step="discovery")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -120,7 +154,7 @@ async def test_duplicate_spn_is_moved_only_after_naming_the_owner(lab_session):
 
 
 async def test_dry_run_changes_nothing(lab_session):
-    session = lab_session("fresh", dry_run=True)
+    session = lab_session("fresh-with-seg", dry_run=True)
     app = AsaWizardApp(session, start_step="discovery")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)

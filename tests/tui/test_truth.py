@@ -136,7 +136,7 @@ async def test_the_detail_pane_shows_a_finding_in_full(lab_session):
 
 
 async def test_a_named_flag_instead_of_a_decimal_in_the_confirmation(lab_session):
-    session = lab_session("fresh")
+    session = lab_session("fresh-with-seg")
     app = AsaWizardApp(session, start_step="discovery")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
