@@ -218,7 +218,7 @@ class Rollout:
         if action == "copy":
             source = self.report.source or ""
             summary = f"Copy every credential of {source} to {name} (replaces {name}'s own)"
-            # $c: every credential of the source, read in a session on the source (plan.py's copy commands)
+            # $c: every credential of the source, read in a session on the source (core/plan/rollout.py's copy commands)
             commands = [command("Set-ClientAccessService", Identity=address, RemoveAlternateServiceAccountCredentials=SWITCH,
                                 AlternateServiceAccountCredential=variable("c"))]
         else:
