@@ -9,10 +9,11 @@ run, each a fresh process as a user runs it; medians, the growth factor from one
 
 - `check`: `asa-wizard check --lab healthy-N.toml` (the healthy organisation, every server a copy of EX01 as
   `Scenario.with_servers` makes them).
-- `apply`: `asa-wizard apply --answers A --lab fresh-N.toml --yes` with A = tests/golden/answers-fresh.toml (a
-  new computer ASA, its credential rolled to every server, the SPNs, Negotiate, KCD for the SEG, IIS), servers
+- `apply`: `asa-wizard apply --answers A --lab fresh-with-seg-N.toml --yes` with
+  A = tests/golden/answers-fresh-with-seg.toml (a new computer ASA, its credential rolled to every server, the
+  SPNs, Negotiate, KCD for the SEG, IIS_IUSRS and IIS authentication on every server), servers
   answering at once unless `--delay`; the floor is what the delays alone cost at the answers' concurrency
-  (generate, then the copies N - 1 at a time by `concurrency`, as the rollout engine must).
+  (the native roll: every server's push and read-back, two delayed calls, `concurrency` servers at a time).
 - `report`: `asa-wizard report --journal J` of that run (from the record; `--recheck` is not timed here).
 - floors of start-up: `python -c pass`, the imports a lab command needs, a lab opened and closed in process.
 - `--directory`: discovery (`core.discovery.discover`, no WinRM) against the 22k-object Samba directory of
@@ -39,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "assets" / "scenarios"
-ANSWERS = ROOT / "tests" / "golden" / "answers-fresh.toml"
+ANSWERS = ROOT / "tests" / "golden" / "answers-fresh-with-seg.toml"
 IMPORTS = ("import asa_wizard.cli, asa_wizard.headless_cli, asa_wizard.target, asa_wizard.lab.world, "
            "asa_wizard.lab.directory, asa_wizard.lab.kerberos, asa_wizard.lab.wsman, asa_wizard.adapters.ldap, "
            "asa_wizard.adapters.winrm, asa_wizard.core.discovery, asa_wizard.core.checks, asa_wizard.core.report; "
@@ -106,7 +107,7 @@ def measure_sizes(args: argparse.Namespace, work: Path) -> list[dict[str, float]
     rows = []
     for n in args.sizes:
         healthy = grown(SCENARIOS / "healthy.toml", n, work)
-        fresh = with_delay(grown(SCENARIOS / "fresh.toml", n, work), args.delay)
+        fresh = with_delay(grown(SCENARIOS / "fresh-with-seg.toml", n, work), args.delay)
         runs = args.big_runs if n >= args.big else args.runs
         times: dict[str, list[float]] = {"check": [], "apply": [], "report": []}
         for i in range(runs):
@@ -135,8 +136,8 @@ def measure_sizes(args: argparse.Namespace, work: Path) -> list[dict[str, float]
         row = {"n": n, "runs": runs, **{k: statistics.median(v) if v else float("nan") for k, v in times.items()}}
         for k in times:
             row[f"{k} cpu"] = statistics.median(CPU[f"{k} {n}"]) if CPU.get(f"{k} {n}") else float("nan")
-        concurrency = 4  # answers-fresh.toml's rollout.concurrency
-        row["apply floor"] = args.delay * (2 + max(0, n - 1) / concurrency)
+        concurrency = 4  # answers-fresh-with-seg.toml's rollout.concurrency
+        row["apply floor"] = args.delay * 2 * -(-n // concurrency)  # the pushes, `concurrency` at a time
         rows.append(row)
         print(f"  N={n:>5}: check {row['check']:.2f} s, apply {row['apply']:.2f} s, report {row['report']:.2f} s "
               f"(median of {runs}; CPU {row['check cpu']:.2f} / {row['apply cpu']:.2f} / {row['report cpu']:.2f} s, "
