@@ -168,8 +168,9 @@ class EndpointExchange:
 
     def read_parts(self, server: str, parts: set[str]) -> ServerState:
         """Only some parts of a server's state ("outlook-anywhere", "mapi", "eas", "ews", "owa", "asa",
-        "windows"), each read as `read_server` reads it; what was not asked for is left empty. For a change's
-        re-read: one call instead of the whole server."""
+        "windows"), each read as `read_server` reads it; what was not asked for is left empty, except that
+        "windows" gives ActiveSync's and EWS's IIS settings on their own (without Exchange's view of those virtual
+        directories). For a change's re-read: one call instead of the whole server."""
         errors: dict[str, str] = {}
         cas = None
         # -Identity / -Server take the server's name or FQDN (Microsoft's cmdlet reference)
@@ -190,6 +191,11 @@ class EndpointExchange:
         if "windows" in parts and "windows" in errors:
             raise WizardError(f"{server}: {errors['windows']}", "Check WinRM on that server, then retry.")
         state = self._state(me, cas, found, win, errors)
+        iis = win.get("iis") or {}
+        for label, _cmdlet, service, key, _methods in self._VDIR_READS:
+            # IIS's own settings of a virtual directory not asked of Exchange: from the Windows read alone
+            if key and label not in parts and isinstance(iis.get(key), dict):
+                state.vdirs.append(VirtualDirectory(server=me.name, service=service, iis=iis_auth(iis[key])))
         if "asa" not in parts:
             me.asa_state_known = False
         return state

@@ -470,8 +470,6 @@ class Executor:
     def _read_for(self, c: Change) -> Any:
         """The server state a change's re-read needs: only that part when the port can read parts."""
         parts = {"set-oa-client-auth": {"outlook-anywhere"}, "set-mapi-auth": {"mapi"}}.get(c.action, {"windows"})
-        if c.action == "set-iis-auth":  # IIS's settings are read with the virtual directory they belong to
-            parts = {"windows", "eas" if c.params["application"] == "Microsoft-Server-ActiveSync" else "ews"}
         reader = getattr(self._exchange(), "read_parts", None)
         if reader is not None:
             return reader(c.params["server"], parts)
