@@ -315,6 +315,8 @@ class EndpointExchange:
         win: dict[str, Any] = {}
         if self.windows is None:
             errors["windows"] = "no WinRM connection: IIS, IIS_IUSRS and the service host were not read"
+            ep = ExtendedProtection(server=server, error="Extended Protection is read over WinRM, which is not "
+                                                         "connected.")
         else:
             try:
                 win, ep = self.windows.read_windows_ep(server)  # one script: the Windows side and EP
