@@ -286,6 +286,10 @@ def _resume(path: Path, args: argparse.Namespace) -> int:
             print(f"Journal: {path}")
             return 0
         out.err(f"Resuming {path}")
+        from .service.operations import ROLL_AGAIN, rolls_again
+
+        if rolls_again(path):
+            out.err(ROLL_AGAIN)
         result = resume(opened, path, progress=out.change_progress(), reading=_after_changes(opened))
         _record_error(result, path)
         print(f"Journal: {path}")

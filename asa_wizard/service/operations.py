@@ -289,10 +289,29 @@ def remaining(path: Path) -> list[Any]:
     return [c for c in plan.changes if states.get(c.id) not in ("done", "undone")]
 
 
+ROLL_AGAIN = ("The interrupted credential roll never changed AD, and its password was not kept anywhere: "
+              "finishing it generates a new password, pushes it to every server again, then sets it in AD "
+              "once (the unused one is cleaned up from the servers).")
+
+
+def rolls_again(path: Path) -> bool:
+    """Whether finishing a journal's run rolls a new password: its native roll was interrupted before the AD
+    change (after it, the servers that missed it get a copy and no password is generated)."""
+    from ..core.executor import plan_from_journal
+    from ..core.journal import read_events
+    from ..core.rollout import AD_ID
+
+    left = {c.id for c in remaining(path)}
+    plan, _ = plan_from_journal(list(read_events(path)))
+    pushed = [c for c in plan.changes if c.action in ("roll-push", "roll-generate") and c.id not in left]
+    return AD_ID in left and bool(pushed)
+
+
 def resume(opened: Opened, path: Path, *, progress: ChangeProgress | None = None,
            cancel: threading.Event | None = None, record: bool = True, reading: Progress | None = None) -> Any:
-    """Finish the run a journal recorded, on an open target (never a second password for the rollout). Holds the
-    journal's lock and the target's while it runs. Then, as
+    """Finish the run a journal recorded, on an open target. A roll interrupted after its AD change is finished
+    with copies (never a second password); one interrupted before it rolls again (`rolls_again`, `ROLL_AGAIN`).
+    Holds the journal's lock and the target's while it runs. Then, as
     after `apply`, the findings after it are recorded in the journal (unless cancelled or `record` is False)."""
     from ..core.executor import Executor
 

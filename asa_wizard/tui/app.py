@@ -374,7 +374,7 @@ class AsaWizardApp(App[int]):
         path = self.session.unfinished_run()
         if path is None or self.session.dry_run:
             return
-        from ..service.operations import remaining
+        from ..service.operations import ROLL_AGAIN, remaining, rolls_again
         from .modals import ConfirmModal
         from .steps.changes import change_lines
 
@@ -394,9 +394,9 @@ class AsaWizardApp(App[int]):
 
             self.run_worker(go(), group="navigate", exclusive=True)
 
+        lines = change_lines(left) + ([ROLL_AGAIN] if rolls_again(path) else []) + [f"Journal: {path}"]
         self.push_screen(ConfirmModal(f"An unfinished run of this target was found: finish its {len(left)} "
-                                      "change(s)?", change_lines(left) + [f"Journal: {path}"], confirm="Resume"),
-                         answered)
+                                      "change(s)?", lines, confirm="Resume"), answered)
 
     # --- command palette -------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

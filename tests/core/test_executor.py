@@ -398,3 +398,47 @@ def test_a_changes_re_read_asks_only_for_the_part_it_changes(journal):
         assert "Get-OwaVirtualDirectory" not in sent
     finally:
         target.close()
+
+
+class CancelAfterFirstPush:
+    """The real port; the first push, once done, cancels the run (as a user pressing x after it)."""
+
+    def __init__(self, real, cancel: threading.Event) -> None:
+        self.real, self.cancel = real, cancel
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def push_credential(self, server, account, password):
+        try:
+            return self.real.push_credential(server, account, password)
+        finally:
+            self.cancel.set()
+
+
+def test_finishing_a_roll_cancelled_before_its_ad_change_is_said_to_roll_a_new_password(journal):
+    from asa_wizard.service.operations import ROLL_AGAIN, rolls_again
+
+    answers = parse_answers('[target]\nlab = "fresh"\n' + ANSWERS["fresh"] + "[rollout]\nconcurrency = 1\n", "a.toml")
+    cancel = threading.Event()
+    target = lab_target(load_scenario(find_scenario("fresh")),
+                        lambda real: CancelAfterFirstPush(real, cancel))
+    try:
+        plan = plan_on(target, answers)
+        result = Executor(target.directory, target.exchange, journal, cancel=cancel).apply(plan)
+        assert result.cancelled
+        states = {s.change.id: s.state for s in summarize(journal.events())}
+        assert states.get("rollout.ad-password") != "done"
+        assert any(cid.startswith("rollout.") and st == "done" for cid, st in states.items())
+        # what the resume prompts say: a new password, pushed to every server again, AD once
+        assert rolls_again(journal.path)
+        assert "generates a new password" in ROLL_AGAIN and "every server" in ROLL_AGAIN
+        # and it is what happens: the resume rolls once more and AD changes exactly once
+        kvno = target.lab.directory.account_key_version("EXASA$")
+        assert kvno is not None  # the account was created before the roll
+        again = Executor(target.directory, target.exchange, Journal.open(journal.path)).resume()
+        assert again.ok, (again.failed, again.skipped)
+        assert target.lab.directory.account_key_version("EXASA$") == kvno + 1
+        assert not rolls_again(journal.path)
+    finally:
+        target.close()

@@ -189,14 +189,15 @@ class ChangePane(StepPane):
 
     def _offer_resume(self) -> bool:
         """An interrupted run of this target still has changes of this step: Apply finishes that run from its
-        journal (the rollout never generates a second password)."""
+        journal (a roll interrupted after its AD change never generates a second password; one interrupted before
+        it rolls again, and the prompt says so)."""
         session = self.session
         if session.dry_run:
             return False
         path = session.unfinished_run(self.STEP_ID)
         if path is None:
             return False
-        from ...service.operations import remaining
+        from ...service.operations import ROLL_AGAIN, remaining, rolls_again
         from ..modals import ConfirmModal
 
         left = remaining(path)
@@ -206,8 +207,8 @@ class ChangePane(StepPane):
                 self.start_resume(path)
 
         title = f"Finish the interrupted run: {len(left)} change(s) left on {session.target.label}?"
-        self.app.push_screen(ConfirmModal(title, change_lines(left) + [f"Journal: {path}"], confirm="Resume"),
-                             answered)
+        lines = change_lines(left) + ([ROLL_AGAIN] if rolls_again(path) else []) + [f"Journal: {path}"]
+        self.app.push_screen(ConfirmModal(title, lines, confirm="Resume"), answered)
         return True
 
     def start_apply(self) -> None:
