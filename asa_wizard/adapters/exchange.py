@@ -91,10 +91,9 @@ def credentials_of(row: dict[str, Any] | None) -> list[AsaCredential]:
 class _Organisation:
     """What one endpoint answered for the whole organisation, by lower-case server name."""
 
-    via: str
-    servers: dict[str, dict[str, Any]]  # Get-ClientAccessService's rows: the servers this read covers
+    # Get-ClientAccessService's rows: the servers this read covers
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     fqdn_to_name: dict[str, str] = field(default_factory=dict)
-    cas: dict[str, dict[str, Any]] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)  # servers whose ASA status the endpoint could not read
     parts: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # part -> why the whole read failed
@@ -161,7 +160,7 @@ class EndpointExchange:
         cas = part("asa", "Get-ClientAccessService",
                    {"Identity": name, "IncludeAlternateServiceAccountCredentialStatus": True})
         parts = {"outlook-anywhere": part("outlook-anywhere", "Get-OutlookAnywhere", {"Server": name})}
-        win = self._windows_read(server, errors)
+        win, _ = self._windows_read(server, errors)
         for label, cmdlet, *_ in self._VDIR_READS:
             parts[label] = part(label, cmdlet, {"Server": name})
         return self._state(me, cas[0] if cas else None, parts, win, errors)
@@ -187,7 +186,7 @@ class EndpointExchange:
         named = (cas or {}).get("Name") or next((r.get("Server") for rows_ in found.values() for r in rows_
                                                  if r.get("Server")), None)
         me = ExchangeServer(name=str(named or server.split(".", 1)[0]), fqdn=server.lower())
-        win = self._windows_read(server, errors) if "windows" in parts else {}
+        win = self._windows_read(server, errors)[0] if "windows" in parts else {}
         if "windows" in parts and "windows" in errors:
             raise WizardError(f"{server}: {errors['windows']}", "Check WinRM on that server, then retry.")
         state = self._state(me, cas, found, win, errors)
@@ -243,22 +242,21 @@ class EndpointExchange:
         given; `done(name, result)` is called as each server is finished."""
         out: dict[str, ServerState | WizardError] = {}
         org = self._organisation(servers)
-        by_key = {k.lower(): k for k in servers}
 
         def one(key: str) -> None:
             if cancel is not None and cancel.is_set():
                 return
-            result: ServerState | WizardError
+            result: ServerState | WizardError | None
             try:
-                result = self._from_organisation(key, org) if org is not None else None  # type: ignore[assignment]
+                result = self._from_organisation(key, org) if org is not None else None
                 if result is None:
                     result = self.read_server(key)
                     result.extended_protection = self._read_ep(key)
             except WizardError as exc:
                 result = exc
-            out[by_key[key.lower()]] = result
+            out[key] = result
             if done is not None:
-                done(by_key[key.lower()], result)
+                done(key, result)
 
         from concurrent.futures import ThreadPoolExecutor
 
@@ -273,14 +271,13 @@ class EndpointExchange:
                 self.rps.invoke(via, "Get-ExchangeServer", {"Identity": via})
             except WizardError:
                 continue
-            org = _Organisation(via=via, servers={})
+            org = _Organisation()
             cas, errs = self._each(via, "Get-ClientAccessService", {"IncludeAlternateServiceAccountCredentialStatus": True},
                                    "asa", org)
             for r in cas:
                 name = str(r.get("Name") or "").lower()
                 org.servers[name] = r
                 org.fqdn_to_name[str(r.get("Fqdn") or "").lower()] = name
-            org.cas = dict(org.servers)
             org.unreadable = {e.target.lower() for e in errs if e.target}
             oa, _ = self._each(via, "Get-OutlookAnywhere", {"ADPropertiesOnly": True}, "outlook-anywhere", org)
             org.parts["outlook-anywhere"] = _by_server(oa)
@@ -311,22 +308,8 @@ class EndpointExchange:
         me = ExchangeServer(name=str(row.get("Name") or ""), fqdn=str(row.get("Fqdn") or "").lower())
         errors: dict[str, str] = dict(org.failed)
         parts = {label: org.parts.get(label, {}).get(name, []) for label in org.parts}
-        ep: ExtendedProtection | None = None
-        win: dict[str, Any] = {}
-        if self.windows is None:
-            errors["windows"] = "no WinRM connection: IIS, IIS_IUSRS and the service host were not read"
-            ep = ExtendedProtection(server=server, error="Extended Protection is read over WinRM, which is not "
-                                                         "connected.")
-        else:
-            try:
-                win, ep = self.windows.read_windows_ep(server)  # one script: the Windows side and EP
-            except WizardError as exc:
-                errors["windows"] = exc.problem
-                ep = ExtendedProtection(server=server, error=str(exc))
-            for e in _as_list(win.get("errors")):
-                if isinstance(e, dict):
-                    errors[str(e.get("part") or "windows")] = str(e.get("message") or "failed")
-        state = self._state(me, org.cas.get(name), parts, win, errors)
+        win, ep = self._windows_read(server, errors, with_ep=True)  # one script: the Windows side and EP
+        state = self._state(me, row, parts, win, errors)
         oa = parts.get("outlook-anywhere") or []
         if ep is not None and ep.error is None:
             offload = oa[0].get("SSLOffloading") if oa and "outlook-anywhere" not in org.failed else None
@@ -334,27 +317,29 @@ class EndpointExchange:
         state.extended_protection = ep
         return state
 
-    def _read_ep(self, server: str) -> ExtendedProtection | None:
-        if self.windows is None:
-            return None
+    def _read_ep(self, server: str) -> ExtendedProtection:
+        """`read_extended_protection`, a failure kept as the reason it could not be read."""
         try:
             return self.read_extended_protection(server)
         except WizardError as exc:
             return ExtendedProtection(server=server, error=str(exc))
 
-    def _windows_read(self, server: str, errors: dict[str, str]) -> dict[str, Any]:
+    def _windows_read(self, server: str, errors: dict[str, str], *, with_ep: bool = False
+                      ) -> tuple[dict[str, Any], ExtendedProtection | None]:
+        """The Windows side (and Extended Protection too with `with_ep`, in the same script); each failed part
+        goes to `errors` under its name, a failed read as a whole under "windows"."""
         if self.windows is None:
             errors["windows"] = "no WinRM connection: IIS, IIS_IUSRS and the service host were not read"
-            return {}
+            return {}, self._read_ep(server) if with_ep else None
         try:
-            d = self.windows.read_windows(server)
+            d, ep = self.windows.read_windows_ep(server) if with_ep else (self.windows.read_windows(server), None)
         except WizardError as exc:
             errors["windows"] = exc.problem
-            return {}
+            return {}, ExtendedProtection(server=server, error=str(exc)) if with_ep else None
         for e in _as_list(d.get("errors")):
             if isinstance(e, dict):
                 errors[str(e.get("part") or "windows")] = str(e.get("message") or "failed")
-        return d
+        return d, ep
 
     def preflight(self, server: str) -> Preflight:
         out = Preflight(server=server)

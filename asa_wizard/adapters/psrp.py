@@ -252,15 +252,16 @@ class ExchangeRps:
             raise RpsError(f"{cmdlet!r} is not a cmdlet name.",
                            "Give a Verb-Noun cmdlet name; Exchange's endpoint accepts commands only, not script.",
                            server=server)
-        secrets = [self.settings.password]
+        carried: list[Secret] = []  # the secrets this call sends
         for name, value in (params or {}).items():
             if not PARAMETER.match(name or ""):
                 raise RpsError(f"{name!r} is not a parameter name.", "Give the parameter's name without '-'.",
                                server=server)
-            secrets.extend(_secrets_in(value))
+            carried.extend(_secrets_in(value))
+        secrets = [self.settings.password, *carried]
         wire = [(name, _to_wire(value)) for name, value in (params or {}).items()]  # refuse bad values first
         # a SecureString travels (a credential sent, passwords asked for): the session key must be there first
-        keyed = len(secrets) > 1 or bool((params or {}).get("IncludeAlternateServiceAccountCredentialPassword"))
+        keyed = bool(carried) or bool((params or {}).get("IncludeAlternateServiceAccountCredentialPassword"))
 
         def run(p: _Pool) -> list[dict[str, Any]]:
             if keyed and not p.keyed:

@@ -186,7 +186,10 @@ class WinRmExchange:
 
     def read_windows(self, server: str) -> dict[str, Any]:
         """svchost, iis, iusrs, logdir: each part read on its own; `errors` lists the parts that failed."""
-        d = self._run(server, ps.read_windows_script(), "read_server")
+        return self._windows_dict(server, ps.read_windows_script())
+
+    def _windows_dict(self, server: str, script: str) -> dict[str, Any]:
+        d = self._run(server, script, "read_server")
         if not isinstance(d, dict):
             raise ScriptFailed(f"{server} answered the Windows read with unexpected data.",
                                "Check the server's PowerShell version (5.1 or later).")
@@ -220,10 +223,7 @@ class WinRmExchange:
         its `error` says why when its part failed)."""
         from . import iis_ep
 
-        d = self._run(server, iis_ep.read_windows_ep_script(), "read_server")
-        if not isinstance(d, dict):
-            raise ScriptFailed(f"{server} answered the Windows read with unexpected data.",
-                               "Check the server's PowerShell version (5.1 or later).")
+        d = self._windows_dict(server, iis_ep.read_windows_ep_script())
         failed = {str(e.get("part")): str(e.get("message") or "failed") for e in d.get("errors") or []
                   if isinstance(e, dict)}
         d["errors"] = [e for e in d.get("errors") or [] if not (isinstance(e, dict) and e.get("part") in

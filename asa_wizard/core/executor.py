@@ -24,7 +24,7 @@ from .errors import SpnConflict, StaleObject, WizardError
 from .journal import Journal, JournalEvent, summarize
 from .model import AccountKind, AsaCredential, ExchangeServer, IisAuth, Service
 from .plan import Plan
-from .ports import DirectoryPort, ExchangePort, KerberosProbe
+from .ports import DirectoryPort, ExchangePort, KerberosProbe, read_parts
 from .rollout import Phase, Rollout, RolloutEvent, RolloutRequest
 
 ROLL_ACTIONS = ("roll-generate", "roll-push", "roll-copy", "roll-ad-password")
@@ -470,10 +470,7 @@ class Executor:
     def _read_for(self, c: Change) -> Any:
         """The server state a change's re-read needs: only that part when the port can read parts."""
         parts = {"set-oa-client-auth": {"outlook-anywhere"}, "set-mapi-auth": {"mapi"}}.get(c.action, {"windows"})
-        reader = getattr(self._exchange(), "read_parts", None)
-        if reader is not None:
-            return reader(c.params["server"], parts)
-        return self._exchange().read_server(c.params["server"])
+        return read_parts(self._exchange(), c.params["server"], parts)
 
     def _exchange(self) -> ExchangePort:
         if self.exchange is None:

@@ -292,6 +292,13 @@ CLIENT_PATHS: tuple[ClientPath, ...] = (
 )
 
 
+def read_parts(exchange: ExchangePort, server: str, parts: set[str]) -> ServerState:
+    """Only `parts` of a server's state when the port can read parts (`EndpointExchange.read_parts`), else the
+    whole server: what a change's re-read needs."""
+    reader = getattr(exchange, "read_parts", None)
+    return reader(server, parts) if reader is not None else exchange.read_server(server)
+
+
 def client_path(key: str) -> ClientPath:
     for p in CLIENT_PATHS:
         if p.key == key:

@@ -53,7 +53,7 @@ from .journal import ChangeStatus, Journal, JournalEvent, summarize
 from .commands import SWITCH, Code, command, roll_script, variable
 from .model import Account, AsaCredential, Environment, ExchangeServer, Namespace
 from .passwords import generate_password
-from .ports import DirectoryPort, ExchangePort, KerberosProbe, RollOutcome, RollResult, ServerState
+from .ports import DirectoryPort, ExchangePort, KerberosProbe, RollOutcome, RollResult, ServerState, read_parts
 
 DEFAULT_CONCURRENCY = 4
 AD_ID = "rollout.ad-password"
@@ -242,10 +242,8 @@ class Rollout:
         return {"server": self.report.servers[name].address, "remove": self._before.get(name) is None}
 
     def _read_asa(self, address: str) -> ServerState:
-        """The server's credential list (through its own endpoint): only that part when the port can read
-        parts, else the whole server."""
-        reader = getattr(self.exchange, "read_parts", None)
-        return reader(address, {"asa"}) if reader is not None else self.exchange.read_server(address)
+        """The server's credential list, through its own endpoint."""
+        return read_parts(self.exchange, address, {"asa"})
 
     def _learn_before(self, name: str) -> bool:
         if name in self._before:

@@ -371,37 +371,37 @@ def _oa_row(s: LabServer, v: LabVdir) -> dict[str, Any]:
             "AdminDisplayVersion": s.version}
 
 
-def _vdir_rows(lab: "LabExchange", session: RpsSession, given: dict[str, Any], service: Service, name: str,
-               extra: Callable[[LabVdir], dict[str, Any]], cmdlet: str) -> list[Any]:
-    """Without -ADPropertiesOnly Exchange also reads each server's IIS metabase, so a server that is down gets
-    an error record instead of its row; with it, the rows come from the directory alone."""
+def _per_server(lab: "LabExchange", session: RpsSession, given: dict[str, Any], service: Service, what: str,
+                cmdlet: str, row: Callable[[LabServer, LabVdir], dict[str, Any]]) -> list[Any]:
+    """One row per server with that virtual directory. Without -ADPropertiesOnly Exchange also reads each
+    server's IIS metabase, so a server that is down gets an error record instead of its row; with it, the rows
+    come from the directory alone."""
     out: list[Any] = []
     for s in _servers(lab, given):
         v = s.vdirs.get(service)
         if v is None:
             continue
         if not given.get("ADPropertiesOnly") and not _contactable(lab, s, session):
-            out.append(_unavailable(lab, s, f"The {name} virtual directory's IIS settings", cmdlet))
+            out.append(_unavailable(lab, s, f"The {what} virtual directory's IIS settings", cmdlet))
             continue
-        row = {"Server": s.name, "Identity": f"{s.name}\\{name} (Default Web Site)", "Name": f"{name} (Default Web Site)",
-               "InternalUrl": f"https://{v.internal_host}/{name}" if v.internal_host else None,
-               "ExternalUrl": f"https://{v.external_host}/{name}" if v.external_host else None}
-        row.update(extra(v))
-        out.append(row)
+        out.append(row(s, v))
     return out
+
+
+def _vdir_rows(lab: "LabExchange", session: RpsSession, given: dict[str, Any], service: Service, name: str,
+               extra: Callable[[LabVdir], dict[str, Any]], cmdlet: str) -> list[Any]:
+    def row(s: LabServer, v: LabVdir) -> dict[str, Any]:
+        return {"Server": s.name, "Identity": f"{s.name}\\{name} (Default Web Site)",
+                "Name": f"{name} (Default Web Site)",
+                "InternalUrl": f"https://{v.internal_host}/{name}" if v.internal_host else None,
+                "ExternalUrl": f"https://{v.external_host}/{name}" if v.external_host else None, **extra(v)}
+
+    return _per_server(lab, session, given, service, name, cmdlet, row)
 
 
 def _get_outlook_anywhere(lab: "LabExchange", session: RpsSession, given: dict[str, Any]) -> list[Any]:
-    out: list[Any] = []
-    for s in _servers(lab, given):
-        if Service.OUTLOOK_ANYWHERE not in s.vdirs:
-            continue
-        if not given.get("ADPropertiesOnly") and not _contactable(lab, s, session):
-            out.append(_unavailable(lab, s, "The Outlook Anywhere virtual directory's IIS settings",
-                                    "Get-OutlookAnywhere"))
-            continue
-        out.append(_oa_row(s, s.vdirs[Service.OUTLOOK_ANYWHERE]))
-    return out
+    return _per_server(lab, session, given, Service.OUTLOOK_ANYWHERE, "Outlook Anywhere", "Get-OutlookAnywhere",
+                       _oa_row)
 
 
 def _vdir_for_set(lab: "LabExchange", given: dict[str, Any], service: Service, what: str) -> LabVdir:

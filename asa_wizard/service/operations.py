@@ -280,13 +280,19 @@ def _replay(opened: Opened, plan: Plan, events: list[JournalEvent], say: Callabl
 
 def remaining(path: Path) -> list[Any]:
     """The changes of a journal's run that are not done yet, in plan order."""
-    from ..core.executor import plan_from_journal
-    from ..core.journal import read_events, summarize
+    from ..core.journal import read_events
 
-    events = list(read_events(path))
+    return _left(list(read_events(path)))[1]
+
+
+def _left(events: list[Any]) -> tuple[Any, list[Any]]:
+    """(the run's plan, its changes not done yet, in plan order)."""
+    from ..core.executor import plan_from_journal
+    from ..core.journal import summarize
+
     plan, _ = plan_from_journal(events)
     states = {st.change.id: st.state for st in summarize(events)}
-    return [c for c in plan.changes if states.get(c.id) not in ("done", "undone")]
+    return plan, [c for c in plan.changes if states.get(c.id) not in ("done", "undone")]
 
 
 ROLL_AGAIN = ("The interrupted credential roll never changed AD, and its password was not kept anywhere: "
@@ -297,12 +303,11 @@ ROLL_AGAIN = ("The interrupted credential roll never changed AD, and its passwor
 def rolls_again(path: Path) -> bool:
     """Whether finishing a journal's run rolls a new password: its native roll was interrupted before the AD
     change (after it, the servers that missed it get a copy and no password is generated)."""
-    from ..core.executor import plan_from_journal
     from ..core.journal import read_events
     from ..core.rollout import AD_ID
 
-    left = {c.id for c in remaining(path)}
-    plan, _ = plan_from_journal(list(read_events(path)))
+    plan, changes = _left(list(read_events(path)))
+    left = {c.id for c in changes}
     pushed = [c for c in plan.changes if c.action in ("roll-push", "roll-generate") and c.id not in left]
     return AD_ID in left and bool(pushed)
 

@@ -190,38 +190,47 @@ def lab_target(scenario: Scenario, exchange=None) -> Target:
                   if exchange else world.exchange_port(), kerberos=world.kerberos_probe(), is_lab=True, lab=world)
 
 
-class CountingCopies:
-    """The real port, counting the pushes running at once. The first `meet` pushes wait for each other, so the
-    run proves they were in flight together."""
+class Meeting:
+    """The real port, counting the calls of one method running at once. The first `meet` calls wait for each
+    other (a barrier that times out when they run one after another), so the run proves they were in flight
+    together; the servers in flight at each call's start are recorded."""
 
-    def __init__(self, real, meet: int) -> None:
-        self.real, self.meet = real, meet
+    def __init__(self, real, meet: int, method: str) -> None:
+        self.real, self.meet, self.method = real, meet, method
         self.lock = threading.Lock()
         self.barrier = threading.Barrier(meet, timeout=10)
         self.started = self.in_flight = self.most = 0
+        self.servers_in_flight: list[list[str]] = []
+        self.now: list[str] = []
 
     def __getattr__(self, name):
+        if name == self.method:
+            return lambda server, *args: self._meet(getattr(self.real, name), server, *args)
         return getattr(self.real, name)
 
-    def push_credential(self, server, account, password):
+    def _meet(self, call, server, *args):
         with self.lock:
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
+            self.now.append(server)
+            self.servers_in_flight.append(list(self.now))
             first = self.started < self.meet
             self.started += 1
         try:
             if first:
                 self.barrier.wait()
-            return self.real.push_credential(server, account, password)
+            return call(server, *args)
         finally:
             with self.lock:
                 self.in_flight -= 1
+                self.now.remove(server)
 
 
 def test_apply_rolls_out_through_the_engine_with_the_plans_concurrency(journal):
     answers = parse_answers('[target]\nlab = "fresh"\n' + ANSWERS["fresh"] + "[rollout]\nconcurrency = 2\n", "a.toml")
-    counting: list[CountingCopies] = []
-    target = lab_target(load_scenario(find_scenario("fresh")).with_servers(5), lambda real: counting.append(CountingCopies(real, 2)) or counting[0])
+    counting: list[Meeting] = []
+    target = lab_target(load_scenario(find_scenario("fresh")).with_servers(5),
+                        lambda real: counting.append(Meeting(real, 2, "push_credential")) or counting[0])
     events = []
     try:
         plan = plan_on(target, answers)
@@ -323,44 +332,11 @@ def test_resume_after_a_crash_mid_push_changes_ad_once_and_leaves_nothing_unused
         target.close()
 
 
-class MeetingChanges:
-    """The real port; the first `meet` Outlook Anywhere changes wait for each other (a barrier that times out
-    when they run one after another), and the most changes in flight at once is counted."""
-
-    def __init__(self, real, meet: int) -> None:
-        self.real, self.meet = real, meet
-        self.lock = threading.Lock()
-        self.barrier = threading.Barrier(meet, timeout=10)
-        self.started = self.in_flight = self.most = 0
-        self.servers_in_flight: list[set[str]] = []
-        self.now: set[str] = set()
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def set_outlook_anywhere_client_auth(self, server, method):
-        with self.lock:
-            self.in_flight += 1
-            self.most = max(self.most, self.in_flight)
-            self.now.add(server)
-            self.servers_in_flight.append(set(self.now))
-            first = self.started < self.meet
-            self.started += 1
-        try:
-            if first:
-                self.barrier.wait()
-            return self.real.set_outlook_anywhere_client_auth(server, method)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-                self.now.discard(server)
-
-
 def test_a_steps_changes_on_several_servers_run_at_once_within_the_plans_concurrency(journal):
     answers = parse_answers('[target]\nlab = "fresh"\n' + ANSWERS["fresh"] + "[rollout]\nconcurrency = 3\n", "a.toml")
-    meeting: list[MeetingChanges] = []
+    meeting: list[Meeting] = []
     target = lab_target(load_scenario(find_scenario("fresh")).with_servers(6),
-                        lambda real: meeting.append(MeetingChanges(real, 3)) or meeting[0])
+                        lambda real: meeting.append(Meeting(real, 3, "set_outlook_anywhere_client_auth")) or meeting[0])
     try:
         plan = plan_on(target, answers)
         oa = [c for c in plan.changes if c.action == "set-oa-client-auth"]

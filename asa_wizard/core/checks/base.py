@@ -147,6 +147,9 @@ class Context:
     def __init__(self, env: Environment, probe: ProbeReport | None, logs: list[LogText] | None, now: datetime):
         self.env = env
         self.probe = probe
+        self._probes_of: dict[str, list] = {}  # the probe's results per server, grouped once
+        for r in probe.servers if probe is not None else []:
+            self._probes_of.setdefault(r.server.lower(), []).append(r)
         self.logs = logs
         self.now = aware(now)
         self.asa = self._find_asa()
@@ -254,15 +257,8 @@ class Context:
 
         asa = self.asa
         assert asa is not None
-        if self.probe is None:
-            return credential_verdict(server, asa, self.qualified(asa), None)
-        cached = getattr(self, "_probes_of", None)
-        if cached is None or cached[0] is not self.probe:  # the probe's results per server, grouped once
-            grouped: dict[str, list] = {}
-            for p in self.probe.servers:
-                grouped.setdefault(p.server.lower(), []).append(p)
-            cached = self._probes_of = (self.probe, grouped)
-        return credential_verdict(server, asa, self.qualified(asa), cached[1].get(server.name.lower(), []))
+        probes = self._probes_of.get(server.name.lower(), []) if self.probe is not None else None
+        return credential_verdict(server, asa, self.qualified(asa), probes)
 
     def roll_fix(self, targets: list[ExchangeServer]) -> str:
         """The supported way to give `targets` the ASA credential: copy from a good server, else generate."""
