@@ -216,7 +216,7 @@ class LabPsrpEndpoint:
                 elif action == SHELL + "Send" and body is not None:
                     out = self._send(shell, body)
                 elif action == SHELL + "Receive" and body is not None:
-                    out = self._receive(shell, body, _operation_timeout(root))
+                    out = self._receive(shell, body, operation_timeout(root))
                 elif action == SHELL + "Signal" and body is not None:
                     out = self._signal(shell, body)
                 elif action == TRANSFER + "Delete":
@@ -226,7 +226,7 @@ class LabPsrpEndpoint:
                                      2150858771)
         except WsmanFault as fault:
             return 500, fault_envelope(mid, fault.reason, fault.code)
-        return 200, _envelope(action + "Response", mid, out)
+        return 200, envelope(action + "Response", mid, out)
 
     def _shell(self, root: ET.Element, user: str) -> _Shell:
         sid = ""
@@ -524,7 +524,8 @@ def _to_ps(value: Any) -> Any:
     return value
 
 
-def _operation_timeout(root: ET.Element) -> float:
+def operation_timeout(root: ET.Element) -> float:
+    """The request's WS-Management OperationTimeout in seconds (20 when absent), at most 120."""
     text = root.findtext("s:Header/w:OperationTimeout", "PT20S", NS)
     m = re.fullmatch(r"PT(\d+(?:\.\d+)?)S", text.strip())
     return min(float(m.group(1)) if m else 20.0, 120.0)
@@ -535,10 +536,11 @@ def fault_envelope(relates_to: str, reason: str, code: int) -> str:
             f"{escape(reason)}</s:Text></s:Reason><s:Detail><f:WSManFault "
             f'xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="{code}" Machine="lab">'
             f"<f:Message>{escape(reason)}</f:Message></f:WSManFault></s:Detail></s:Fault>")
-    return _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, body)
+    return envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, body)
 
 
-def _envelope(action: str, relates_to: str, body: str) -> str:
+def envelope(action: str, relates_to: str, body: str) -> str:
+    """A SOAP envelope answering the request `relates_to`."""
     return (f'<s:Envelope xmlns:s="{NS["s"]}" xmlns:a="{NS["a"]}" xmlns:w="{NS["w"]}" xmlns:rsp="{NS["rsp"]}" '
             f'xmlns:x="{NS["x"]}"><s:Header><a:Action>{action}</a:Action><a:MessageID>uuid:{uuid.uuid4()}'
             "</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
-from xml.sax.saxutils import escape
 
 from ..core.secrets import Secret
-from .psrp_endpoint import EXCHANGE_URI, FAULT_NOT_IN_CATALOG, LabPsrpEndpoint, not_in_catalog
+from .psrp_endpoint import (EXCHANGE_URI, FAULT_NOT_IN_CATALOG, FAULT_TIMEOUT, NS, SHELL, TRANSFER, LabPsrpEndpoint,
+                            envelope, fault_envelope, not_in_catalog, operation_timeout)
 from .tlsutil import LabTls, make_lab_tls, remove_lab_tls
 
 if TYPE_CHECKING:
@@ -38,18 +38,8 @@ if TYPE_CHECKING:
     from ..adapters.winrm import WinRmExchange
     from .exchange import Answer, LabExchange
 
-NS = {
-    "s": "http://www.w3.org/2003/05/soap-envelope",
-    "a": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
-    "w": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
-    "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
-    "x": "http://schemas.xmlsoap.org/ws/2004/09/transfer",
-}
-SHELL = NS["rsp"] + "/"
-TRANSFER = NS["x"] + "/"
 ENCODED = re.compile(r"^powershell(?:\.exe)?(?:\s+-(?:NoProfile|NonInteractive|NoLogo))*\s+-(?:e|ec|enc|encodedcommand)\s+(\S+)\s*$",
                      re.I)
-FAULT_TIMEOUT = 2150858793  # "The WS-Management service cannot complete the operation within the time specified"
 MAX_COMMAND_LINE = 8191  # cmd.exe
 SOCKET_TIMEOUT = 15.0  # idle keep-alive connections end after this; threads never outlive it
 POLL_SECONDS = 0.02  # how often the accept loop looks for `stop`: what closing the lab waits, at most
@@ -228,7 +218,7 @@ class LabWsmanServer:
             if cmd is None:
                 return self._fault(mid, f"The request for the Windows Remote Shell with CommandId {cid} failed "
                                         "because the command was not found.")
-            if not cmd.done.wait(_operation_timeout(root)):
+            if not cmd.done.wait(operation_timeout(root)):
                 return self._fault(mid, "The WS-Management service cannot complete the operation within the time "
                                         "specified in OperationTimeout.", FAULT_TIMEOUT)
             out = _receive_response(cid, cmd.answer)
@@ -242,7 +232,7 @@ class LabWsmanServer:
         else:
             return self._fault(mid, f"The action {action} is not supported by the WS-Management service.",
                                2150858771)
-        return 200, _envelope(action + "Response", mid, out)
+        return 200, envelope(action + "Response", mid, out)
 
     def _execute(self, server: str, cmdline: str, cmd: _Command) -> None:
         from .exchange import Answer, clixml
@@ -263,17 +253,7 @@ class LabWsmanServer:
             cmd.done.set()
 
     def _fault(self, relates_to: str, reason: str, code: int = 2150858770) -> tuple[int, str]:
-        body = (f'<s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code><s:Reason><s:Text xml:lang="en-US">'
-                f"{escape(reason)}</s:Text></s:Reason><s:Detail><f:WSManFault "
-                f'xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="{code}" Machine="lab">'
-                f"<f:Message>{escape(reason)}</f:Message></f:WSManFault></s:Detail></s:Fault>")
-        return 500, _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, body)
-
-
-def _operation_timeout(root: ET.Element) -> float:
-    text = root.findtext("s:Header/w:OperationTimeout", "PT20S", NS)
-    m = re.fullmatch(r"PT(\d+(?:\.\d+)?)S", text.strip())
-    return min(float(m.group(1)) if m else 20.0, 120.0)
+        return 500, fault_envelope(relates_to, reason, code)
 
 
 def _receive_response(cid: str, answer: "Answer | None") -> str:
@@ -285,13 +265,6 @@ def _receive_response(cid: str, answer: "Answer | None") -> str:
             f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/><rsp:CommandState CommandId="{cid}" '
             f'State="{SHELL}CommandState/Done"><rsp:ExitCode>{rc}</rsp:ExitCode></rsp:CommandState>'
             "</rsp:ReceiveResponse>")
-
-
-def _envelope(action: str, relates_to: str, body: str) -> str:
-    return (f'<s:Envelope xmlns:s="{NS["s"]}" xmlns:a="{NS["a"]}" xmlns:w="{NS["w"]}" xmlns:rsp="{NS["rsp"]}" '
-            f'xmlns:x="{NS["x"]}"><s:Header><a:Action>{action}</a:Action><a:MessageID>uuid:{uuid.uuid4()}'
-            "</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
-            f"<a:RelatesTo>{relates_to}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>")
 
 
 class _Handler(BaseHTTPRequestHandler):
