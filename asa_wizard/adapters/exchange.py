@@ -106,6 +106,13 @@ def _by_server(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _untargeted(org: _Organisation, label: str, cmdlet: str, errors: list[Any]) -> None:
+    """An error record that names no server is about the read as a whole: that part failed for every server."""
+    untargeted = [e for e in errors if not getattr(e, "target", "")]
+    if untargeted:
+        org.failed[label] = f"{cmdlet}: {untargeted[0].problem}"
+
+
 class EndpointExchange:
     """`ExchangePort`: Exchange cmdlets over `rps` (ExchangeRps), Windows-side scripts over `windows` (WinRM)."""
 
@@ -267,13 +274,13 @@ class EndpointExchange:
     def _organisation(self, servers: list[str]) -> "_Organisation | None":
         """The organisation-wide reads through the first server whose endpoint answers; None if none does."""
         for via in servers[:3]:
-            try:  # the endpoint answers (the directory already named every server: no need to list them again)
-                self.rps.invoke(via, "Get-ExchangeServer", {"Identity": via})
+            try:  # the first endpoint that answers reads for all (the directory already named every server)
+                cas, errs = self.rps.invoke_each(via, "Get-ClientAccessService",
+                                                 {"IncludeAlternateServiceAccountCredentialStatus": True})
             except WizardError:
                 continue
             org = _Organisation()
-            cas, errs = self._each(via, "Get-ClientAccessService", {"IncludeAlternateServiceAccountCredentialStatus": True},
-                                   "asa", org)
+            _untargeted(org, "asa", "Get-ClientAccessService", errs)
             for r in cas:
                 name = str(r.get("Name") or "").lower()
                 org.servers[name] = r
@@ -294,9 +301,7 @@ class EndpointExchange:
         except WizardError as exc:
             org.failed[label] = f"{cmdlet}: {exc.problem}"
             return [], []
-        untargeted = [e for e in errors if not getattr(e, "target", "")]
-        if untargeted:
-            org.failed[label] = f"{cmdlet}: {untargeted[0].problem}"
+        _untargeted(org, label, cmdlet, errors)
         return rows, errors
 
     def _from_organisation(self, server: str, org: "_Organisation") -> ServerState | None:
