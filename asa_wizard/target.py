@@ -23,6 +23,16 @@ class Target:
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
+        """End the run's sessions, then the lab: each server's runspace pool and WinRS shell are closed on the
+        server (Exchange counts a user's open remote PowerShell shells against its throttling policy, 18 by
+        default, and WinRM its shells per user), and the directory connection is unbound."""
+        for part in (self.exchange, self.directory):
+            close = getattr(part, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - closing is best effort: servers time idle sessions out
+                    pass
         if self.lab is not None:
             self.lab.close()
 

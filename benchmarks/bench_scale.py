@@ -6,6 +6,7 @@ run, each a fresh process as a user runs it; medians, the growth factor from one
     python benchmarks/bench_scale.py --sizes 2 20 100 200 --runs 5
     python benchmarks/bench_scale.py --directory               # discovery vs a raw ldap3 replay (Samba, root)
     python benchmarks/bench_scale.py --startup-only --runs 7   # a lab command's fixed cost and its floors
+    python benchmarks/bench_scale.py --wire --sizes 20 200      # the floor the wire puts under `check`
 
 - `check`: `asa-wizard check --lab healthy-N.toml` (the healthy organisation, every server a copy of EX01 as
   `Scenario.with_servers` makes them).
@@ -16,6 +17,9 @@ run, each a fresh process as a user runs it; medians, the growth factor from one
   (the native roll: every server's push and read-back, two delayed calls, `concurrency` servers at a time).
 - `report`: `asa-wizard report --journal J` of that run (from the record; `--recheck` is not timed here).
 - floors of start-up: `python -c pass`, the imports a lab command needs, a lab opened and closed in process.
+- `--wire`: the requests `check` sends per server (counted in process through the same adapters, closing
+  included) times what one WS-Management request costs in CPU, client and lab together (measured on a kept
+  TLS session, and with a new TLS session each time): the floor the wire puts under `check` at each N.
 - `--directory`: discovery (`core.discovery.discover`, no WinRM) against the 22k-object Samba directory of
   fill_directory.py, and a replay of exactly the searches it sent with raw ldap3 on one connection per port,
   both measured in the same run, alternating.
@@ -197,6 +201,71 @@ def startup(runs: int) -> None:
         print(f"| {label} | {value:.3f} s | {cpu} |")
 
 
+# --- the wire's floor under `check` --------------------------------------------------------------------------
+def wire(sizes: list[int], runs: int) -> None:
+    """Requests per server for a whole `check` (discovery, then closing every session), and the CPU one
+    WS-Management request costs (client and lab together, in this process): their product is the floor."""
+    import requests
+
+    from asa_wizard.core.discovery import discover
+    from asa_wizard.target import open_lab
+
+    sent = {"n": 0}
+    plain_send = requests.Session.send
+
+    def counting(self, *a, **kw):  # type: ignore[no-untyped-def]
+        sent["n"] += 1
+        return plain_send(self, *a, **kw)
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-wire-") as tmp:
+        for n in sizes:
+            target = open_lab(str(grown(SCENARIOS / "healthy.toml", n, Path(tmp))))
+            try:
+                requests.Session.send = counting
+                sent["n"] = 0
+                discover(target.directory, target.exchange)
+                for part in (target.exchange, target.directory):
+                    part.close()
+                rows.append((n, sent["n"]))
+            finally:
+                requests.Session.send = plain_send
+                target.close()
+        target = open_lab("healthy")
+        try:
+            windows = target.exchange.windows
+            server = "ex01.contoso.com"
+            conn = windows._connection(server)
+            per_request, per_handshake = [], []
+            for _ in range(runs):
+                k = 100
+                c0 = time.process_time()
+                for _ in range(k):  # Create and Delete: two requests on the kept session
+                    conn.protocol.close_shell(conn.protocol.open_shell())
+                per_request.append((time.process_time() - c0) / (2 * k))
+                c0 = time.process_time()
+                for _ in range(k // 4):  # the same two requests on a new connection (a new TLS session) each time
+                    windows.close()
+                    fresh = windows._connection(server)
+                    fresh.protocol.close_shell(fresh.protocol.open_shell())
+                per_handshake.append((time.process_time() - c0) / (k // 4) - 2 * per_request[-1])
+        finally:
+            target.exchange.close()
+            target.close()
+    req, hs = statistics.median(per_request), statistics.median(per_handshake)
+    print()
+    hs = max(hs, 0.0)
+    extra = f"a new TLS session adds {hs * 1000:.2f} ms CPU" if hs > 0 else \
+        "a new TLS session adds nothing measurable above that"
+    print(f"one WS-Management request on a kept TLS session: {req * 1000:.2f} ms CPU (client + lab, median of "
+          f"{runs}); {extra}")
+    print()
+    print("| N servers | requests in `check` | per server | floor: requests x CPU + a TLS session per server |")
+    print("|---|---|---|---|")
+    for n, count in rows:
+        print(f"| {n:,} | {count:,} | {count / n:.1f} | {count * req + n * hs:.2f} s |")
+
+
 # --- discovery against the filled Samba directory ------------------------------------------------------------
 def directory(runs: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -293,6 +362,7 @@ def main() -> int:
     p.add_argument("--apply-up-to", type=int, default=10**9, help="time apply and report only up to this N")
     p.add_argument("--delay", type=float, default=0.0, help="seconds each server takes to answer (apply)")
     p.add_argument("--directory", action="store_true", help="discovery against Samba instead of the lab table")
+    p.add_argument("--wire", action="store_true", help="the requests check sends and the floor they put under it")
     p.add_argument("--no-startup", action="store_true")
     p.add_argument("--startup-only", action="store_true", help="only the start-up figures and their floors")
     args = p.parse_args()
@@ -302,6 +372,9 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.1f} at the start")
     if args.directory:
         directory(args.runs)
+        return 0
+    if args.wire:
+        wire(args.sizes, args.runs)
         return 0
     if args.startup_only:
         startup(max(3, args.runs))
