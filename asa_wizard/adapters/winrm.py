@@ -37,7 +37,7 @@ from ..core.errors import (
 )
 from ..core.hosts import require_host
 from ..core.model import ExtendedProtection, IisAuth
-from ..core.ports import RollResult
+from ..core.ports import RollResult, Swap
 from ..core.secrets import Secret, redact
 from . import powershell as ps
 
@@ -213,6 +213,19 @@ class WinRmExchange:
         script = ps.set_iis_auth_script(application, auth.basic, auth.windows, list(auth.providers),
                                         auth.use_kernel_mode, auth.use_app_pool_credentials)
         return iis_auth(self._run(server, script, "change").get("previous") or {})
+
+    def change_iis_auth(self, server: str, application: str, old: IisAuth, new: IisAuth) -> Swap:
+        """`set_iis_auth` only when the settings are `old` now: read, compared and set in one script on the
+        server (`iis_ep.change_iis_auth_script`)."""
+        from . import iis_ep
+
+        d = self._run(server, iis_ep.change_iis_auth_script(application, old, new), "change")
+        state = str(d.get("state") or "") if isinstance(d, dict) else ""
+        if state not in ("old", "new", "stale"):
+            raise ScriptFailed(f"{server} answered the IIS authentication change with unexpected data.",
+                               "Check the server's PowerShell and IIS (WebAdministration module).")
+        found = d.get("found")
+        return Swap(found=iis_auth(found) if isinstance(found, dict) else None, state=state)
 
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
         text = str(self._run(server, ps.fetch_log_script(kind, max_lines), "log").get("text") or "")
