@@ -45,6 +45,7 @@ from ..core.errors import WizardError  # noqa: E402
 from ..core.hosts import require_host  # noqa: E402
 from ..core.secrets import Secret, redact  # noqa: E402
 from ._lazy_negotiate import with_negotiate  # noqa: E402
+from .winrm import certificate_refused  # noqa: E402
 
 CONFIGURATION = "Microsoft.Exchange"
 AUTHS = ("kerberos", "negotiate", "credssp", "basic")
@@ -471,10 +472,14 @@ class ExchangeRps:
                             "Check IIS and the PowerShell virtual directory on that server (Get-PowerShell"
                             "VirtualDirectory), then retry.", server=server, error_id=str(code),
                             category="transport", detail=text)
-        if isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(exc, requests.exceptions.SSLError) and certificate_refused(exc):
             return RpsError(f"{server}: the TLS certificate of {url} could not be validated.",
                             "Give the CA that issued the server's certificate (ca_file), or use the Exchange "
                             "default http://<fqdn>/PowerShell with Kerberos message encryption.",
+                            server=server, error_id="TLS", category="transport", detail=text)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return RpsError(f"{server}: the TLS connection to {url} broke while {what}.",
+                            "Retry; if it persists, check the network path to the server and its IIS.",
                             server=server, error_id="TLS", category="transport", detail=text)
         if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout)):
             return RpsError(f"{server}: no answer from {url} within the timeout while {what}.",

@@ -17,6 +17,7 @@ import base64
 import importlib
 import json
 import re
+import ssl
 import sys
 import threading
 import time
@@ -381,6 +382,10 @@ class WinRmExchange:
             return AuthenticationFailed(f"{server} refused the credentials of {self._who()} (HTTP 401).",
                                         fixes[s.transport] + " The account must be a local administrator and an "
                                         "Exchange administrator on the server.", detail=detail)
+        if isinstance(exc, requests.exceptions.SSLError) and not certificate_refused(exc):
+            return ConnectionFailed(f"The TLS connection to {server} ({url}) broke.",
+                                    "Retry; if it persists, check the network path to the server and its WinRM "
+                                    "listener.", detail=detail)
         if isinstance(exc, requests.exceptions.SSLError):
             return ConnectionFailed(
                 f"The WinRM HTTPS certificate of {server} could not be validated.",
@@ -445,6 +450,19 @@ class WinRmExchange:
                                 "Check the Exchange and Windows versions of the server.", detail=text, exit_code=rc)
         return ScriptFailed(f"PowerShell on {server} failed (exit code {rc}): {first}",
                             "Read the detail; fix the cause on the server and retry.", detail=text, exit_code=rc)
+
+
+def certificate_refused(exc: BaseException) -> bool:
+    """Did this TLS failure come from the certificate (not trusted, not for this name), not from a connection
+    that broke (an EOF or a reset in the middle of the TLS stream)?"""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError) or "certificate verify failed" in str(e).lower():
+            return True
+        e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(e.args[0], BaseException) else None)
+    return False
 
 
 # ----------------------------------------------------------------------------------------------------
