@@ -211,8 +211,11 @@ class WinRmExchange:
         return bool(self._run(server, ps.iis_iusrs_script(member, add=False), "change").get("changed"))
 
     def set_iis_auth(self, server: str, application: str, auth: IisAuth) -> IisAuth:
-        script = ps.set_iis_auth_script(application, auth.basic, auth.windows, list(auth.providers),
-                                        auth.use_kernel_mode, auth.use_app_pool_credentials)
+        try:
+            script = ps.set_iis_auth_script(application, auth.basic, auth.windows, list(auth.providers),
+                                            auth.use_kernel_mode, auth.use_app_pool_credentials)
+        except ValueError as exc:
+            raise _unsettable(server, application, exc) from None
         return iis_auth(self._run(server, script, "change").get("previous") or {})
 
     def change_iis_auth(self, server: str, application: str, old: IisAuth, new: IisAuth) -> Swap:
@@ -220,7 +223,11 @@ class WinRmExchange:
         server (`iis_ep.change_iis_auth_script`)."""
         from . import iis_ep
 
-        d = self._run(server, iis_ep.change_iis_auth_script(application, old, new), "change")
+        try:
+            script = iis_ep.change_iis_auth_script(application, old, new)
+        except ValueError as exc:
+            raise _unsettable(server, application, exc) from None
+        d = self._run(server, script, "change")
         state = str(d.get("state") or "") if isinstance(d, dict) else ""
         if state not in ("old", "new", "stale"):
             raise ScriptFailed(f"{server} answered the IIS authentication change with unexpected data.",
@@ -450,6 +457,15 @@ class WinRmExchange:
                                 "Check the Exchange and Windows versions of the server.", detail=text, exit_code=rc)
         return ScriptFailed(f"PowerShell on {server} failed (exit code {rc}): {first}",
                             "Read the detail; fix the cause on the server and retry.", detail=text, exit_code=rc)
+
+
+def _unsettable(server: str, application: str, exc: ValueError) -> WizardError:
+    """IIS settings the wizard does not set (an application or a Windows authentication provider it does not
+    know), refused before anything is sent."""
+    return PolicyRefused(f"The IIS authentication of {application} on {server} is not changed by the wizard: {exc}.",
+                         f"Set it in IIS Manager (Default Web Site/{application}, Windows Authentication, "
+                         "Providers), or leave the providers the wizard knows: "
+                         f"{', '.join(ps.IIS_PROVIDERS)}.")
 
 
 def certificate_refused(exc: BaseException) -> bool:

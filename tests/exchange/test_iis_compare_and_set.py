@@ -10,7 +10,7 @@ import pytest
 
 from asa_wizard.adapters import iis_ep
 from asa_wizard.adapters import powershell as ps
-from asa_wizard.core.errors import ScriptFailed
+from asa_wizard.core.errors import PolicyRefused, ScriptFailed
 from asa_wizard.core.model import IisAuth, Service
 from asa_wizard.lab.exchange import parse_script
 
@@ -81,3 +81,16 @@ def test_settings_that_cannot_be_read_are_not_changed_and_the_reason_is_given(wo
         w.exchange_port().change_iis_auth(SERVER, EAS, OLD, NEW)
     assert "insufficient permissions" in err.value.problem
     assert iis(w) == OLD
+
+
+def test_a_provider_the_wizard_does_not_know_is_refused_with_a_fix_before_anything_is_sent(world_of):
+    w = world_of(scenario("fresh-with-seg"))
+    port = w.exchange_port()
+    before = len(w.exchange.received)
+    unknown = replace(NEW, providers=["Negotiate", "Negotiate:PKU2U"])
+    for call in (lambda: port.change_iis_auth(SERVER, EAS, OLD, unknown),
+                 lambda: port.set_iis_auth(SERVER, EAS, unknown)):
+        with pytest.raises(PolicyRefused) as err:
+            call()
+        assert "Negotiate:PKU2U" in err.value.problem and "IIS Manager" in err.value.fix
+    assert len(w.exchange.received) == before and iis(w) == OLD
