@@ -2,8 +2,8 @@
 or `failed` after it. The object is re-read before every change: a change already in place is recorded and not
 made again, an object that moved away from the plan stops that change (StaleObject). The re-read feeds the
 change (an Exchange virtual directory is set by the Identity its re-read returned, the value read is the one
-undo restores); a Windows-side change is re-read and made in one compare-and-set on the server. A failed change stops
-every change that depends on it; the others go on. Cancellation stops between changes. `resume` finishes a run
+undo restores); a Windows-side change is re-read and made in one compare-and-set on the server. A failed change
+stops every change that depends on it; the others go on. Cancellation stops between changes. `resume` finishes a run
 from its journal; `undo` reverses the done changes newest first.
 
 The credential rollout (roll-generate / roll-push / roll-ad-password, or roll-copy) is run by the rollout engine
@@ -445,9 +445,7 @@ class Executor:
             v = _vdir(state.vdirs, Service.MAPI)
             have = sorted(m.lower() for m in v.auth_methods) if v else None
             return _compare(c, have, sorted(m.lower() for m in c.old), sorted(m.lower() for m in c.new)), state
-        if c.action == "add-iis-iusrs":
-            return "new" if p["member"].lower() in (m.lower() for m in state.iis_iusrs) else "old", state
-        if c.action == "set-iis-auth":
+        if c.action == "set-iis-auth":  # (a port without the compare-and-set; add-iis-iusrs never comes here)
             service = Service.EAS if p["application"] == "Microsoft-Server-ActiveSync" else Service.EWS
             v = _vdir(state.vdirs, service)
             have = asdict(v.iis) if v is not None and v.iis is not None else None
