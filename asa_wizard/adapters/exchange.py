@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from ..core.errors import WizardError
 from ..core.hosts import require_host
 from ..core.model import AsaCredential, ExchangeServer, ExtendedProtection, IisAuth, Service, VirtualDirectory
-from ..core.ports import Preflight, RollOutcome, RollResult, ServerState
+from ..core.ports import Preflight, RollOutcome, RollResult, ServerState, Swap
 from ..core.secrets import Secret
 from .psrp import PsCredential
 from .winrm import WinRmExchange, WinRmSettings, iis_auth
@@ -85,6 +85,14 @@ def credentials_of(row: dict[str, Any] | None) -> list[AsaCredential]:
             out.append(AsaCredential(account=str(c["QualifiedUserName"]),
                                      when_added=_when(c.get("WhenAddedUtc") or c.get("WhenAdded"))))
     return out
+
+
+def _known(read: ServerState | None, part: str, service: Service) -> tuple[str, VirtualDirectory] | None:
+    """The Identity and the state of the virtual directory `read` holds for `part`, when it read one."""
+    if read is None or not read.identities.get(part):
+        return None
+    v = next((v for v in read.vdirs if v.service == service), None)
+    return (read.identities[part], v) if v is not None else None
 
 
 @dataclass
@@ -234,7 +242,9 @@ class EndpointExchange:
         me.service_host_running = bool(svchost) if svchost is not None else None
         return ServerState(server=me, vdirs=vdirs, iis_iusrs=_strings(win.get("iusrs")),
                            autodiscover_uri=str(autod) if autod else None, credentials=creds, errors=errors,
-                           iis_log_folder=str(win.get("logdir") or "") or None)
+                           iis_log_folder=str(win.get("logdir") or "") or None,
+                           identities={label: str(rows[0]["Identity"]) for label, rows in parts.items()
+                                       if rows and rows[0].get("Identity")})
 
     def read_servers(self, servers: list[str], *, concurrency: int = 8,
                      done: "Callable[[str, ServerState | WizardError], None] | None" = None,
@@ -439,27 +449,42 @@ class EndpointExchange:
         self.rps.invoke(server, "Set-ClientAccessService",
                         {"Identity": server, "RemoveAlternateServiceAccountCredentials": True})
 
-    def set_outlook_anywhere_client_auth(self, server: str, method: str) -> str | None:
-        rows = self.rps.invoke(server, "Get-OutlookAnywhere", {"Server": server})
-        if not rows:
-            from ..core.errors import NotFound
-
-            raise NotFound(f"{server} has no Outlook Anywhere virtual directory.", "Check the server's roles.")
-        previous = rows[0].get("InternalClientAuthenticationMethod")
-        self.rps.invoke(server, "Set-OutlookAnywhere", {"Identity": str(rows[0].get("Identity")),
+    def set_outlook_anywhere_client_auth(self, server: str, method: str, read: ServerState | None = None
+                                         ) -> str | None:
+        """Set-OutlookAnywhere -Identity <the virtual directory> -InternalClientAuthenticationMethod: by the Identity
+        `read` (a change's re-read of this server) names, with the value it read as the previous one; without
+        it, Get-OutlookAnywhere -Server first."""
+        known = _known(read, "outlook-anywhere", Service.OUTLOOK_ANYWHERE)
+        if known is not None:
+            identity, v = known
+            previous = v.internal_client_auth
+        else:
+            row = self._vdir_row(server, "Get-OutlookAnywhere", "Outlook Anywhere")
+            identity, previous = str(row.get("Identity")), row.get("InternalClientAuthenticationMethod")
+        self.rps.invoke(server, "Set-OutlookAnywhere", {"Identity": identity,
                                                         "InternalClientAuthenticationMethod": method})
         return str(previous) if previous else None
 
-    def set_mapi_auth_methods(self, server: str, methods: list[str]) -> list[str]:
-        rows = self.rps.invoke(server, "Get-MapiVirtualDirectory", {"Server": server})
+    def set_mapi_auth_methods(self, server: str, methods: list[str], read: ServerState | None = None) -> list[str]:
+        """Set-MapiVirtualDirectory -Identity <the virtual directory> -IISAuthenticationMethods, `read` as for
+        `set_outlook_anywhere_client_auth`."""
+        known = _known(read, "mapi", Service.MAPI)
+        if known is not None:
+            identity, previous = known[0], list(known[1].auth_methods)
+        else:
+            row = self._vdir_row(server, "Get-MapiVirtualDirectory", "MAPI")
+            identity, previous = str(row.get("Identity")), _strings(row.get("IISAuthenticationMethods"))
+        self.rps.invoke(server, "Set-MapiVirtualDirectory", {"Identity": identity,
+                                                             "IISAuthenticationMethods": list(methods)})
+        return previous
+
+    def _vdir_row(self, server: str, cmdlet: str, what: str) -> dict[str, Any]:
+        rows = self.rps.invoke(server, cmdlet, {"Server": server})
         if not rows:
             from ..core.errors import NotFound
 
-            raise NotFound(f"{server} has no MAPI virtual directory.", "Check the server's roles.")
-        previous = _strings(rows[0].get("IISAuthenticationMethods"))
-        self.rps.invoke(server, "Set-MapiVirtualDirectory", {"Identity": str(rows[0].get("Identity")),
-                                                             "IISAuthenticationMethods": list(methods)})
-        return previous
+            raise NotFound(f"{server} has no {what} virtual directory.", "Check the server's roles.")
+        return rows[0]
 
     def _win(self) -> WinRmExchange:
         if self.windows is None:
@@ -477,6 +502,9 @@ class EndpointExchange:
 
     def set_iis_auth(self, server: str, application: str, auth: IisAuth) -> IisAuth:
         return self._win().set_iis_auth(server, application, auth)
+
+    def change_iis_auth(self, server: str, application: str, old: IisAuth, new: IisAuth) -> Swap:
+        return self._win().change_iis_auth(server, application, old, new)
 
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
         return self._win().fetch_log(server, kind, max_lines)

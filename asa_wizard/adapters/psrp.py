@@ -45,6 +45,7 @@ from ..core.errors import WizardError  # noqa: E402
 from ..core.hosts import require_host  # noqa: E402
 from ..core.secrets import Secret, redact  # noqa: E402
 from ._lazy_negotiate import with_negotiate  # noqa: E402
+from .winrm import certificate_refused  # noqa: E402
 
 CONFIGURATION = "Microsoft.Exchange"
 AUTHS = ("kerberos", "negotiate", "credssp", "basic")
@@ -308,7 +309,7 @@ class ExchangeRps:
 
         def run(p: _Pool) -> dict[str, frozenset[str]]:
             try:
-                metas = p.pool.get_command_metadata(list(cmdlets))
+                metas = _command_metadata(p.pool, list(cmdlets))
             except WSManFaultError as exc:
                 if exc.code == FAULT_SHELL_GONE:
                     raise _ShellGone(exc) from None  # reading metadata changes nothing: safe to redo
@@ -316,8 +317,9 @@ class ExchangeRps:
             names: dict[str, set[str]] = {c: set() for c in cmdlets}
             for meta in metas:
                 for cmdlet in cmdlets:
-                    if str(meta.name or "").lower() == cmdlet.lower():
-                        names[cmdlet].update(str(k) for k in (meta.parameters or {}))
+                    if str(meta.get("Name") or "").lower() == cmdlet.lower():
+                        parameters = meta.get("Parameters")
+                        names[cmdlet].update(str(k) for k in (parameters if isinstance(parameters, dict) else {}))
             return {c: frozenset(v) for c, v in names.items()}
 
         return self._with_pool(server, f"the metadata of {', '.join(cmdlets)}", run, [self.settings.password])
@@ -470,10 +472,14 @@ class ExchangeRps:
                             "Check IIS and the PowerShell virtual directory on that server (Get-PowerShell"
                             "VirtualDirectory), then retry.", server=server, error_id=str(code),
                             category="transport", detail=text)
-        if isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(exc, requests.exceptions.SSLError) and certificate_refused(exc):
             return RpsError(f"{server}: the TLS certificate of {url} could not be validated.",
                             "Give the CA that issued the server's certificate (ca_file), or use the Exchange "
                             "default http://<fqdn>/PowerShell with Kerberos message encryption.",
+                            server=server, error_id="TLS", category="transport", detail=text)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return RpsError(f"{server}: the TLS connection to {url} broke while {what}.",
+                            "Retry; if it persists, check the network path to the server and its IIS.",
                             server=server, error_id="TLS", category="transport", detail=text)
         if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout)):
             return RpsError(f"{server}: no answer from {url} within the timeout while {what}.",
@@ -600,6 +606,20 @@ def _to_wire(value: Any) -> Any:
         return [_to_wire(v) for v in value]
     raise RpsError(f"A parameter value of type {type(value).__name__} cannot be sent.",
                    "Use str, int, bool, list[str], PsCredential or list[PsCredential].")
+
+
+def _command_metadata(pool: RunspacePool, cmdlets: list[str]) -> list[dict[str, Any]]:
+    """MS-PSRP GetCommandMetadata, as pypsrp's `RunspacePool.get_command_metadata` sends it, each CommandMetadata
+    read from its CLIXML like pipeline output (a dict of its properties: Name, Parameters as a dict by name)
+    instead of through pypsrp's serializer, which builds an object for every parameter's metadata."""
+    from pypsrp.complex_objects import CommandType
+    from pypsrp.messages import GetCommandMetadata
+
+    ps = PowerShell(pool)
+    ps._invoke(GetCommandMetadata(cmdlets, CommandType.ALL, None, None))
+    output = ps.end_invoke()
+    # the first object is the count of those that follow
+    return [d for d in (_from_wire(o, pool) for o in output[1:]) if isinstance(d, dict)]
 
 
 def _from_wire(obj: Any, pool: RunspacePool) -> Any:

@@ -17,6 +17,7 @@ import base64
 import importlib
 import json
 import re
+import ssl
 import sys
 import threading
 import time
@@ -37,7 +38,7 @@ from ..core.errors import (
 )
 from ..core.hosts import require_host
 from ..core.model import ExtendedProtection, IisAuth
-from ..core.ports import RollResult
+from ..core.ports import RollResult, Swap
 from ..core.secrets import Secret, redact
 from . import powershell as ps
 
@@ -210,9 +211,29 @@ class WinRmExchange:
         return bool(self._run(server, ps.iis_iusrs_script(member, add=False), "change").get("changed"))
 
     def set_iis_auth(self, server: str, application: str, auth: IisAuth) -> IisAuth:
-        script = ps.set_iis_auth_script(application, auth.basic, auth.windows, list(auth.providers),
-                                        auth.use_kernel_mode, auth.use_app_pool_credentials)
+        try:
+            script = ps.set_iis_auth_script(application, auth.basic, auth.windows, list(auth.providers),
+                                            auth.use_kernel_mode, auth.use_app_pool_credentials)
+        except ValueError as exc:
+            raise _unsettable(server, application, exc) from None
         return iis_auth(self._run(server, script, "change").get("previous") or {})
+
+    def change_iis_auth(self, server: str, application: str, old: IisAuth, new: IisAuth) -> Swap:
+        """`set_iis_auth` only when the settings are `old` now: read, compared and set in one script on the
+        server (`iis_ep.change_iis_auth_script`)."""
+        from . import iis_ep
+
+        try:
+            script = iis_ep.change_iis_auth_script(application, old, new)
+        except ValueError as exc:
+            raise _unsettable(server, application, exc) from None
+        d = self._run(server, script, "change")
+        state = str(d.get("state") or "") if isinstance(d, dict) else ""
+        if state not in ("old", "new", "stale"):
+            raise ScriptFailed(f"{server} answered the IIS authentication change with unexpected data.",
+                               "Check the server's PowerShell and IIS (WebAdministration module).")
+        found = d.get("found")
+        return Swap(found=iis_auth(found) if isinstance(found, dict) else None, state=state)
 
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:
         text = str(self._run(server, ps.fetch_log_script(kind, max_lines), "log").get("text") or "")
@@ -368,6 +389,10 @@ class WinRmExchange:
             return AuthenticationFailed(f"{server} refused the credentials of {self._who()} (HTTP 401).",
                                         fixes[s.transport] + " The account must be a local administrator and an "
                                         "Exchange administrator on the server.", detail=detail)
+        if isinstance(exc, requests.exceptions.SSLError) and not certificate_refused(exc):
+            return ConnectionFailed(f"The TLS connection to {server} ({url}) broke.",
+                                    "Retry; if it persists, check the network path to the server and its WinRM "
+                                    "listener.", detail=detail)
         if isinstance(exc, requests.exceptions.SSLError):
             return ConnectionFailed(
                 f"The WinRM HTTPS certificate of {server} could not be validated.",
@@ -432,6 +457,28 @@ class WinRmExchange:
                                 "Check the Exchange and Windows versions of the server.", detail=text, exit_code=rc)
         return ScriptFailed(f"PowerShell on {server} failed (exit code {rc}): {first}",
                             "Read the detail; fix the cause on the server and retry.", detail=text, exit_code=rc)
+
+
+def _unsettable(server: str, application: str, exc: ValueError) -> WizardError:
+    """IIS settings the wizard does not set (an application or a Windows authentication provider it does not
+    know), refused before anything is sent."""
+    return PolicyRefused(f"The IIS authentication of {application} on {server} is not changed by the wizard: {exc}.",
+                         f"Set it in IIS Manager (Default Web Site/{application}, Windows Authentication, "
+                         "Providers), or leave the providers the wizard knows: "
+                         f"{', '.join(ps.IIS_PROVIDERS)}.")
+
+
+def certificate_refused(exc: BaseException) -> bool:
+    """Did this TLS failure come from the certificate (not trusted, not for this name), not from a connection
+    that broke (an EOF or a reset in the middle of the TLS stream)?"""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError) or "certificate verify failed" in str(e).lower():
+            return True
+        e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(e.args[0], BaseException) else None)
+    return False
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Apply a plan through the ports, with the journal: `intent` before each change, `done` (with what undo needs)
 or `failed` after it. The object is re-read before every change: a change already in place is recorded and not
-made again, an object that moved away from the plan stops that change (StaleObject). A failed change stops
-every change that depends on it; the others go on. Cancellation stops between changes. `resume` finishes a run
+made again, an object that moved away from the plan stops that change (StaleObject). The re-read feeds the
+change (an Exchange virtual directory is set by the Identity its re-read returned, the value read is the one
+undo restores); a Windows-side change is re-read and made in one compare-and-set on the server. A failed change
+stops every change that depends on it; the others go on. Cancellation stops between changes. `resume` finishes a run
 from its journal; `undo` reverses the done changes newest first.
 
 The credential rollout (roll-generate / roll-push / roll-ad-password, or roll-copy) is run by the rollout engine
@@ -29,6 +31,8 @@ from .rollout import Phase, Rollout, RolloutEvent, RolloutRequest
 
 ROLL_ACTIONS = ("roll-generate", "roll-push", "roll-copy", "roll-ad-password")
 SERVER_ROLLS = ("roll-generate", "roll-push", "roll-copy")
+# Windows-side changes whose re-read and change are one compare-and-set on the server (`Executor._swap`)
+SWAPS = ("add-iis-iusrs", "set-iis-auth")
 
 
 @dataclass
@@ -314,7 +318,11 @@ class Executor:
         self._say(c, "running", index)
         self.journal.write("intent", c)
         try:
-            state = self._reread(c)
+            if c.action in SWAPS:  # the re-read and the change in one call on the server (a compare-and-set)
+                state, undo = self._swap(c)
+            else:
+                state, read = self._reread(c)
+                undo = self._do(c, read) if state == "old" else {}
             if state == "new":
                 undo = planned_undo(c) if c.id in self._interrupted else None
                 msg = "already in place (re-read before the change)"
@@ -322,7 +330,6 @@ class Executor:
                 self._result.already.append(c.id)
                 self._say(c, "already", index, msg)
                 return True
-            undo = self._do(c)
         except WizardError as exc:
             self._failed(c, str(exc), index)
             return False
@@ -423,49 +430,80 @@ class Executor:
         self.progress(ProgressEvent(c.id, c.summary, state, index, self._total, message))
 
     # --- re-read: "old" (as planned), "new" (already done), else StaleObject ------------------------
-    def _reread(self, c: Change) -> str:
+    def _reread(self, c: Change) -> tuple[str, Any]:
+        """The verdict, and what was read (a server's state, which the change then sets by: None for the
+        directory)."""
         p = c.params
         if c.system.value == "directory":
-            if c.action == "create-account":
-                acct = self.directory.get_account(p["sam"])
-                if acct is None:
-                    return "old"
-                if c.id in self._interrupted and acct.dn.lower() == c.target.lower():
-                    return "new"
-                raise StaleObject(f"{p['sam']} exists already ({acct.dn}); the plan expected to create it.",
-                                  "Make a new plan: it will use the existing account.")
-            acct = self.directory.get_account_by_dn(p["dn"])
-            if acct is None:
-                raise StaleObject(f"{p['dn']} no longer exists.", "Make a new plan.")
-            if c.action == "set-enctypes":
-                return _compare(c, acct.enctypes, c.old, c.new)
-            if c.action == "add-spns":
-                return "new" if all(acct.has_spn(s) for s in p["spns"]) else "old"
-            if c.action == "remove-spns":
-                return "old" if any(acct.has_spn(s) for s in p["spns"]) else "new"
-            if c.action == "set-uac":
-                return _compare(c, acct.uac, c.old, c.new)
-            if c.action == "set-delegate-to":
-                have = sorted(x.lower() for x in acct.delegate_to)
-                return _compare(c, have, sorted(x.lower() for x in c.old or []), sorted(x.lower() for x in c.new))
-            raise ValueError(f"unknown directory action {c.action}")
+            return self._reread_directory(c), None
         state = self._read_for(c)
         if c.action == "set-oa-client-auth":
             v = _vdir(state.vdirs, Service.OUTLOOK_ANYWHERE)
             return _compare(c, (v.internal_client_auth or "").lower() if v else None, (c.old or "").lower(),
-                            c.new.lower())
+                            c.new.lower()), state
         if c.action == "set-mapi-auth":
             v = _vdir(state.vdirs, Service.MAPI)
             have = sorted(m.lower() for m in v.auth_methods) if v else None
-            return _compare(c, have, sorted(m.lower() for m in c.old), sorted(m.lower() for m in c.new))
-        if c.action == "add-iis-iusrs":
-            return "new" if p["member"].lower() in (m.lower() for m in state.iis_iusrs) else "old"
-        if c.action == "set-iis-auth":
+            return _compare(c, have, sorted(m.lower() for m in c.old), sorted(m.lower() for m in c.new)), state
+        if c.action == "set-iis-auth":  # (a port without the compare-and-set; add-iis-iusrs never comes here)
             service = Service.EAS if p["application"] == "Microsoft-Server-ActiveSync" else Service.EWS
             v = _vdir(state.vdirs, service)
             have = asdict(v.iis) if v is not None and v.iis is not None else None
-            return _compare(c, have, c.old, c.new)
+            return _compare(c, have, c.old, c.new), state
         raise ValueError(f"unknown exchange action {c.action}")
+
+    def _reread_directory(self, c: Change) -> str:
+        p = c.params
+        if c.action == "create-account":
+            acct = self.directory.get_account(p["sam"])
+            if acct is None:
+                return "old"
+            if c.id in self._interrupted and acct.dn.lower() == c.target.lower():
+                return "new"
+            raise StaleObject(f"{p['sam']} exists already ({acct.dn}); the plan expected to create it.",
+                              "Make a new plan: it will use the existing account.")
+        acct = self.directory.get_account_by_dn(p["dn"])
+        if acct is None:
+            raise StaleObject(f"{p['dn']} no longer exists.", "Make a new plan.")
+        if c.action == "set-enctypes":
+            return _compare(c, acct.enctypes, c.old, c.new)
+        if c.action == "add-spns":
+            return "new" if all(acct.has_spn(s) for s in p["spns"]) else "old"
+        if c.action == "remove-spns":
+            return "old" if any(acct.has_spn(s) for s in p["spns"]) else "new"
+        if c.action == "set-uac":
+            return _compare(c, acct.uac, c.old, c.new)
+        if c.action == "set-delegate-to":
+            have = sorted(x.lower() for x in acct.delegate_to)
+            return _compare(c, have, sorted(x.lower() for x in c.old or []), sorted(x.lower() for x in c.new))
+        raise ValueError(f"unknown directory action {c.action}")
+
+    # --- re-read and change in one call on the server (Windows-side changes, over the kept WinRM shell) -----
+    def _swap(self, c: Change) -> tuple[str, dict[str, Any]]:
+        """The verdict ("old": changed now, "new": already in place; else StaleObject, nothing changed) and
+        the change's undo ("old" only), from one compare-and-set on the server. A port without the
+        compare-and-set re-reads and changes in two calls."""
+        x = self._exchange()
+        p = c.params
+        server = p["server"]
+        if c.action == "add-iis-iusrs":
+            # the group's own IsMember and Add in one script: it adds only when the member is missing
+            if not x.add_iis_iusrs(server, p["member"]):
+                return "new", {}
+            return "old", {"server": server, "member": p["member"], "remove": True}
+        change = getattr(x, "change_iis_auth", None)
+        if change is None:
+            state, read = self._reread(c)
+            return state, self._do(c, read) if state == "old" else {}
+        swap = change(server, p["application"], IisAuth(**c.old), IisAuth(**c.new))
+        if swap.state == "stale":
+            have = asdict(swap.found) if swap.found is not None else None
+            _compare(c, have, c.old, c.new)  # raises StaleObject naming what was found
+            raise StaleObject(f"{c.target}: {c.attribute or c.action} is {have!r} now; the plan expected "
+                              f"{c.old!r}.", "Someone changed it since the plan was made: make a new plan.")
+        if swap.state == "new":
+            return "new", {}
+        return "old", {"server": server, "application": p["application"], "auth": asdict(swap.found)}
 
     def _read_for(self, c: Change) -> Any:
         """The server state a change's re-read needs: only that part when the port can read parts."""
@@ -478,7 +516,9 @@ class Executor:
         return self.exchange
 
     # --- act ----------------------------------------------------------------------------------------
-    def _do(self, c: Change) -> dict[str, Any]:
+    def _do(self, c: Change, read: Any = None) -> dict[str, Any]:
+        """Make the change; `read`: the server's state its re-read just returned (a change that sets an object
+        by its Identity takes it from there)."""
         p = c.params
         d = self.directory
         if c.action == "create-account":
@@ -498,9 +538,9 @@ class Executor:
         x = self._exchange()
         server = p["server"]
         if c.action == "set-oa-client-auth":
-            return {"server": server, "method": x.set_outlook_anywhere_client_auth(server, p["method"])}
+            return {"server": server, "method": x.set_outlook_anywhere_client_auth(server, p["method"], read)}
         if c.action == "set-mapi-auth":
-            return {"server": server, "methods": x.set_mapi_auth_methods(server, list(p["methods"]))}
+            return {"server": server, "methods": x.set_mapi_auth_methods(server, list(p["methods"]), read)}
         if c.action == "add-iis-iusrs":
             return {"server": server, "member": p["member"], "remove": x.add_iis_iusrs(server, p["member"])}
         if c.action == "set-iis-auth":

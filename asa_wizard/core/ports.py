@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .model import (
     Account,
@@ -141,6 +141,21 @@ class ServerState:
     errors: dict[str, str] = field(default_factory=dict)  # part of the read that failed -> why (the rest is valid)
     iis_log_folder: str | None = None  # from the site's logFile.directory, else siteDefaults
     extended_protection: ExtendedProtection | None = None  # read with the server when the port reads both at once
+    # part -> the Identity of the object that part read ("outlook-anywhere": "EX01\Rpc (Default Web Site)"): a
+    # change that follows this read sets that object by it, without reading it again
+    identities: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A compare-and-set made on a server in one call: the value it found there, and what it did.
+
+    `state` "old": the planned old value was there and the new one was set (`found` is the previous value, for
+    undo); "new": the new value was in place already, nothing was changed; "stale": neither, nothing was changed
+    (`found` says what is there)."""
+
+    found: Any
+    state: str
 
 
 class RollOutcome(str, enum.Enum):
@@ -222,12 +237,17 @@ class ExchangePort(Protocol):
         """Set-ClientAccessService <server> -RemoveAlternateServiceAccountCredentials."""
         ...
 
-    def set_outlook_anywhere_client_auth(self, server: str, method: str) -> str | None:
-        """Set-OutlookAnywhere -InternalClientAuthenticationMethod; returns the previous value."""
+    def set_outlook_anywhere_client_auth(self, server: str, method: str, read: ServerState | None = None
+                                         ) -> str | None:
+        """Set-OutlookAnywhere -InternalClientAuthenticationMethod; returns the previous value. `read`: the
+        server's state as a change's re-read just returned it (`read_parts`): the virtual directory is set by the
+        Identity that read names, and the value it read is the previous one (no second read). Without it, the
+        virtual directory is read first."""
         ...
 
-    def set_mapi_auth_methods(self, server: str, methods: list[str]) -> list[str]:
-        """Set-MapiVirtualDirectory -IISAuthenticationMethods; returns the previous list."""
+    def set_mapi_auth_methods(self, server: str, methods: list[str], read: ServerState | None = None) -> list[str]:
+        """Set-MapiVirtualDirectory -IISAuthenticationMethods; returns the previous list. `read` as for
+        `set_outlook_anywhere_client_auth`."""
         ...
 
     def add_iis_iusrs(self, server: str, member: str) -> bool:
@@ -239,6 +259,11 @@ class ExchangePort(Protocol):
     def set_iis_auth(self, server: str, application: str, auth: IisAuth) -> IisAuth:
         """Set Basic/Windows/providers/useKernelMode/useAppPoolCredentials on 'Microsoft-Server-ActiveSync'
         or 'EWS' of the default web site; returns the previous settings."""
+        ...
+
+    def change_iis_auth(self, server: str, application: str, old: IisAuth, new: IisAuth) -> Swap:
+        """`set_iis_auth` as a compare-and-set in one call on the server: the settings are read there and set to
+        `new` only when they are `old` now (`Swap.found` holds the IIS settings found)."""
         ...
 
     def fetch_log(self, server: str, kind: str, max_lines: int = 2000) -> str:

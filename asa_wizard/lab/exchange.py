@@ -539,6 +539,33 @@ class LabExchange:
         self._tick()
         return {"previous": previous}
 
+    def _op_change_iis_auth(self, machine: str, fault: str, App: str, Basic: bool, Windows: bool,
+                            Providers: list[str], Kernel: bool, AppPool: bool, OldBasic: bool, OldWindows: bool,
+                            OldProviders: list[str], OldKernel: bool, OldAppPool: bool) -> dict[str, Any]:
+        """`iis_ep.change_iis_auth_script`: the settings read, then set only when they are the old ones."""
+        local = self._find(machine)
+        service = {"Microsoft-Server-ActiveSync": Service.EAS, "EWS": Service.EWS}.get(App)
+        if service is None:
+            raise ScriptError(f"Filename: \nError: Cannot find the configuration location "
+                              f"'Default Web Site/{App}'.")
+        if fault == "iis-unreadable":  # the read comes first, and fails as `read_windows`'s IIS part does
+            raise ScriptError("Filename: \\\\?\\C:\\Windows\\system32\\inetsrv\\config\\applicationHost.config Error: "
+                              "Cannot read configuration file due to insufficient permissions")
+        d = local.vdirs.get(service) or LabVdir(service=service)
+        found = {"basic": d.basic, "windows": d.windows, "providers": list(d.providers),
+                 "kernel": d.use_kernel_mode, "apppool": d.use_app_pool_credentials}
+
+        def same(basic: bool, windows: bool, providers: list[str], kernel: bool, app_pool: bool) -> bool:
+            return found == {"basic": basic, "windows": windows, "providers": list(providers), "kernel": kernel,
+                             "apppool": app_pool}
+
+        if same(Basic, Windows, Providers, Kernel, AppPool):
+            return {"found": found, "state": "new"}
+        if not same(OldBasic, OldWindows, OldProviders, OldKernel, OldAppPool):
+            return {"found": found, "state": "stale"}
+        self._op_set_iis_auth(machine, fault, App, Basic, Windows, Providers, Kernel, AppPool)
+        return {"found": found, "state": "old"}
+
     def _op_fetch_log(self, machine: str, fault: str, Kind: str, Lines: int) -> dict[str, Any]:
         logs = self._logs.get(self._find(machine).name.lower(), {})
         folder = {"iis": "C:\\inetpub\\logs\\LogFiles\\W3SVC1",
