@@ -52,9 +52,14 @@ from psrpcore.types import (
     PSObject,
     PSSecureString,
     PSString,
+    PSInt,
+    PSPrimitiveDictionary,
+    PSRPMessageType,
     PSType,
+    PSVersion,
     serialize,
 )
+from psrpcore.types import ApplicationPrivateData, PipelineState, RunspacePoolStateMsg, SessionCapability
 from psrpcore.types._serializer import _serialize_datetime, _serialize_string
 
 from ..core.secrets import Secret
@@ -120,17 +125,72 @@ class Clixml:
 
 
 class _LabRunspacePool(psrpcore.ServerRunspacePool):
-    """psrpcore's server runspace pool, which also queues an output object given as `Clixml`: psrpcore frames,
-    numbers, fragments and sends it like any other message; only its serialisation was done beforehand."""
+    """psrpcore's server runspace pool, which also queues an output object given as `Clixml`, and serialises
+    each of its own protocol messages that do not change (the session capability, the application private
+    data, an Opened or pipeline state without an error) once per process: psrpcore frames, numbers, fragments
+    and sends them like any other message; only the serialisation was done beforehand."""
 
     def prepare_message(self, message: Any, message_type: Any = None, pipeline_id: Any = None,
                         stream_type: psrpcore.StreamType = psrpcore.StreamType.default) -> None:
-        if not isinstance(message, Clixml):
-            return super().prepare_message(message, message_type, pipeline_id, stream_type)
-        data = create_message(self._is_client, message_type, message.data, self.runspace_pool_id, pipeline_id)
-        self._send_buffer.append(PSRPMessage(message_type, bytearray(data), self.runspace_pool_id, pipeline_id,
+        if isinstance(message, Clixml):
+            data = message.data
+        else:
+            key = constant_message_key(message, message_type)
+            if key is None:
+                return super().prepare_message(message, message_type, pipeline_id, stream_type)
+            with _MESSAGES_LOCK:
+                data = _MESSAGES.get(key)
+            if data is None:
+                data = psrpcore_clixml(message, self)
+                with _MESSAGES_LOCK:
+                    _MESSAGES[key] = data
+            if message_type is None:
+                message_type = PSRPMessageType.get_message_id(type(message))
+        framed = create_message(self._is_client, message_type, data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(PSRPMessage(message_type, bytearray(framed), self.runspace_pool_id, pipeline_id,
                                              self._fragment_counter, stream_type))
         return None
+
+
+_CONSTANT = (SessionCapability, ApplicationPrivateData, RunspacePoolStateMsg, PipelineState)
+_MESSAGES: dict[tuple[Any, ...], bytes] = {}
+_MESSAGES_LOCK = threading.Lock()
+
+
+def constant_message_key(message: Any, message_type: Any = None) -> tuple[Any, ...] | None:
+    """A key that determines psrpcore's serialisation of `message`, for the protocol messages a pool sends on
+    every open and every pipeline, when each of their property values is plain (None, a version, an integer,
+    a string, a dictionary of those); None for anything else (an error record, another message)."""
+    kind = type(message)
+    if kind not in _CONSTANT:
+        return None
+    meta = message.PSObject
+    try:
+        values = tuple((p.name, _freeze(p.get_value(message)))
+                       for p in (*meta.adapted_properties, *meta.extended_properties))
+    except _NotPlain:
+        return None
+    return (kind, message_type, tuple(meta.type_names), values)
+
+
+def _freeze(v: Any) -> Any:
+    kind = type(v)
+    if v is None:
+        return None
+    if kind in (str, int, bool):
+        return (kind, str(v))
+    if kind in (PSInt, PSVersion):
+        meta = v.PSObject
+        if meta.extended_properties or meta.adapted_properties:  # an extended primitive: serialised otherwise
+            raise _NotPlain(kind.__name__)
+        return (kind, str(v), tuple(meta.type_names), meta.to_string)
+    if kind in (dict, PSPrimitiveDictionary):
+        meta = getattr(v, "PSObject", None)
+        if meta is not None and (meta.extended_properties or meta.adapted_properties):
+            raise _NotPlain(kind.__name__)
+        names = tuple(meta.type_names) if meta is not None else ()
+        return (kind, names, tuple((_freeze(k), _freeze(x)) for k, x in v.items()))
+    raise _NotPlain(kind.__name__)
 
 
 class _Shell:
@@ -582,6 +642,7 @@ _CUSTOM = ("System.Management.Automation.PSCustomObject", "System.Object")
 _ARRAY = ("System.Collections.ArrayList", "System.Object")
 _CREDENTIAL = ("System.Management.Automation.PSCredential", "System.Object")
 _INT32_MAX = 2147483647
+_INT32_MIN = -2147483648
 # what psrpcore's `_serialize_string` escapes: C0/C1 controls, surrogates, astral characters, "_x"
 _NEEDS_ESCAPE = re.compile("[\u0000-\u001F\u007F-\u009F\uD800-\uDFFF\U00010000-\U0010FFFF]|_[xX]")
 
@@ -631,7 +692,7 @@ class _ClixmlWriter:
             out.append(f"<Nil{name} />")
         elif kind is bool:
             out.append(f"<B{name}>{'true' if v else 'false'}</B>")
-        elif kind is int:
+        elif kind is int and v >= _INT32_MIN:  # psrpcore has no element for an integer below Int32's range
             tag = "I64" if v > _INT32_MAX else "I32"
             out.append(f"<{tag}{name}>{v}</{tag}>")
         elif kind is str:
@@ -663,7 +724,9 @@ class _ClixmlWriter:
                 out.append("<LST /></Obj>")
         elif _is_credential_without_password(v):
             self._open(name, _CREDENTIAL)
-            out.append(f'<Props><S N="UserName">{_text(str(v.user))}</S><Nil N="Password" /></Props></Obj>')
+            out.append("<Props>")
+            self.value(v.user, ' N="UserName"')
+            out.append('<Nil N="Password" /></Props></Obj>')
         else:
             raise _NotPlain(kind.__name__)
 
