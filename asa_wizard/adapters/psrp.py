@@ -198,6 +198,19 @@ def _exchange_key() -> Any:
         return _KEY
 
 
+def _command_metadata(pool: RunspacePool, names: list[str]) -> list[Any]:
+    """MS-PSRP GetCommandMetadata (the message pypsrp's `RunspacePool.get_command_metadata` sends), each
+    CommandMetadata read by `_Clixml` as a dict (`Name`, `Parameters`: name -> metadata): pypsrp would
+    re-serialise and re-parse every nested ParameterMetadata element first."""
+    from pypsrp.complex_objects import CommandType
+    from pypsrp.messages import GetCommandMetadata
+
+    ps = PowerShell(pool)
+    ps._invoke(GetCommandMetadata(names, CommandType.ALL, None, None))
+    output = ps.end_invoke()
+    return [_from_wire(o, pool) for o in output[1:]]  # the first object is the count
+
+
 def _exchange_keys(pool: RunspacePool, timeout_ms: int = 60000) -> None:
     """MS-PSRP's key exchange (what pypsrp's `RunspacePool.exchange_keys` sends) with the process's key pair:
     PUBLIC_KEY (the key in Microsoft's blob layout), then wait for ENCRYPTED_SESSION_KEY, which pypsrp
@@ -308,16 +321,19 @@ class ExchangeRps:
 
         def run(p: _Pool) -> dict[str, frozenset[str]]:
             try:
-                metas = p.pool.get_command_metadata(list(cmdlets))
+                metas = _command_metadata(p.pool, list(cmdlets))
             except WSManFaultError as exc:
                 if exc.code == FAULT_SHELL_GONE:
                     raise _ShellGone(exc) from None  # reading metadata changes nothing: safe to redo
                 raise
             names: dict[str, set[str]] = {c: set() for c in cmdlets}
             for meta in metas:
+                if not isinstance(meta, dict):
+                    continue
+                parameters = meta.get("Parameters")
                 for cmdlet in cmdlets:
-                    if str(meta.name or "").lower() == cmdlet.lower():
-                        names[cmdlet].update(str(k) for k in (meta.parameters or {}))
+                    if str(meta.get("Name") or "").lower() == cmdlet.lower() and isinstance(parameters, dict):
+                        names[cmdlet].update(str(k) for k in parameters)
             return {c: frozenset(v) for c, v in names.items()}
 
         return self._with_pool(server, f"the metadata of {', '.join(cmdlets)}", run, [self.settings.password])
