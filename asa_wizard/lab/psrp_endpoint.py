@@ -24,6 +24,7 @@ encryption, because the embedded lab has no KDC.
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import importlib
 import re
@@ -651,16 +652,29 @@ class _NotPlain(Exception):
     """A value the direct writer does not handle (a password, an enum, ...): psrpcore serialises it."""
 
 
+def _escape(text: str) -> str:
+    """XML's escaping of element text (what ElementTree writes)."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
 def _text(value: str) -> str:
     """A string as CLIXML element text (psrpcore's escaping, then XML's)."""
     if _NEEDS_ESCAPE.search(value):
         value = _serialize_string(value)
-    return escape(value)
+    return _escape(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def _attr(value: str) -> str:
-    """A property name as the N attribute (psrpcore's escaping, then XML's attribute escaping)."""
-    return escape(_serialize_string(value), {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#09;"})
+    """A property name as the N attribute (psrpcore's escaping, then XML's attribute escaping); a row's
+    property names repeat in every row, so each is escaped once."""
+    return _escape(_serialize_string(value)).replace('"', "&quot;")
 
 
 class _ClixmlWriter:
@@ -680,7 +694,7 @@ class _ClixmlWriter:
         known = self.types.get(type_names[0])
         if known is None:
             known = self.types[type_names[0]] = len(self.types)
-            tn = f'<TN RefId="{known}">' + "".join(f"<T>{escape(t)}</T>" for t in type_names) + "</TN>"
+            tn = f'<TN RefId="{known}">' + "".join(f"<T>{_escape(t)}</T>" for t in type_names) + "</TN>"
         else:
             tn = f'<TNRef RefId="{known}" />'
         self.out.append(f'<Obj RefId="{ref}"{name}>{tn}')
@@ -700,7 +714,7 @@ class _ClixmlWriter:
             out.append(f"<S{name}>{text}</S>" if text else f"<S{name} />")
         elif kind is datetime:
             when = (v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-            out.append(f"<DT{name}>{escape(_serialize_datetime(when))}</DT>")
+            out.append(f"<DT{name}>{_escape(_serialize_datetime(when))}</DT>")
         elif kind is dict:
             type_name = v.get("PSTypeName")
             if type_name is not None and type(type_name) is not str:
