@@ -39,6 +39,7 @@ from xml.sax.saxutils import escape
 import psrpcore
 from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
+    ApplicationPrivateData,
     CommandTypes,
     ErrorCategory,
     ErrorCategoryInfo,
@@ -48,19 +49,21 @@ from psrpcore.types import (
     PSCredential,
     PSCustomObject,
     PSDateTime,
+    PSInt,
     PSInvocationState,
     PSNoteProperty,
     PSObject,
-    PSSecureString,
-    PSString,
-    PSInt,
     PSPrimitiveDictionary,
     PSRPMessageType,
+    PSSecureString,
+    PSString,
     PSType,
     PSVersion,
+    PipelineState,
+    RunspacePoolStateMsg,
+    SessionCapability,
     serialize,
 )
-from psrpcore.types import ApplicationPrivateData, PipelineState, RunspacePoolStateMsg, SessionCapability
 from psrpcore.types._serializer import _serialize_datetime, _serialize_string
 
 from ..core.secrets import Secret
