@@ -316,10 +316,12 @@ class ExchangeRps:
                 raise
             names: dict[str, set[str]] = {c: set() for c in cmdlets}
             for meta in metas:
+                if not isinstance(meta, dict):
+                    continue
+                parameters = meta.get("Parameters")
                 for cmdlet in cmdlets:
-                    if str(meta.get("Name") or "").lower() == cmdlet.lower():
-                        parameters = meta.get("Parameters")
-                        names[cmdlet].update(str(k) for k in (parameters if isinstance(parameters, dict) else {}))
+                    if str(meta.get("Name") or "").lower() == cmdlet.lower() and isinstance(parameters, dict):
+                        names[cmdlet].update(str(k) for k in parameters)
             return {c: frozenset(v) for c, v in names.items()}
 
         return self._with_pool(server, f"the metadata of {', '.join(cmdlets)}", run, [self.settings.password])

@@ -24,6 +24,7 @@ encryption, because the embedded lab has no KDC.
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import importlib
 import re
@@ -36,7 +37,9 @@ from typing import Any, Callable, Mapping
 from xml.sax.saxutils import escape
 
 import psrpcore
+from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
+    ApplicationPrivateData,
     CommandTypes,
     ErrorCategory,
     ErrorCategoryInfo,
@@ -46,13 +49,22 @@ from psrpcore.types import (
     PSCredential,
     PSCustomObject,
     PSDateTime,
+    PSInt,
     PSInvocationState,
     PSNoteProperty,
     PSObject,
+    PSPrimitiveDictionary,
+    PSRPMessageType,
     PSSecureString,
     PSString,
     PSType,
+    PSVersion,
+    PipelineState,
+    RunspacePoolStateMsg,
+    SessionCapability,
+    serialize,
 )
+from psrpcore.types._serializer import _serialize_datetime, _serialize_string
 
 from ..core.secrets import Secret
 
@@ -107,6 +119,84 @@ class _Pipe:
     started: bool = False
 
 
+class Clixml:
+    """One output object already serialised (UTF-8 CLIXML, exactly what psrpcore's serializer makes of it)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _LabRunspacePool(psrpcore.ServerRunspacePool):
+    """psrpcore's server runspace pool, which also queues an output object given as `Clixml`, and serialises
+    each of its own protocol messages that do not change (the session capability, the application private
+    data, an Opened or pipeline state without an error) once per process: psrpcore frames, numbers, fragments
+    and sends them like any other message; only the serialisation was done beforehand."""
+
+    def prepare_message(self, message: Any, message_type: Any = None, pipeline_id: Any = None,
+                        stream_type: psrpcore.StreamType = psrpcore.StreamType.default) -> None:
+        if isinstance(message, Clixml):
+            data = message.data
+        else:
+            key = constant_message_key(message, message_type)
+            if key is None:
+                return super().prepare_message(message, message_type, pipeline_id, stream_type)
+            with _MESSAGES_LOCK:
+                data = _MESSAGES.get(key)
+            if data is None:
+                data = psrpcore_clixml(message, self)
+                with _MESSAGES_LOCK:
+                    _MESSAGES[key] = data
+            if message_type is None:
+                message_type = PSRPMessageType.get_message_id(type(message))
+        framed = create_message(self._is_client, message_type, data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(PSRPMessage(message_type, bytearray(framed), self.runspace_pool_id, pipeline_id,
+                                             self._fragment_counter, stream_type))
+        return None
+
+
+_CONSTANT = (SessionCapability, ApplicationPrivateData, RunspacePoolStateMsg, PipelineState)
+_MESSAGES: dict[tuple[Any, ...], bytes] = {}
+_MESSAGES_LOCK = threading.Lock()
+
+
+def constant_message_key(message: Any, message_type: Any = None) -> tuple[Any, ...] | None:
+    """A key that determines psrpcore's serialisation of `message`, for the protocol messages a pool sends on
+    every open and every pipeline, when each of their property values is plain (None, a version, an integer,
+    a string, a dictionary of those); None for anything else (an error record, another message)."""
+    kind = type(message)
+    if kind not in _CONSTANT:
+        return None
+    meta = message.PSObject
+    try:
+        values = tuple((p.name, _freeze(p.get_value(message)))
+                       for p in (*meta.adapted_properties, *meta.extended_properties))
+    except _NotPlain:
+        return None
+    return (kind, message_type, tuple(meta.type_names), values)
+
+
+def _freeze(v: Any) -> Any:
+    kind = type(v)
+    if v is None:
+        return None
+    if kind in (str, int, bool):
+        return (kind, str(v))
+    if kind in (PSInt, PSVersion):
+        meta = v.PSObject
+        if meta.extended_properties or meta.adapted_properties:  # an extended primitive: serialised otherwise
+            raise _NotPlain(kind.__name__)
+        return (kind, str(v), tuple(meta.type_names), meta.to_string)
+    if kind in (dict, PSPrimitiveDictionary):
+        meta = getattr(v, "PSObject", None)
+        if meta is not None and (meta.extended_properties or meta.adapted_properties):
+            raise _NotPlain(kind.__name__)
+        names = tuple(meta.type_names) if meta is not None else ()
+        return (kind, names, tuple((_freeze(k), _freeze(x)) for k, x in v.items()))
+    raise _NotPlain(kind.__name__)
+
+
 class _Shell:
     """One runspace pool (a WS-Management shell) and the session it belongs to."""
 
@@ -115,7 +205,7 @@ class _Shell:
         self.server = server
         self.user = user
         self.session = session
-        self.pool = psrpcore.ServerRunspacePool()
+        self.pool = _LabRunspacePool()
         self.lock = threading.RLock()
         self.ready = threading.Condition(self.lock)
         self.out: dict[str | None, list[bytes]] = {}  # pipeline id (upper) or None (the pool) -> fragments
@@ -397,15 +487,9 @@ class LabPsrpEndpoint:
         with shell.lock:
             p = pipe.pipeline
             p.start()
-            p.write_output(PSCustomObject(PSTypeName="Selected.Microsoft.PowerShell.Commands.GenericMeasureInfo",
-                                          Count=len(found)))
+            p.write_output(_metadata_clixml(shell.pool, ("count", len(found))))
             for name, params in found:
-                p.write_output(PSCustomObject(
-                    PSTypeName="Selected.System.Management.Automation.CmdletInfo", Name=name,
-                    Namespace="tmp_exchange", HelpUri="", CommandType=CommandTypes.Function,
-                    ResolvedCommandName=None, OutputType=[],
-                    Parameters={n: _ParameterMetadata(Name=n, ParameterType="System.Object", Aliases=[],
-                                                      SwitchParameter=False, IsDynamic=False) for n in params}))
+                p.write_output(_metadata_clixml(shell.pool, ("cmdlet", name, tuple(params))))
             p.complete()
 
     def _run_pipeline(self, shell: _Shell, pipe: _Pipe, ps: Any) -> None:
@@ -439,12 +523,45 @@ class LabPsrpEndpoint:
                 if isinstance(obj, self.backend.CmdletError):  # a non-terminating error among the rows
                     _write_error(p, obj.message, obj.category, obj.error_id, obj.target)
                 else:
-                    p.write_output(_to_ps(obj))
+                    p.write_output(_output(obj))
             if error is not None:
                 _write_error(p, str(error.args[0]) if error.args else str(error),
                              getattr(error, "category", "NotSpecified"), getattr(error, "error_id", ""),
                              getattr(error, "target", ""))
             p.complete()
+
+
+# --- GetCommandMetadata replies ----------------------------------------------------------------------------
+def metadata_object(key: tuple[Any, ...]) -> PSObject:
+    """One object of a GetCommandMetadata reply ([MS-PSRP] 3.1.4.5): ("count", n) is the leading
+    GenericMeasureInfo, ("cmdlet", name, parameter names) one CommandMetadata."""
+    if key[0] == "count":
+        return PSCustomObject(PSTypeName="Selected.Microsoft.PowerShell.Commands.GenericMeasureInfo", Count=key[1])
+    _, name, params = key
+    return PSCustomObject(
+        PSTypeName="Selected.System.Management.Automation.CmdletInfo", Name=name,
+        Namespace="tmp_exchange", HelpUri="", CommandType=CommandTypes.Function,
+        ResolvedCommandName=None, OutputType=[],
+        Parameters={n: _ParameterMetadata(Name=n, ParameterType="System.Object", Aliases=[],
+                                          SwitchParameter=False, IsDynamic=False) for n in params})
+
+
+_METADATA: dict[tuple[Any, ...], bytes] = {}
+_METADATA_LOCK = threading.Lock()
+
+
+def _metadata_clixml(pool: psrpcore.ServerRunspacePool, key: tuple[Any, ...]) -> Clixml:
+    """psrpcore's serialisation of `metadata_object(key)`, made once per process: a command's metadata depends
+    only on its name and the parameters RBAC shows (a handful of distinct replies), while every server's
+    pre-flight asks for it."""
+    version = str(getattr(pool.their_capability, "protocol_version", ""))
+    with _METADATA_LOCK:
+        data = _METADATA.get((version, *key))
+    if data is None:
+        data = psrpcore_clixml(metadata_object(key), pool)
+        with _METADATA_LOCK:
+            _METADATA[(version, *key)] = data
+    return Clixml(data)
 
 
 # --- conversions ------------------------------------------------------------------------------------------
@@ -522,6 +639,146 @@ def _to_ps(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_to_ps(v) for v in value]
     return value
+
+
+# --- output objects as CLIXML, without building PSObjects ------------------------------------------------
+_CUSTOM = ("System.Management.Automation.PSCustomObject", "System.Object")
+_ARRAY = ("System.Collections.ArrayList", "System.Object")
+_CREDENTIAL = ("System.Management.Automation.PSCredential", "System.Object")
+_INT32_MAX = 2147483647
+_INT32_MIN = -2147483648
+# what psrpcore's `_serialize_string` escapes: C0/C1 controls, surrogates, astral characters, "_x"
+_NEEDS_ESCAPE = re.compile("[\u0000-\u001F\u007F-\u009F\uD800-\uDFFF\U00010000-\U0010FFFF]|_[xX]")
+
+
+class _NotPlain(Exception):
+    """A value the direct writer does not handle (a password, an enum, ...): psrpcore serialises it."""
+
+
+def _escape(text: str) -> str:
+    """XML's escaping of element text (what ElementTree writes)."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _text(value: str) -> str:
+    """A string as CLIXML element text (psrpcore's escaping, then XML's)."""
+    if _NEEDS_ESCAPE.search(value):
+        value = _serialize_string(value)
+    return _escape(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _attr(value: str) -> str:
+    """A property name as the N attribute (psrpcore's escaping, then XML's attribute escaping); a row's
+    property names repeat in every row, so each is escaped once."""
+    return _escape(_serialize_string(value)).replace('"', "&quot;")
+
+
+class _ClixmlWriter:
+    """The CLIXML psrpcore's serializer writes for `_to_ps(value)` of a model value made of None, bool, int, str,
+    datetime, lists, dicts (PSCustomObjects, `PSTypeName` first among their type names) and credentials without a
+    password: the same elements, reference ids, type-name references and escaping, written as text directly
+    instead of through PSObjects and an ElementTree. Anything else raises `_NotPlain`."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.ref = 0
+        self.types: dict[str, int] = {}  # main type name -> its TN RefId in this message
+
+    def _open(self, name: str, type_names: tuple[str, ...] | list[str]) -> None:
+        ref = self.ref
+        self.ref += 1
+        known = self.types.get(type_names[0])
+        if known is None:
+            known = self.types[type_names[0]] = len(self.types)
+            tn = f'<TN RefId="{known}">' + "".join(f"<T>{_escape(t)}</T>" for t in type_names) + "</TN>"
+        else:
+            tn = f'<TNRef RefId="{known}" />'
+        self.out.append(f'<Obj RefId="{ref}"{name}>{tn}')
+
+    def value(self, v: Any, name: str = "") -> None:
+        out = self.out
+        kind = type(v)
+        if v is None:
+            out.append(f"<Nil{name} />")
+        elif kind is bool:
+            out.append(f"<B{name}>{'true' if v else 'false'}</B>")
+        elif kind is int and v >= _INT32_MIN:  # psrpcore has no element for an integer below Int32's range
+            tag = "I64" if v > _INT32_MAX else "I32"
+            out.append(f"<{tag}{name}>{v}</{tag}>")
+        elif kind is str:
+            text = _text(v)
+            out.append(f"<S{name}>{text}</S>" if text else f"<S{name} />")
+        elif kind is datetime:
+            when = (v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+            out.append(f"<DT{name}>{_escape(_serialize_datetime(when))}</DT>")
+        elif kind is dict:
+            type_name = v.get("PSTypeName")
+            if type_name is not None and type(type_name) is not str:
+                raise _NotPlain(type(type_name).__name__)
+            self._open(name, (type_name, *_CUSTOM) if type_name is not None else _CUSTOM)
+            props = [(k, x) for k, x in v.items() if k != "PSTypeName"]
+            if props:
+                out.append("<MS>")
+                for k, x in props:
+                    self.value(x, f' N="{_attr(str(k))}"')
+                out.append("</MS>")
+            out.append("</Obj>")
+        elif kind is list or kind is tuple:
+            self._open(name, _ARRAY)
+            if v:
+                out.append("<LST>")
+                for x in v:
+                    self.value(x)
+                out.append("</LST></Obj>")
+            else:
+                out.append("<LST /></Obj>")
+        elif _is_credential_without_password(v):
+            self._open(name, _CREDENTIAL)
+            out.append("<Props>")
+            self.value(v.user, ' N="UserName"')
+            out.append('<Nil N="Password" /></Props></Obj>')
+        else:
+            raise _NotPlain(kind.__name__)
+
+
+def _is_credential_without_password(v: Any) -> bool:
+    from ..adapters.psrp import PsCredential
+
+    return type(v) is PsCredential and v.password is None and type(v.user) is str
+
+
+def fast_clixml(value: Any) -> bytes | None:
+    """The UTF-8 CLIXML of one output object as psrpcore would serialise `_to_ps(value)`, or None when the
+    value holds something only psrpcore serialises (a SecureString needs the pool's session key)."""
+    writer = _ClixmlWriter()
+    try:
+        writer.value(value)
+    except _NotPlain:
+        return None
+    return "".join(writer.out).encode("utf-8")
+
+
+def psrpcore_clixml(value: Any, pool: psrpcore.ServerRunspacePool | None = None) -> bytes:
+    """What psrpcore's own serializer makes of a PSObject (or `_to_ps` of a model value), as the pool would
+    send it: the reference the fast path is tested against, and the bytes the metadata cache keeps."""
+    obj = value if isinstance(value, PSObject) else _to_ps(value)
+    kwargs = {} if pool is None else {"our_capability": pool.our_capability, "their_capability": pool.their_capability}
+    element = serialize(obj, pool._cipher if pool is not None else None, **kwargs)  # type: ignore[arg-type]
+    return ET.tostring(element, encoding="utf-8", method="xml")
+
+
+def _output(value: Any) -> Any:
+    """What a pipeline writes for one model value: its CLIXML when the direct writer handles it, else the
+    PSObject psrpcore serialises itself."""
+    data = fast_clixml(value)
+    return Clixml(data) if data is not None else _to_ps(value)
 
 
 def operation_timeout(root: ET.Element) -> float:

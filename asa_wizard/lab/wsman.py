@@ -24,6 +24,7 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
@@ -42,6 +43,8 @@ ENCODED = re.compile(r"^powershell(?:\.exe)?(?:\s+-(?:NoProfile|NonInteractive|N
                      re.I)
 MAX_COMMAND_LINE = 8191  # cmd.exe
 SOCKET_TIMEOUT = 15.0  # idle keep-alive connections end after this; threads never outlive it
+MAX_HEADER_LINE = 65536  # http.client's limits, which http.server applies
+MAX_HEADERS = 100
 POLL_SECONDS = 0.02  # how often the accept loop looks for `stop`: what closing the lab waits, at most
 
 
@@ -267,6 +270,24 @@ def _receive_response(cid: str, answer: "Answer | None") -> str:
             "</rsp:ReceiveResponse>")
 
 
+class _Headers:
+    """Request headers, looked up without regard to case (the first of a repeated header, as http.server's)."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+        self._count = 0
+
+    def add(self, name: str, value: str) -> None:
+        self._first.setdefault(name.lower(), value)
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._first.get(name.lower(), default)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # else each request waits for Nagle + delayed ACK (~40 ms)
@@ -276,6 +297,44 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         pass
 
+    def parse_request(self) -> bool:
+        """http.server's parse_request for the requests a WS-Management client sends ("POST <path> HTTP/1.1"
+        and its header lines), without the e-mail parser http.server reads headers with; any other request
+        line goes to http.server's own parser, which answers it as before."""
+        words = self.raw_requestline.split()
+        if len(words) != 3 or words[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+            return super().parse_request()
+        self.command = None
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.request_version = version = words[2].decode("ascii")
+        self.close_connection = version != "HTTP/1.1"
+        command, path = words[0].decode("iso-8859-1"), words[1].decode("iso-8859-1")
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        self.command, self.path = command, path
+        headers = _Headers()
+        while True:
+            line = self.rfile.readline(MAX_HEADER_LINE + 1)
+            if len(line) > MAX_HEADER_LINE:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            if len(headers) >= MAX_HEADERS:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+                return False
+            name, _, value = line.decode("iso-8859-1").partition(":")
+            headers.add(name.strip(), value.strip())
+        self.headers = headers  # type: ignore[assignment]
+        conntype = headers.get("Connection", "").lower()
+        if conntype == "close":
+            self.close_connection = True
+        elif conntype == "keep-alive":
+            self.close_connection = False
+        if headers.get("Expect", "").lower() == "100-continue" and version == "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
+
     def _send(self, code: int, body: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
         data = body.encode("utf-8")
         self.send_response(code)
@@ -283,8 +342,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for k, v in extra:
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        # end_headers() with the body in the same write: one TLS record and one segment per answer, not two
+        self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]
+        self.flush_headers()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         data = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
