@@ -28,6 +28,7 @@ about AD, this module teaches it, each item the way a Windows DC behaves:
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import datetime, timedelta
@@ -43,6 +44,8 @@ from ldap3.operation.search import AND, MATCH_EQUAL, MATCH_EXTENSIBLE, MATCH_PRE
 from ldap3.utils.conv import escape_filter_chars, ldap_escape_to_bytes
 from ldap3.protocol.rfc4512 import AttributeTypeInfo, DsaInfo, ObjectClassInfo, SchemaInfo
 from ldap3.protocol.schemas.ad2012R2 import ad_2012_r2_schema
+from ldap3.core.exceptions import LDAPInvalidValueError
+from ldap3.protocol.formatters.standard import find_attribute_validator
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import to_raw
 from ldap3.utils.dn import escape_rdn, parse_dn, safe_dn, safe_rdn, to_dn
@@ -52,7 +55,7 @@ from ..adapters.ldap import AUTODISCOVER_KEYWORD, LdapDirectory, LdapSettings, d
 from ..core.model import AUTH_FLAG_BITS, UAC_ACCOUNTDISABLE, UAC_DONT_EXPIRE_PASSWD, UAC_NOT_DELEGATED, \
     UAC_TRUSTED_FOR_DELEGATION, UAC_TRUSTED_TO_AUTH_FOR_DELEGATION, AccountKind, Service
 from ..core.secrets import Secret
-from .scenario import LabAccount, LabServer, Scenario, password_digest, scenario_digest
+from .scenario import LabAccount, LabServer, Scenario, collection_paused, password_digest, scenario_digest
 from .snapshot import ROLE_VALUES, account_dn, all_accounts, configuration_dn, exchange_org_dn, \
     exchange_server_dn, servers_container_dn, site_dn
 
@@ -128,6 +131,9 @@ class LabDirectory:
         self._index = _AttributeIndex()
         self._accounts_cache: tuple[int, list[LabAccount]] | None = None
         self._safe_dns: dict[str, str] = {}
+        self._rdns: dict[str, list[tuple[str, bytes]]] = {}
+        self._safe_rdns: dict[str, str] = {}
+        self._preparers: dict[str, tuple] = {}
         self.reset(scenario)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -150,7 +156,8 @@ class LabDirectory:
                 self.gc_server.dit_lock = self.server.dit_lock
             self.admin_dn = f"CN={escape_rdn(self._admin_sam())},CN=Users,{scenario.domain_dn}"
             self._digests: dict[str, str] = {}  # dn (lower) -> digest of a password set through LDAP
-            self._load()
+            with collection_paused():
+                self._load()
             self._index.clear()
 
     @property
@@ -203,9 +210,10 @@ class LabDirectory:
 
     def _insert(self, conn: Connection, dn: str, attrs: dict) -> bool:
         """The entry exactly as the mock's `add_entry` stores it, built without its per-entry costs: the DN is
-        normalized once per parent (not parsed whole for every entry) and the object class hierarchy once per
-        class. A directory of 1,000 servers has some 11,000 entries."""
-        strategy, dit, schema = conn.strategy, self.server.dit, self.server.schema
+        normalized once per parent (not parsed whole for every entry), each RDN once, the object class hierarchy
+        once per class and each attribute's validator looked up once. A directory of 1,000 servers has some
+        11,000 entries."""
+        strategy, dit = conn.strategy, self.server.dit
         escaped_dn = self._safe_dn(dn)
         with self.server.dit_lock:
             if escaped_dn in dit:
@@ -215,26 +223,64 @@ class LabDirectory:
                 if attribute in strategy.operational_attributes:
                     continue
                 values = list(values) if isinstance(values, (list, tuple)) else [values]
-                if schema.attribute_types[attribute].single_value and len(values) > 1:
+                single, prepare = self._preparer(strategy, attribute)
+                if single and len(values) > 1:
                     return False
                 if attribute.lower() == "objectclass":
                     classes: set[str] = set()
                     for object_class in values:
-                        if object_class not in schema.object_classes:
+                        if not _known_class(object_class):
                             return False
                         classes |= _class_hierarchy(object_class)
                     entry["objectClass"] = [to_raw(c) for c in classes]
                 else:
-                    entry[attribute] = [strategy._prepare_value(attribute, v, True) for v in values]
+                    entry[attribute] = [prepare(v) for v in values]
             split = _first_separator(escaped_dn)  # the RDN alone: parsing the whole DN gives the same
-            for attr, value in safe_rdn(escaped_dn if split < 0 else escaped_dn[:split], decompose=True):
+            for attr, value in self._rdn_parts(escaped_dn if split < 0 else escaped_dn[:split]):
                 if attr not in entry:
-                    entry[attr] = [to_raw(value)]
-                elif to_raw(value) not in entry[attr]:
-                    entry[attr].append(to_raw(value))
+                    entry[attr] = [value]
+                elif value not in entry[attr]:
+                    entry[attr].append(value)
             entry["entryDN"] = [to_raw(escaped_dn)]
             dit[escaped_dn] = entry
             return True
+
+    def _preparer(self, strategy, attribute: str):
+        """(single-valued?, the mock's `_prepare_value` for the attribute) with the schema looked up once."""
+        hit = self._preparers.get(attribute)
+        if hit is None:
+            schema = self.server.schema
+            validator = find_attribute_validator(schema, attribute, strategy.custom_validators)
+
+            prepared: dict[tuple[type, object], bytes] = {}  # values repeat: roles, hosts, auth flags, sites
+
+            def prepare(value):  # as MockBaseStrategy._prepare_value(attribute, value, validate=True)
+                key = (type(value), value)
+                try:
+                    raw = prepared.get(key)
+                except TypeError:  # not hashable: not remembered
+                    key, raw = None, None
+                if raw is not None:
+                    return raw
+                validated = validator(value)
+                if validated is False:
+                    raise LDAPInvalidValueError(f"value non valid for attribute '{attribute}'")
+                raw = to_raw(value if validated is True else validated)
+                if not isinstance(raw, bytes):
+                    raise LDAPInvalidValueError(f"the value of {attribute} must be bytes")
+                if key is not None:
+                    prepared[key] = raw
+                return raw
+
+            hit = self._preparers[attribute] = (bool(schema.attribute_types[attribute].single_value), prepare)
+        return hit
+
+    def _rdn_parts(self, rdn: str) -> list[tuple[str, bytes]]:
+        """safe_rdn(rdn, decompose=True), each value as the mock stores it (remembered per RDN)."""
+        hit = self._rdns.get(rdn)
+        if hit is None:
+            hit = self._rdns[rdn] = [(attr, to_raw(value)) for attr, value in safe_rdn(rdn, decompose=True)]
+        return hit
 
     def _safe_dn(self, dn: str) -> str:
         """ldap3's safe_dn(dn), computed as safe_dn(first RDN) + the parent's, which is remembered."""
@@ -246,7 +292,11 @@ class LabDirectory:
         if split < 0 or "@" in dn or dn.startswith("<"):
             out = safe_dn(dn)
         else:
-            out = safe_dn(dn[:split]) + "," + self._safe_dn(dn[split + 1:])
+            rdn = dn[:split]
+            safe = self._safe_rdns.get(rdn)
+            if safe is None:
+                safe = self._safe_rdns[rdn] = safe_dn(rdn)
+            out = safe + "," + self._safe_dn(dn[split + 1:])
         cache[dn] = out
         return out
 
@@ -758,20 +808,25 @@ def _class_hierarchy(object_class: str) -> frozenset[str]:
     return frozenset(classes)
 
 
+@lru_cache(maxsize=None)
+def _known_class(object_class: str) -> bool:
+    return object_class in lab_schema().object_classes
+
+
 def _first_separator(dn: str) -> int:
-    """The index of the first RDN separator (an unescaped comma), or -1."""
-    i = 0
-    while i < len(dn):
-        c = dn[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            return -1  # a quoted value: let ldap3 parse the whole DN
-        if c == ",":
-            return i
-        i += 1
-    return -1
+    """The index of the first RDN separator (an unescaped comma), or -1 (also for a quoted value: then ldap3
+    parses the whole DN)."""
+    first = _RDN_SPECIAL.search(dn)
+    if first is not None and first.group() == "\\":  # an escape before the first comma: the slow way
+        first = _RDN_TEXT.match(dn)
+        end = first.end()
+    else:
+        end = first.start() if first is not None else len(dn)
+    return end if end < len(dn) and dn[end] == "," else -1
+
+
+_RDN_SPECIAL = re.compile(r'[\\",]')
+_RDN_TEXT = re.compile(r'(?:[^\\",]|\\.)*', re.DOTALL)  # up to the first unescaped comma, quote or lone backslash
 
 
 def _indexed_term(node) -> bool:
@@ -894,12 +949,11 @@ def _search_answer(strategy, request: dict, base: str, found: set[str]) -> tuple
     size_limit = request["sizeLimit"]
     if strategy.connection.raise_exceptions and 0 < size_limit < len(matched):
         return [], {"resultCode": 4, "matchedDN": "", "diagnosticMessage": "size limit exceeded", "referral": None}
-    every = ALL_ATTRIBUTES in attributes
+    every, types_only = ALL_ATTRIBUTES in attributes, request["typesOnly"]
     responses = []
     for match in matched:
-        entry = dit[match]
-        listed = [{"type": attribute, "vals": [] if request["typesOnly"] else entry[attribute]}
-                  for attribute in entry if every or attribute.lower() in attributes]
+        listed = [{"type": attribute, "vals": [] if types_only else vals}  # the entry's own lists, as the mock
+                  for attribute, vals in dit[match].items() if every or attribute.lower() in attributes]
         if "+" not in attributes:  # operational attributes only when asked for by name
             for op_attr in strategy.operational_attributes:
                 if op_attr.lower() in attributes:

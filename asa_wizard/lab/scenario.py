@@ -8,8 +8,13 @@ simulated Kerberos from it.
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
+import io
+import pickle
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import InitVar, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -251,7 +256,8 @@ class Scenario:
         return None
 
     def copy(self) -> "Scenario":
-        return copy.deepcopy(self)
+        """A deep copy (the passwords servers hold are shared, as `copy.deepcopy` shares them)."""
+        return clone(self)
 
     def with_servers(self, count: int) -> "Scenario":
         """A copy whose servers are `count` copies of the first, named EX01, EX02, ... (three digits from 100
@@ -265,6 +271,55 @@ class Scenario:
             server.fqdn = f"{server.name.lower()}.{self.domain}"
             out.servers.append(server)
         return out
+
+
+class _Sharer(pickle.Pickler):
+    """Pickles scenario data but leaves the passwords the servers hold out of the stream: they are shared by
+    reference (as `copy.deepcopy` shares them), so a Secret is never serialised."""
+
+    def __init__(self, stream: io.BytesIO, shared: list[HeldPassword]) -> None:
+        super().__init__(stream, pickle.HIGHEST_PROTOCOL)
+        self.shared = shared
+
+    def persistent_id(self, obj: object) -> int | None:
+        if isinstance(obj, HeldPassword):
+            self.shared.append(obj)
+            return len(self.shared) - 1
+        return None
+
+
+class _Receiver(pickle.Unpickler):
+    def __init__(self, stream: io.BytesIO, shared: list[HeldPassword]) -> None:
+        super().__init__(stream)
+        self.shared = shared
+
+    def persistent_load(self, pid: object) -> HeldPassword:
+        return self.shared[int(pid)]  # type: ignore[call-overload]
+
+
+def clone(data: Any) -> Any:
+    """A deep copy of plain scenario data, by pickle: what copy.deepcopy gives, in a third of its time (a scenario
+    of 1,000 servers is some 240,000 objects). The passwords servers hold are shared, not copied."""
+    shared: list[HeldPassword] = []
+    stream = io.BytesIO()
+    with collection_paused():
+        _Sharer(stream, shared).dump(data)
+        stream.seek(0)
+        return _Receiver(stream, shared).load()
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a large structure is built: each full collection walks every object
+    alive, so building N objects with it running costs more than N (with the lab's 11,000 directory entries,
+    a third of the build). Nothing built here is garbage; the collector runs again afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # ----------------------------------------------------------------------------------------------------
