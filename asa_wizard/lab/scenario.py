@@ -11,6 +11,7 @@ import copy
 import gc
 import hashlib
 import io
+import itertools
 import pickle
 import re
 from collections.abc import Iterator
@@ -144,6 +145,15 @@ class LabServer:
         if not self.credentials:
             self.credentials = [c for c in (asa_latest, asa_previous) if isinstance(c, LabCredential)]
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("name", "fqdn"):  # a server's names changed: every index of server lists is out of date
+            _SERVER_NAMES[0] = next(_NAME_CHANGES)
+        object.__setattr__(self, name, value)
+
+
+_NAME_CHANGES = itertools.count(1)
+_SERVER_NAMES = [0]  # a new number at every change of any LabServer's name or FQDN (see Scenario.server)
+
 
 def _latest(self: LabServer) -> LabCredential | None:
     return self.credentials[0] if self.credentials else None
@@ -249,11 +259,33 @@ class Scenario:
         return self.domain.upper()
 
     def server(self, name: str) -> LabServer | None:
+        """The first server in the list whose name or FQDN is `name` (any case), from an index of the list (every
+        request to a lab server asks). The index is made again when the list is another or of another length, or
+        when any server's name or FQDN changed; a server it does not hold is looked for by a scan of the list."""
         want = name.lower()
-        for s in self.servers:
+        servers = self.servers
+        index = self.__dict__.get("_server_index")
+        if index is None or index[0] is not servers or index[1] != len(servers) or index[2] != _SERVER_NAMES[0]:
+            positions: dict[str, int] = {}
+            for i, s in enumerate(servers):
+                positions.setdefault(s.name.lower(), i)
+                positions.setdefault(s.fqdn.lower(), i)
+            index = self.__dict__["_server_index"] = (servers, len(servers), _SERVER_NAMES[0], positions)
+        i = index[3].get(want)
+        if i is not None:
+            s = servers[i]
+            if s.name.lower() == want or s.fqdn.lower() == want:
+                return s
+        for s in servers:
             if s.name.lower() == want or s.fqdn.lower() == want:
                 return s
         return None
+
+    def __getstate__(self) -> dict:
+        """What a copy or a pickle holds: the fields, not the index of the server list."""
+        state = dict(self.__dict__)
+        state.pop("_server_index", None)
+        return state
 
     def copy(self) -> "Scenario":
         """A deep copy (the passwords servers hold are shared, as `copy.deepcopy` shares them)."""
