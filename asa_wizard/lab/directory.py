@@ -14,40 +14,48 @@ about AD, this module teaches it, each item the way a Windows DC behaves:
   constraintViolation (19) like AD; a duplicate sAMAccountName with entryAlreadyExists (68); `unicodePwd`
   needs an encrypted channel, is never stored, sets pwdLastSet and increments msDS-KeyVersionNumber; a new
   user starts disabled (514) with pwdLastSet 0, a new account at key version 1.
-- Bitwise matching rules do not work in the mock: the adapter never uses them (flags are read and tested
-  in Python), so nothing is lost.
-- Indexes, as a DC has them: the mock tests every filter term against every entry, so a 50-term OR of
-  sAMAccountName or servicePrincipalName equalities costs 50 passes over the directory. On the adapter's
-  connections the lab answers equality and presence terms on the text attributes AD indexes from an
-  index per attribute (built on first use, dropped on any write); other terms are tested as the mock
-  does, on the entries the indexed terms left. The answers are the same, only cheaper.
+- Bitwise matching rules (`LDAP_MATCHING_RULE_BIT_AND` 1.2.840.113556.1.4.803 and `_BIT_OR` .804), which the
+  mock refuses: answered as a DC answers them (the unconstrained-delegation search sends one).
+- Indexes, as a DC has them: the mock lists every entry of a search's scope and tests every filter term
+  against each, so a 50-term OR of sAMAccountName or servicePrincipalName equalities costs 50 passes over
+  the directory, and a read of one account a pass. On the adapter's connections the lab answers equality
+  terms on the text attributes AD indexes, presence terms and the bitwise rules from an index per attribute
+  (built on first use, then kept up to date by each write, which moves only the written entry's values);
+  when the indexes narrow the filter, only what they found is tested for the scope; other terms are tested
+  as the mock does, on the entries the indexed terms left. The answers are the mock's, only cheaper.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from ldap3 import MOCK_SYNC, NONE, Connection, Server
+from ldap3 import ALL_ATTRIBUTES, MOCK_SYNC, NONE, Connection, Server
 from ldap3.operation.add import add_request_to_dict
+from ldap3.operation.delete import delete_request_to_dict
 from ldap3.operation.modify import modify_request_to_dict
-from ldap3.operation.search import AND, MATCH_EQUAL, MATCH_PRESENT, MATCH_SUBSTRING, OR, ROOT
-from ldap3.utils.conv import ldap_escape_to_bytes
+from ldap3.operation.modifyDn import modify_dn_request_to_dict
+from ldap3.operation.search import AND, MATCH_EQUAL, MATCH_EXTENSIBLE, MATCH_PRESENT, MATCH_SUBSTRING, OR, ROOT, \
+    filter_to_string, parse_filter
+from ldap3.utils.conv import escape_filter_chars, ldap_escape_to_bytes
 from ldap3.protocol.rfc4512 import AttributeTypeInfo, DsaInfo, ObjectClassInfo, SchemaInfo
 from ldap3.protocol.schemas.ad2012R2 import ad_2012_r2_schema
+from ldap3.core.exceptions import LDAPInvalidValueError
+from ldap3.protocol.formatters.standard import find_attribute_validator
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import to_raw
-from ldap3.utils.dn import escape_rdn, parse_dn, safe_dn, safe_rdn
+from ldap3.utils.dn import escape_rdn, parse_dn, safe_dn, safe_rdn, to_dn
 
 from ..adapters.ldap import AUTODISCOVER_KEYWORD, LdapDirectory, LdapSettings, datetime_to_filetime, \
     filetime_to_datetime
 from ..core.model import AUTH_FLAG_BITS, UAC_ACCOUNTDISABLE, UAC_DONT_EXPIRE_PASSWD, UAC_NOT_DELEGATED, \
     UAC_TRUSTED_FOR_DELEGATION, UAC_TRUSTED_TO_AUTH_FOR_DELEGATION, AccountKind, Service
 from ..core.secrets import Secret
-from .scenario import LabAccount, LabServer, Scenario, password_digest, scenario_digest
+from .scenario import LabAccount, LabServer, Scenario, collection_paused, password_digest, scenario_digest
 from .snapshot import ROLE_VALUES, account_dn, all_accounts, configuration_dn, exchange_org_dn, \
     exchange_server_dn, servers_container_dn, site_dn
 
@@ -92,6 +100,7 @@ AUTH_BITS = {name: bit for bit, name in AUTH_FLAG_BITS.items()}
 INDEXED_ATTRIBUTES = frozenset(a.lower() for a in (
     "objectClass", "sAMAccountName", "servicePrincipalName", "distinguishedName", "userPrincipalName", "cn",
     "keywords", "nETBIOSName", "dnsRoot", "member", "memberOf", "msDS-AllowedToDelegateTo"))
+LEVEL_SCOPE, SUBTREE_SCOPE = 1, 2  # a search request's scope, as the mock reads it
 CONSTRAINT_VIOLATION = 19
 UNWILLING_TO_PERFORM = 53
 ENTRY_ALREADY_EXISTS = 68
@@ -122,6 +131,9 @@ class LabDirectory:
         self._index = _AttributeIndex()
         self._accounts_cache: tuple[int, list[LabAccount]] | None = None
         self._safe_dns: dict[str, str] = {}
+        self._rdns: dict[str, list[tuple[str, bytes]]] = {}
+        self._safe_rdns: dict[str, str] = {}
+        self._preparers: dict[str, tuple] = {}
         self.reset(scenario)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -144,8 +156,9 @@ class LabDirectory:
                 self.gc_server.dit_lock = self.server.dit_lock
             self.admin_dn = f"CN={escape_rdn(self._admin_sam())},CN=Users,{scenario.domain_dn}"
             self._digests: dict[str, str] = {}  # dn (lower) -> digest of a password set through LDAP
-            self._load()
-            self._index.invalidate()
+            with collection_paused():
+                self._load()
+            self._index.clear()
 
     @property
     def generation(self) -> int:
@@ -197,9 +210,10 @@ class LabDirectory:
 
     def _insert(self, conn: Connection, dn: str, attrs: dict) -> bool:
         """The entry exactly as the mock's `add_entry` stores it, built without its per-entry costs: the DN is
-        normalized once per parent (not parsed whole for every entry) and the object class hierarchy once per
-        class. A directory of 1,000 servers has some 11,000 entries."""
-        strategy, dit, schema = conn.strategy, self.server.dit, self.server.schema
+        normalized once per parent (not parsed whole for every entry), each RDN once, the object class hierarchy
+        once per class and each attribute's validator looked up once. A directory of 1,000 servers has some
+        11,000 entries."""
+        strategy, dit = conn.strategy, self.server.dit
         escaped_dn = self._safe_dn(dn)
         with self.server.dit_lock:
             if escaped_dn in dit:
@@ -209,26 +223,64 @@ class LabDirectory:
                 if attribute in strategy.operational_attributes:
                     continue
                 values = list(values) if isinstance(values, (list, tuple)) else [values]
-                if schema.attribute_types[attribute].single_value and len(values) > 1:
+                single, prepare = self._preparer(strategy, attribute)
+                if single and len(values) > 1:
                     return False
                 if attribute.lower() == "objectclass":
                     classes: set[str] = set()
                     for object_class in values:
-                        if object_class not in schema.object_classes:
+                        if not _known_class(object_class):
                             return False
                         classes |= _class_hierarchy(object_class)
                     entry["objectClass"] = [to_raw(c) for c in classes]
                 else:
-                    entry[attribute] = [strategy._prepare_value(attribute, v, True) for v in values]
+                    entry[attribute] = [prepare(v) for v in values]
             split = _first_separator(escaped_dn)  # the RDN alone: parsing the whole DN gives the same
-            for attr, value in safe_rdn(escaped_dn if split < 0 else escaped_dn[:split], decompose=True):
+            for attr, value in self._rdn_parts(escaped_dn if split < 0 else escaped_dn[:split]):
                 if attr not in entry:
-                    entry[attr] = [to_raw(value)]
-                elif to_raw(value) not in entry[attr]:
-                    entry[attr].append(to_raw(value))
+                    entry[attr] = [value]
+                elif value not in entry[attr]:
+                    entry[attr].append(value)
             entry["entryDN"] = [to_raw(escaped_dn)]
             dit[escaped_dn] = entry
             return True
+
+    def _preparer(self, strategy, attribute: str):
+        """(single-valued?, the mock's `_prepare_value` for the attribute) with the schema looked up once."""
+        hit = self._preparers.get(attribute)
+        if hit is None:
+            schema = self.server.schema
+            validator = find_attribute_validator(schema, attribute, strategy.custom_validators)
+
+            prepared: dict[tuple[type, object], bytes] = {}  # values repeat: roles, hosts, auth flags, sites
+
+            def prepare(value):  # as MockBaseStrategy._prepare_value(attribute, value, validate=True)
+                key = (type(value), value)
+                try:
+                    raw = prepared.get(key)
+                except TypeError:  # not hashable: not remembered
+                    key, raw = None, None
+                if raw is not None:
+                    return raw
+                validated = validator(value)
+                if validated is False:
+                    raise LDAPInvalidValueError(f"value non valid for attribute '{attribute}'")
+                raw = to_raw(value if validated is True else validated)
+                if not isinstance(raw, bytes):
+                    raise LDAPInvalidValueError(f"the value of {attribute} must be bytes")
+                if key is not None:
+                    prepared[key] = raw
+                return raw
+
+            hit = self._preparers[attribute] = (bool(schema.attribute_types[attribute].single_value), prepare)
+        return hit
+
+    def _rdn_parts(self, rdn: str) -> list[tuple[str, bytes]]:
+        """safe_rdn(rdn, decompose=True), each value as the mock stores it (remembered per RDN)."""
+        hit = self._rdns.get(rdn)
+        if hit is None:
+            hit = self._rdns[rdn] = [(attr, to_raw(value)) for attr, value in safe_rdn(rdn, decompose=True)]
+        return hit
 
     def _safe_dn(self, dn: str) -> str:
         """ldap3's safe_dn(dn), computed as safe_dn(first RDN) + the parent's, which is remembered."""
@@ -240,7 +292,11 @@ class LabDirectory:
         if split < 0 or "@" in dn or dn.startswith("<"):
             out = safe_dn(dn)
         else:
-            out = safe_dn(dn[:split]) + "," + self._safe_dn(dn[split + 1:])
+            rdn = dn[:split]
+            safe = self._safe_rdns.get(rdn)
+            if safe is None:
+                safe = self._safe_rdns[rdn] = safe_dn(rdn)
+            out = safe + "," + self._safe_dn(dn[split + 1:])
         cache[dn] = out
         return out
 
@@ -350,8 +406,10 @@ class LabDirectory:
         strategy = conn.strategy
         plain_add, plain_modify = strategy.mock_add, strategy.mock_modify
         plain_delete, plain_modify_dn = strategy.mock_delete, strategy.mock_modify_dn
-        plain_evaluate = strategy.evaluate_filter_node
+        plain_evaluate, plain_execute = strategy.evaluate_filter_node, strategy._execute_search
+        plain_search = strategy.mock_search
         index = self._index
+        sent_filter: list[str | None] = [None]  # the filter of the search in progress, as the client sent it
 
         def result(code: int, message: str) -> dict:
             return {"resultCode": code, "matchedDN": "", "diagnosticMessage": message, "referral": None}
@@ -360,19 +418,21 @@ class LabDirectory:
             request = add_request_to_dict(request_message)
             attrs = {k.lower(): [_text(v) for v in vals] for k, vals in request["attributes"].items()}
             dn = request["entry"]
-            for spn in attrs.get("serviceprincipalname", []):
-                if self._spn_owner(spn, exclude=dn):
-                    return result(CONSTRAINT_VIOLATION, f"00002083: spn[{spn}] would cause a conflict")
-            sam = (attrs.get("samaccountname") or [None])[0]
-            if sam and self._sam_owner(sam):
-                return result(ENTRY_ALREADY_EXISTS, f"00000524: the account name {sam} is already in use")
-            try:
-                answer = plain_add(request_message, controls)
-                if answer["resultCode"] == 0:
-                    self._new_account_defaults(dn, attrs)
-            finally:
-                index.invalidate()
-            return answer
+            with self._lock:
+                for spn in attrs.get("serviceprincipalname", []):
+                    if self._spn_owner(spn, exclude=dn):
+                        return result(CONSTRAINT_VIOLATION, f"00002083: spn[{spn}] would cause a conflict")
+                sam = (attrs.get("samaccountname") or [None])[0]
+                if sam and self._sam_owner(sam):
+                    return result(ENTRY_ALREADY_EXISTS, f"00000524: the account name {sam} is already in use")
+
+                def add() -> dict:
+                    answer = plain_add(request_message, controls)
+                    if answer["resultCode"] == 0:
+                        self._new_account_defaults(dn, attrs)
+                    return answer
+
+                return self._written([safe_dn(dn)], add)
 
         def mock_modify(request_message, controls):
             request = modify_request_to_dict(request_message)
@@ -396,52 +456,108 @@ class LabDirectory:
                     self._password_changed(dn, self.now(), password_digest(text[1:-1]))
                 del text, value
                 return result(0, "")
-            for c in changes:
-                if c["attribute"]["type"].lower() == "serviceprincipalname" and c["operation"] in (0, 2):
-                    for v in c["attribute"]["value"]:
-                        if self._spn_owner(_text(v), exclude=dn):
-                            return result(CONSTRAINT_VIOLATION, f"00002083: spn[{_text(v)}] would cause a conflict")
-            try:
-                return plain_modify(request_message, controls)
-            finally:
-                index.invalidate()
+            with self._lock:
+                for c in changes:
+                    if c["attribute"]["type"].lower() == "serviceprincipalname" and c["operation"] in (0, 2):
+                        for v in c["attribute"]["value"]:
+                            if self._spn_owner(_text(v), exclude=dn):
+                                return result(CONSTRAINT_VIOLATION, f"00002083: spn[{_text(v)}] would cause a conflict")
+                return self._written([safe_dn(dn)], lambda: plain_modify(request_message, controls))
 
         def mock_delete(request_message, controls):
-            try:
-                return plain_delete(request_message, controls)
-            finally:
-                index.invalidate()
+            dn = safe_dn(delete_request_to_dict(request_message)["entry"])
+            return self._written([dn], lambda: plain_delete(request_message, controls))
 
         def mock_modify_dn(request_message, controls):
+            # the entry's old and new names, computed as the mock computes them (a move may replace an entry)
+            request = modify_dn_request_to_dict(request_message)
             try:
-                return plain_modify_dn(request_message, controls)
-            finally:
-                index.invalidate()
+                dn = safe_dn(request["entry"])
+                new_rdn, superior = request["newRdn"], request["newSuperior"]
+                parts = to_dn(dn)
+                if superior and new_rdn:
+                    names = [dn, safe_dn(parts[0] + "," + safe_dn(superior))]
+                elif new_rdn:
+                    names = [dn, safe_dn(new_rdn + "," + safe_dn(parts[1:]))]
+                else:
+                    names = [dn]
+            except Exception:  # a name the mock cannot parse either: it answers; the indexes are rebuilt
+                with self._lock:
+                    try:
+                        return plain_modify_dn(request_message, controls)
+                    finally:
+                        index.clear()
+            return self._written(names, lambda: plain_modify_dn(request_message, controls))
 
         def evaluate_filter_node(node, candidates):
-            # the mock's own evaluation calls this for every node below the root: those go straight to it
+            # the mock's own evaluation calls this for every node below the root: those go straight to it, but
+            # for the bitwise matching rules, which the mock lacks and a DC answers
             if node.tag != ROOT or not _indexable_tree(node):
+                if node.tag == MATCH_EXTENSIBLE and _bitwise_term(node):
+                    return _bitwise_plain(node, candidates, self.server.dit)
                 return plain_evaluate(node, candidates)
-            return index.evaluate(node, set(candidates), self.server.dit, plain_evaluate)
+            with self._lock:
+                return index.evaluate(node, set(candidates), self.server.dit, plain_evaluate)
+
+        def mock_search(request_message, controls):
+            # ldap3 writes an extensible match back as its ASN.1 dump: the mock would parse that as the filter
+            sent_filter[0] = _filter_text(request_message["filter"])
+            try:
+                return plain_search(request_message, controls)
+            finally:
+                sent_filter[0] = None
+
+        def execute_search(request):
+            """The mock's search, but a filter an index narrows is answered from the index first and the scope
+            tested on what it found (the mock lists every entry of the scope first, then tests the filter)."""
+            if sent_filter[0] is not None:
+                request["filter"] = sent_filter[0]
+            scope = request["scope"]
+            if scope not in (LEVEL_SCOPE, SUBTREE_SCOPE):
+                return plain_execute(request)
+            root = parse_filter(request["filter"], conn.server.schema, auto_escape=True, auto_encode=False,
+                                validator=conn.server.custom_validator, check_names=conn.check_names)
+            base = safe_dn(request["base"])
+            with self._lock:
+                dit = self.server.dit
+                if not (_indexable_tree(root) and _narrows(root)) or base not in dit:
+                    answered = None  # the mock's own way (a base that is not an entry: its own answer too)
+                else:
+                    found = index.evaluate(root, None, dit, plain_evaluate)
+                    answered = _search_answer(strategy, request, base, found)
+            return plain_execute(request) if answered is None else answered
 
         strategy.mock_add = mock_add
         strategy.mock_modify = mock_modify
         strategy.mock_delete = mock_delete
         strategy.mock_modify_dn = mock_modify_dn
         strategy.evaluate_filter_node = evaluate_filter_node
+        strategy._execute_search = execute_search
+        strategy.mock_search = mock_search
+
+    def _written(self, dns: list[str], write):
+        """Run a write to the entries named by `dns` (as the mock names them) and keep the indexes up to date
+        for those entries only."""
+        with self._lock:
+            before = self._index.track(self.server.dit, dns)
+            try:
+                return write()
+            finally:
+                self._index.update(self.server.dit, before)
 
     def _spn_owner(self, spn: str, exclude: str) -> str | None:
-        owners = self._index.lookup(self.server.dit, "servicePrincipalName", spn)
-        return next((dn for dn in sorted(owners) if dn.lower() != exclude.lower()), None)
+        with self._lock:
+            owners = self._index.lookup(self.server.dit, "servicePrincipalName", spn)
+            return next((dn for dn in sorted(owners) if dn.lower() != exclude.lower()), None)
 
     def _sam_owner(self, sam: str) -> str | None:
-        return next(iter(sorted(self._index.lookup(self.server.dit, "sAMAccountName", sam))), None)
+        with self._lock:
+            return next(iter(sorted(self._index.lookup(self.server.dit, "sAMAccountName", sam))), None)
 
     def _new_account_defaults(self, dn: str, attrs: dict[str, list[str]]) -> None:
         classes = {c.lower() for c in attrs.get("objectclass", [])}
         if not classes & {"user", "computer"}:
             return
-        self._index.invalidate()
         with self.server.dit_lock:
             entry = self.server.dit[dn]
             entry.setdefault("pwdLastSet", [b"0"])
@@ -462,19 +578,24 @@ class LabDirectory:
             self._digests[dn.lower()] = digest
         else:
             self._digests.pop(dn.lower(), None)
-        with self.server.dit_lock:
-            entry = self.server.dit[dn]
-            kvno = int(_text(entry.get("msDS-KeyVersionNumber", [b"1"])[0])) + 1
-            entry["pwdLastSet"] = [str(datetime_to_filetime(when)).encode()]
-            entry["msDS-KeyVersionNumber"] = [str(kvno).encode()]
-        self._index.invalidate()
-        return kvno
+
+        def write() -> int:
+            with self.server.dit_lock:
+                entry = self.server.dit[dn]
+                kvno = int(_text(entry.get("msDS-KeyVersionNumber", [b"1"])[0])) + 1
+                entry["pwdLastSet"] = [str(datetime_to_filetime(when)).encode()]
+                entry["msDS-KeyVersionNumber"] = [str(kvno).encode()]
+            return kvno
+
+        return self._written([safe_dn(dn)], write)
 
     # --- the lab's own view (for LabWorld, LabExchange, LabKerberos) --------------------------------------
     def _account_dn_by_sam(self, sam: str) -> str | None:
         with self._lock:
             dit = self.server.dit
             found = self._index.lookup(dit, "sAMAccountName", sam) & self._index.lookup(dit, "objectClass", "user")
+            if len(found) < 2:
+                return next(iter(found), None)
             return next((dn for dn in dit if dn in found), None)  # the first in the directory's order
 
     def set_account_password_rolled(self, sam: str, when: datetime, digest: str = "") -> int:
@@ -556,56 +677,102 @@ class LabDirectory:
 
 
 class _AttributeIndex:
-    """Equality and presence indexes over the lab's directory, one per attribute, built on first use and
-    dropped on every write (`invalidate`)."""
+    """Equality and presence indexes over the lab's directory, one per attribute: built on first use with one
+    pass over the directory, then kept up to date by every write, which moves only the written entries' values
+    (`track` before the write, `update` after it). The directory's lock is held around a write and its update,
+    and around every use of the indexes."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.generation = 0
+        self.generation = 0  # changes with every write
         self._by_attribute: dict[str, tuple[dict[str, set[str]], set[str]]] = {}
+        self._writing = 0
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self.generation += 1
-            self._by_attribute = {}
+    def clear(self) -> None:
+        self.generation += 1
+        self._by_attribute = {}
 
     def attribute(self, dit, name: str) -> tuple[dict[str, set[str]], set[str]]:
         """(lower-cased value -> DNs holding it, DNs holding the attribute at all)."""
         key = name.lower()
-        with self._lock:
-            hit = self._by_attribute.get(key)
-            generation = self.generation
+        hit = self._by_attribute.get(key)
         if hit is not None:
             return hit
         values: dict[str, set[str]] = {}
         present: set[str] = set()
-        for dn, entry in list(dit.items()):
+        for dn, entry in dit.items():
             vals = entry.get(name)
             if vals is None:
                 continue
             present.add(dn)
-            for v in vals if isinstance(vals, (list, tuple)) else [vals]:
+            for v in _listed(vals):
                 values.setdefault(_text(v).lower(), set()).add(dn)
-        with self._lock:
-            if self.generation == generation:
-                self._by_attribute[key] = (values, present)
+        if not self._writing:  # built in the middle of a write it could miss the write's end: used once only
+            self._by_attribute[key] = (values, present)
         return values, present
 
     def lookup(self, dit, name: str, value: str) -> set[str]:
         return self.attribute(dit, name)[0].get(value.lower(), set())
 
-    def evaluate(self, node, candidates: set[str], dit, plain) -> set[str]:
-        """The DNs among `candidates` that match the filter node (a tree `_indexable_tree` accepted)."""
+    # --- writes -------------------------------------------------------------------------------------------
+    def track(self, dit, dns: list[str]) -> dict[str, tuple[str | None, dict[str, set[str]]]]:
+        """Before a write to the entries named by `dns`: what each holds in the indexed attributes, by the
+        directory's case-insensitive key (the entry's stored name, its values)."""
+        self._writing += 1
+        before: dict[str, tuple[str | None, dict[str, set[str]]]] = {}
+        for dn in dns:
+            ci, stored = _dit_key(dit, dn)
+            if ci not in before:
+                before[ci] = (stored, self._held(dit, stored))
+        return before
+
+    def update(self, dit, before: dict[str, tuple[str | None, dict[str, set[str]]]]) -> None:
+        """After the write: the tracked entries' old values out of the indexes, their values now in."""
+        try:
+            self.generation += 1
+            for ci, (old_key, old) in before.items():
+                new_key = _stored_key(dit, ci)
+                new = self._held(dit, new_key)
+                for attribute, (values, present) in self._by_attribute.items():
+                    if old_key is not None and attribute in old:
+                        present.discard(old_key)
+                        for v in old[attribute]:
+                            holders = values.get(v)
+                            if holders is not None:
+                                holders.discard(old_key)
+                                if not holders:
+                                    del values[v]
+                    if new_key is not None and attribute in new:
+                        present.add(new_key)
+                        for v in new[attribute]:
+                            values.setdefault(v, set()).add(new_key)
+        finally:
+            self._writing -= 1
+
+    def _held(self, dit, key: str | None) -> dict[str, set[str]]:
+        if key is None:
+            return {}
+        entry = dit[key]
+        out: dict[str, set[str]] = {}
+        for attribute in self._by_attribute:
+            vals = entry.get(attribute)
+            if vals is not None:
+                out[attribute] = {_text(v).lower() for v in _listed(vals)}
+        return out
+
+    # --- searches -----------------------------------------------------------------------------------------
+    def evaluate(self, node, candidates: set[str] | None, dit, plain) -> set[str]:
+        """The DNs among `candidates` (None: every entry; then the tree must `_narrows`) that match the filter
+        node (a tree `_indexable_tree` accepted). A new set: the caller may keep it."""
         tag = node.tag
         if tag == ROOT:
             return self.evaluate(node.elements[0], candidates, dit, plain)
         if tag == AND:
             matched = candidates
-            for element in sorted(node.elements, key=lambda e: not _indexed_term(e)):  # narrow with indexes first
+            for element in sorted(node.elements, key=lambda e: not _narrows(e)):  # narrow with indexes first
                 matched = self.evaluate(element, matched, dit, plain)
                 if not matched:
                     break
-            return matched
+            return set(matched) if matched is candidates and matched is not None else matched
         if tag == OR:
             out: set[str] = set()
             for element in node.elements:
@@ -613,11 +780,19 @@ class _AttributeIndex:
             return out
         if tag == MATCH_EQUAL and _indexed_term(node):
             value = _text(ldap_escape_to_bytes(node.assertion["value"])).lower()
-            return self.attribute(dit, node.assertion["attr"])[0].get(value, set()) & candidates
+            return _within(self.attribute(dit, node.assertion["attr"])[0].get(value, set()), candidates)
         if tag == MATCH_PRESENT:
-            return self.attribute(dit, node.assertion["attr"])[1] & candidates
+            return _within(self.attribute(dit, node.assertion["attr"])[1], candidates)
+        if tag == MATCH_EXTENSIBLE:  # a bitwise rule: over the attribute's distinct values
+            values = self.attribute(dit, node.assertion["attr"])[0]
+            rule, wanted = _bitwise_assertion(node)
+            out = set()
+            for text, holders in values.items():
+                if _bits_match(rule, text, wanted):
+                    out |= holders
+            return _within(out, candidates)
         # any other term (a substring, an unindexed equality): tested as the mock does, on what is left
-        plain(node, [dn for dn in dit if dn in candidates])
+        plain(node, list(dit) if candidates is None else [dn for dn in candidates])
         return set(node.matched)
 
 
@@ -633,20 +808,25 @@ def _class_hierarchy(object_class: str) -> frozenset[str]:
     return frozenset(classes)
 
 
+@lru_cache(maxsize=None)
+def _known_class(object_class: str) -> bool:
+    return object_class in lab_schema().object_classes
+
+
 def _first_separator(dn: str) -> int:
-    """The index of the first RDN separator (an unescaped comma), or -1."""
-    i = 0
-    while i < len(dn):
-        c = dn[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            return -1  # a quoted value: let ldap3 parse the whole DN
-        if c == ",":
-            return i
-        i += 1
-    return -1
+    """The index of the first RDN separator (an unescaped comma), or -1 (also for a quoted value: then ldap3
+    parses the whole DN)."""
+    first = _RDN_SPECIAL.search(dn)
+    if first is not None and first.group() == "\\":  # an escape before the first comma: the slow way
+        first = _RDN_TEXT.match(dn)
+        end = first.end()
+    else:
+        end = first.start() if first is not None else len(dn)
+    return end if end < len(dn) and dn[end] == "," else -1
+
+
+_RDN_SPECIAL = re.compile(r'[\\",]')
+_RDN_TEXT = re.compile(r'(?:[^\\",]|\\.)*', re.DOTALL)  # up to the first unescaped comma, quote or lone backslash
 
 
 def _indexed_term(node) -> bool:
@@ -654,11 +834,136 @@ def _indexed_term(node) -> bool:
 
 
 def _indexable_tree(node) -> bool:
-    """Only AND, OR, equality, presence and substring terms (a NOT, an ordering or an extensible match goes
-    to the mock's own evaluation, whose answer for them is kept exactly)."""
+    """Only AND, OR, equality, presence, substring terms and the bitwise rules (a NOT, an ordering or another
+    extensible match goes to the mock's own evaluation, whose answer for them is kept exactly)."""
     if node.tag in (ROOT, AND, OR):
         return all(_indexable_tree(e) for e in node.elements)
-    return node.tag in (MATCH_EQUAL, MATCH_PRESENT, MATCH_SUBSTRING)
+    return node.tag in (MATCH_EQUAL, MATCH_PRESENT, MATCH_SUBSTRING) or _bitwise_term(node)
+
+
+def _narrows(node) -> bool:
+    """Can the indexes alone say which entries may match (without a pass over the directory)?"""
+    tag = node.tag
+    if tag == ROOT:
+        return _narrows(node.elements[0])
+    if tag == AND:
+        return any(_narrows(e) for e in node.elements)
+    if tag == OR:
+        return all(_narrows(e) for e in node.elements)
+    return _indexed_term(node) or tag == MATCH_PRESENT or _bitwise_term(node)
+
+
+def _within(found: set[str], candidates: set[str] | None) -> set[str]:
+    return set(found) if candidates is None else found & candidates
+
+
+def _listed(vals) -> list:
+    return vals if isinstance(vals, (list, tuple)) else [vals]
+
+
+def _stored_key(dit: CaseInsensitiveDict, dn: str) -> str | None:
+    """The name an entry is stored under in the mock's directory (the first spelling it was added with)."""
+    return dit._case_insensitive_keymap.get(dit._ci_key(dn))
+
+
+def _dit_key(dit: CaseInsensitiveDict, dn: str) -> tuple[str, str | None]:
+    ci = dit._ci_key(dn)
+    return ci, dit._case_insensitive_keymap.get(ci)
+
+
+# --- the bitwise matching rules of Active Directory --------------------------------------------------------
+BIT_AND, BIT_OR = "1.2.840.113556.1.4.803", "1.2.840.113556.1.4.804"  # LDAP_MATCHING_RULE_BIT_AND / _BIT_OR
+
+
+def _bitwise_term(node) -> bool:
+    a = node.assertion if node.tag == MATCH_EXTENSIBLE else None
+    return bool(a) and a.get("matchingRule") in (BIT_AND, BIT_OR) and bool(a.get("attr")) and not a.get("dnAttributes")
+
+
+def _bitwise_assertion(node) -> tuple[str, int | None]:
+    try:
+        wanted = int(_text(node.assertion["value"]).strip())
+    except ValueError:
+        wanted = None  # not a number: matches nothing
+    return node.assertion["matchingRule"], wanted
+
+
+def _bits_match(rule: str, stored: str, wanted: int | None) -> bool:
+    """As a DC tests an integer attribute's value against the rule's number: every bit (AND), any bit (OR)."""
+    if wanted is None:
+        return False
+    try:
+        value = int(stored.strip())
+    except ValueError:
+        return False
+    return (value & wanted) == wanted if rule == BIT_AND else (value & wanted) != 0
+
+
+def _bitwise_plain(node, candidates, dit) -> set[str]:
+    """A bitwise term tested entry by entry, as the mock tests its own terms (matched and unmatched sets, for
+    a NOT above it)."""
+    node.matched, node.unmatched = set(), set()
+    rule, wanted = _bitwise_assertion(node)
+    name = node.assertion["attr"]
+    for dn in candidates:
+        vals = dit[dn].get(name)
+        if vals is not None and any(_bits_match(rule, _text(v), wanted) for v in _listed(vals)):
+            node.matched.add(dn)
+        else:
+            node.unmatched.add(dn)
+    return node.matched
+
+
+def _filter_text(f) -> str:
+    """A search request's filter as text, as ldap3's `filter_to_string` writes it, but for an extensible match,
+    which it writes as the ASN.1 object's dump."""
+    kind = f.getName()
+    if kind in ("and", "or"):
+        return "(" + ("&" if kind == "and" else "|") + "".join(_filter_text(x) for x in f[kind]) + ")"
+    if kind == "notFilter":
+        return "(!" + _filter_text(f["notFilter"]["innerNotFilter"]) + ")"
+    if kind != "extensibleMatch":
+        return filter_to_string(f)
+    m = f["extensibleMatch"]
+    text = str(m["type"]) if m["type"].hasValue() else ""
+    if m["dnAttributes"].hasValue() and bool(m["dnAttributes"]):
+        text += ":dn"
+    if m["matchingRule"].hasValue():
+        text += ":" + str(m["matchingRule"])
+    return f"({text}:={escape_filter_chars(bytes(m['matchValue']))})"
+
+
+def _search_answer(strategy, request: dict, base: str, found: set[str]) -> tuple[list[dict], dict]:
+    """What the mock's `_execute_search` answers when `found` are the entries its filter matches in the whole
+    directory: those in the search's scope, each with the attributes asked for, the same result."""
+    dit = strategy.connection.server.dit
+    low = base.lower()
+    if request["scope"] == LEVEL_SCOPE:  # the mock's own test of one level (the base entry passes it too)
+        matched = [dn for dn in found if dn.lower().endswith(low) and "," not in dn[:-len(base) - 1]]
+    else:
+        matched = [dn for dn in found if dn.lower().endswith(low)]
+    if "+" in request["attributes"]:  # operational attributes requested
+        request["attributes"].extend(strategy.operational_attributes)
+        request["attributes"].remove("+")
+    attributes = [attr.lower() for attr in request["attributes"]]
+    size_limit = request["sizeLimit"]
+    if strategy.connection.raise_exceptions and 0 < size_limit < len(matched):
+        return [], {"resultCode": 4, "matchedDN": "", "diagnosticMessage": "size limit exceeded", "referral": None}
+    every, types_only = ALL_ATTRIBUTES in attributes, request["typesOnly"]
+    responses = []
+    for match in matched:
+        listed = [{"type": attribute, "vals": [] if types_only else vals}  # the entry's own lists, as the mock
+                  for attribute, vals in dit[match].items() if every or attribute.lower() in attributes]
+        if "+" not in attributes:  # operational attributes only when asked for by name
+            for op_attr in strategy.operational_attributes:
+                if op_attr.lower() in attributes:
+                    continue
+                for i, attr in enumerate(listed):
+                    if attr["type"] == op_attr:
+                        del listed[i]
+        responses.append({"object": match, "attributes": listed})
+    result = {"resultCode": 0, "matchedDN": "", "diagnosticMessage": "", "referral": None}
+    return (responses[:size_limit] if size_limit > 0 else responses), result
 
 
 def _object_class(a: LabAccount) -> str:

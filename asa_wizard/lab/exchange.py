@@ -17,9 +17,7 @@ part of a read fails, the others answer).
 
 from __future__ import annotations
 
-import io
 import json
-import pickle
 import re
 import threading
 import time
@@ -33,6 +31,7 @@ from ..adapters.powershell import BODIES, EVENT_FAIL, EVENT_OK, EVENT_START, HEA
 from ..core.model import Service
 from ..core.passwords import generate_password
 from .scenario import HeldPassword, LabCredential, LabServer, LabVdir, Scenario, password_digest
+from .scenario import clone as _clone
 
 INSTALL_PATH = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
 CLOCK_STEP = timedelta(seconds=20)  # each change on the lab advances the lab clock by this much
@@ -197,40 +196,6 @@ def _first_term(text: str) -> str:
 # ----------------------------------------------------------------------------------------------------
 # The organisation
 # ----------------------------------------------------------------------------------------------------
-class _Sharer(pickle.Pickler):
-    """Pickles a scenario but leaves the passwords the servers hold out of the stream: they are shared by
-    reference (as `copy.deepcopy` shares them), so a Secret is never serialised."""
-
-    def __init__(self, stream: io.BytesIO, shared: list[HeldPassword]) -> None:
-        super().__init__(stream, pickle.HIGHEST_PROTOCOL)
-        self.shared = shared
-
-    def persistent_id(self, obj: object) -> int | None:
-        if isinstance(obj, HeldPassword):
-            self.shared.append(obj)
-            return len(self.shared) - 1
-        return None
-
-
-class _Receiver(pickle.Unpickler):
-    def __init__(self, stream: io.BytesIO, shared: list[HeldPassword]) -> None:
-        super().__init__(stream)
-        self.shared = shared
-
-    def persistent_load(self, pid: object) -> HeldPassword:
-        return self.shared[int(pid)]  # type: ignore[call-overload]
-
-
-def _clone(scenario: Scenario) -> Scenario:
-    """A deep copy of plain scenario data, by pickle: a third of copy.deepcopy's time for 1,000 servers. The
-    passwords servers hold are shared, not copied (as with copy.deepcopy)."""
-    shared: list[HeldPassword] = []
-    stream = io.BytesIO()
-    _Sharer(stream, shared).dump(scenario)
-    stream.seek(0)
-    return _Receiver(stream, shared).load()
-
-
 def ps_date(when: datetime) -> str:
     """DateTime.ToUniversalTime().ToString('o'): seven fractional digits and Z."""
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"

@@ -3,7 +3,7 @@ partition, the Autodiscover SCPs, and accounts (by name, by DN, by SPN, the ASA 
 
 from __future__ import annotations
 
-from ldap3 import BASE, LEVEL, SYNC
+from ldap3 import BASE, LEVEL
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
@@ -208,10 +208,10 @@ class DirectoryReads(LdapConnection):
 
     def find_unconstrained_delegation(self) -> list[Account]:
         """Forest-wide: the accounts trusted for unconstrained delegation (TRUSTED_FOR_DELEGATION) that are not
-        domain controllers (SERVER_TRUST_ACCOUNT). On a DC the bitwise matching rule narrows the search; the
-        flags are tested again here (the lab's mock has no matching rules, so it is given every account)."""
+        domain controllers (SERVER_TRUST_ACCOUNT). The bitwise matching rule narrows the search (the lab answers
+        it as a DC does); the flags are tested again here."""
         bit = f"(userAccountControl:1.2.840.113556.1.4.803:={UAC_TRUSTED_FOR_DELEGATION})"
-        flt = f"(&(objectClass=user){bit})" if self._strategy == SYNC else "(objectClass=user)"
+        flt = f"(&(objectClass=user){bit})"
         found = self._forest_accounts(flt, "look for accounts trusted for unconstrained delegation")
         return sorted((a for a in found if a.has_flag(UAC_TRUSTED_FOR_DELEGATION)
                        and not a.has_flag(UAC_SERVER_TRUST_ACCOUNT)), key=lambda a: a.dn.lower())
