@@ -54,6 +54,7 @@ PARAMETER = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 FAULT_NOT_IN_CATALOG = 2150858811
 FAULT_ACCESS_DENIED = 5
 FAULT_SHELL_GONE = 2150858843  # 0x8033805B: the shell (runspace pool) is not known to the server
+FAULT_QUOTA_MAX_SHELLS = 2150859173  # 0x803381A5 ERROR_WSMAN_QUOTA_MAX_SHELLS: the user's concurrent shells
 NO_LANGUAGE = "The syntax is not supported by this runspace"
 
 
@@ -328,18 +329,23 @@ class ExchangeRps:
 
     def close(self) -> None:
         """Close every runspace pool (each server's shell on the endpoint is deleted)."""
+        from ._closing import close_each
+
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
-        for p in pools:
+
+        def close_one(p: _Pool) -> None:
             with p.lock:
                 try:
                     p.pool.close()
-                except (WinRMError, requests.RequestException, OSError):
+                except Exception:  # noqa: BLE001 - closing is best effort; the server times the shell out
                     pass
                 try:
                     p.wsman.close()
                 except Exception:  # noqa: BLE001 - closing a socket must never fail a run
                     pass
+
+        close_each(pools, close_one)
 
     def __enter__(self) -> "ExchangeRps":
         return self
@@ -442,6 +448,15 @@ class ExchangeRps:
                     f"Organization Management admin runs Set-User <user> -RemotePowerShellEnabled $true (and checks "
                     f"Get-ManagementRoleAssignment -RoleAssignee <user>).",
                     server=server, error_id="AccessDenied", category="transport", detail=text)
+            if exc.code == FAULT_QUOTA_MAX_SHELLS or "concurrent shells" in (exc.reason or ""):
+                return RpsError(
+                    f"{server} refused another remote PowerShell session to {user}: "
+                    f"{redact(exc.reason or '', *secrets)}",
+                    f"Sessions of {user} that were never closed still count against Exchange's throttling policy "
+                    "(PowerShellMaxConcurrency, 18 by default): close them (Remove-PSSession in the consoles and "
+                    "scripts that opened them, or recycle MSExchangePowerShellAppPool on that server), or wait until "
+                    "they time out, then retry. asa-wizard closes its own at the end of every run.",
+                    server=server, error_id="QuotaMaxShells", category="transport", detail=text)
             return RpsError(f"{server}: the remote PowerShell endpoint answered a fault while {what}: "
                             f"{redact(exc.reason or '', *secrets)} (code {exc.code}).",
                             "Check the server's IIS PowerShell virtual directory and its WinRM service.",

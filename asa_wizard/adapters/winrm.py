@@ -267,9 +267,12 @@ class WinRmExchange:
 
     def close(self) -> None:
         """Delete each server's shell, then drop its TLS session."""
+        from ._closing import close_each
+
         with self._lock:
             conns, self._connections = list(self._connections.values()), {}
-        for c in conns:
+
+        def close_one(c: _Connection) -> None:
             with c.lock:
                 if c.shell_id is not None:
                     try:
@@ -277,7 +280,12 @@ class WinRmExchange:
                     except Exception:  # noqa: BLE001 - closing is best effort; the server times the shell out
                         pass
                     c.shell_id = None
-            c.protocol.transport.close_session()
+                try:
+                    c.protocol.transport.close_session()
+                except Exception:  # noqa: BLE001 - closing a socket must never fail a run
+                    pass
+
+        close_each(conns, close_one)
 
     # --- running a script ---------------------------------------------------------------------------
     def _connection(self, server: str) -> _Connection:

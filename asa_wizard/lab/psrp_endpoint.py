@@ -82,6 +82,8 @@ EXCHANGE_URI = "http://schemas.microsoft.com/powershell/Microsoft.Exchange"
 FAULT_TIMEOUT = 2150858793
 FAULT_NOT_IN_CATALOG = 2150858811
 FAULT_ACCESS_DENIED = 5
+FAULT_QUOTA_MAX_SHELLS = 2150859173  # 0x803381A5 ERROR_WSMAN_QUOTA_MAX_SHELLS
+MAX_SHELLS_PER_USER = 18  # Exchange's default throttling policy: PowerShellMaxConcurrency
 NO_LANGUAGE = ("The syntax is not supported by this runspace. This can occur if the runspace is in "
                "no-language mode.")
 MAX_FRAGMENT = 150 * 1024  # bytes of PSRP data per Receive stream element
@@ -335,6 +337,12 @@ class LabPsrpEndpoint:
         backend = self.backend
         with self._lock:
             self.creates.append((server, user))
+            held = sum(1 for s in self._shells.values()
+                       if not s.closed and s.server.lower() == server.lower() and s.user.lower() == user.lower())
+        if held >= MAX_SHELLS_PER_USER:  # Exchange's default throttling policy: PowerShellMaxConcurrency 18
+            raise WsmanFault(f"The WS-Management service cannot process the request. This user is allowed a maximum "
+                             f"number of {MAX_SHELLS_PER_USER} concurrent shells, which has been exceeded. Close "
+                             "existing shells or raise the quota for this user.", FAULT_QUOTA_MAX_SHELLS)
         try:
             session = backend.open_session(self.exchange, server, user, self.can_delegate(server, user))
         except backend.SessionRefused as exc:

@@ -42,7 +42,11 @@ if TYPE_CHECKING:
 ENCODED = re.compile(r"^powershell(?:\.exe)?(?:\s+-(?:NoProfile|NonInteractive|NoLogo))*\s+-(?:e|ec|enc|encodedcommand)\s+(\S+)\s*$",
                      re.I)
 MAX_COMMAND_LINE = 8191  # cmd.exe
-SOCKET_TIMEOUT = 15.0  # idle keep-alive connections end after this; threads never outlive it
+# An idle keep-alive connection ends after this, as IIS ends it (its sites' connectionTimeout, 2 minutes by default):
+# a run keeps each server's connection from the pre-flight to the push, which at hundreds of servers takes
+# longer than a shorter limit. A client that closes its sessions ends the connection's thread at once.
+SOCKET_TIMEOUT = 120.0
+LISTEN_BACKLOG = 128  # HTTP.sys does not refuse a burst of new connections; socketserver's default is 5
 MAX_HEADER_LINE = 65536  # http.client's limits, which http.server applies
 MAX_HEADERS = 100
 POLL_SECONDS = 0.02  # how often the accept loop looks for `stop`: what closing the lab waits, at most
@@ -57,6 +61,7 @@ class _Command:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, endpoint: "LabWsmanServer", context: ssl.SSLContext) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -86,12 +91,18 @@ class LabWsmanServer:
         self.exchange = exchange
         self.command_lines: list[tuple[str, str]] = []  # (server, command line) exactly as received
         self._commands: dict[str, _Command] = {}
+        self._shells: set[str] = set()  # the WinRS shells created and not yet deleted
         self._lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._closed_port: socket.socket | None = None
         self._tls: LabTls | None = None
         self.psrp = LabPsrpEndpoint(exchange)  # /PowerShell/<server>
+
+    def open_shells(self) -> int:
+        """WinRS shells created on `/wsman` and not deleted (the Exchange endpoint's are `psrp.open_shells()`)."""
+        with self._lock:
+            return len(self._shells)
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> "LabWsmanServer":
@@ -197,6 +208,8 @@ class LabWsmanServer:
                 return self._fault(mid, "The WS-Management service does not support the specified resource.",
                                    2150858811)
             shell_id = str(uuid.uuid4()).upper()
+            with self._lock:
+                self._shells.add(shell_id)
             out = (f"<x:ResourceCreated><a:Address>https://{server}/wsman</a:Address><a:ReferenceParameters>"
                    f"<w:ResourceURI>{SHELL}cmd</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{shell_id}"
                    f"</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>"
@@ -231,6 +244,10 @@ class LabWsmanServer:
                 self._commands.pop(signal.get("CommandId", "") if signal is not None else "", None)
             out = "<rsp:SignalResponse/>"
         elif action == TRANSFER + "Delete":
+            with self._lock:
+                for sel in root.findall("s:Header/w:SelectorSet/w:Selector", NS):
+                    if sel.get("Name") == "ShellId":
+                        self._shells.discard((sel.text or "").upper())
             out = ""
         else:
             return self._fault(mid, f"The action {action} is not supported by the WS-Management service.",
