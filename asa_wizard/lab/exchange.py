@@ -35,6 +35,8 @@ from .scenario import clone as _clone
 
 INSTALL_PATH = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
 CLOCK_STEP = timedelta(seconds=20)  # each change on the lab advances the lab clock by this much
+IIS_UNREADABLE = ("Filename: \\\\?\\C:\\Windows\\system32\\inetsrv\\config\\applicationHost.config Error: "
+                  "Cannot read configuration file due to insufficient permissions")  # appcmd's words, fault "iis-unreadable"
 
 
 class RolledDirectory(Protocol):
@@ -329,15 +331,11 @@ class LabExchange:
         out: dict[str, Any] = {"errors": []}
 
         def iis(service: Service) -> dict[str, Any]:
-            d = local.vdirs.get(service) or LabVdir(service=service)
-            return {"basic": d.basic, "windows": d.windows, "providers": list(d.providers),
-                    "kernel": d.use_kernel_mode, "apppool": d.use_app_pool_credentials}
+            return _iis_settings(local.vdirs.get(service) or LabVdir(service=service))
 
         out["svchost"] = local.service_host_running
         if fault == "iis-unreadable":
-            out["errors"].append({"part": "iis", "message": "Filename: \\\\?\\C:\\Windows\\system32\\inetsrv\\config"
-                                  "\\applicationHost.config Error: Cannot read configuration file due to insufficient "
-                                  "permissions"})
+            out["errors"].append({"part": "iis", "message": IIS_UNREADABLE})
         else:
             out["iis"] = {"eas": iis(Service.EAS), "ews": iis(Service.EWS)}
         out["iusrs"] = unrolled(list(local.iis_iusrs))
@@ -492,13 +490,9 @@ class LabExchange:
     def _op_set_iis_auth(self, machine: str, fault: str, App: str, Basic: bool, Windows: bool,
                          Providers: list[str], Kernel: bool, AppPool: bool) -> dict[str, Any]:
         local = self._find(machine)
-        service = {"Microsoft-Server-ActiveSync": Service.EAS, "EWS": Service.EWS}.get(App)
-        if service is None:
-            raise ScriptError(f"Filename: \nError: Cannot find the configuration location "
-                              f"'Default Web Site/{App}'.")
+        service = _iis_service(App)
         d = local.vdirs.setdefault(service, LabVdir(service=service))
-        previous = {"basic": d.basic, "windows": d.windows, "providers": list(d.providers),
-                    "kernel": d.use_kernel_mode, "apppool": d.use_app_pool_credentials}
+        previous = _iis_settings(d)
         d.basic, d.windows, d.providers = Basic, Windows, list(Providers)
         d.use_kernel_mode, d.use_app_pool_credentials = Kernel, AppPool
         self._tick()
@@ -509,16 +503,11 @@ class LabExchange:
                             OldProviders: list[str], OldKernel: bool, OldAppPool: bool) -> dict[str, Any]:
         """`iis_ep.change_iis_auth_script`: the settings read, then set only when they are the old ones."""
         local = self._find(machine)
-        service = {"Microsoft-Server-ActiveSync": Service.EAS, "EWS": Service.EWS}.get(App)
-        if service is None:
-            raise ScriptError(f"Filename: \nError: Cannot find the configuration location "
-                              f"'Default Web Site/{App}'.")
+        service = _iis_service(App)
         if fault == "iis-unreadable":  # the read comes first, and fails as `read_windows`'s IIS part does
-            raise ScriptError("Filename: \\\\?\\C:\\Windows\\system32\\inetsrv\\config\\applicationHost.config Error: "
-                              "Cannot read configuration file due to insufficient permissions")
+            raise ScriptError(IIS_UNREADABLE)
         d = local.vdirs.get(service) or LabVdir(service=service)
-        found = {"basic": d.basic, "windows": d.windows, "providers": list(d.providers),
-                 "kernel": d.use_kernel_mode, "apppool": d.use_app_pool_credentials}
+        found = _iis_settings(d)
 
         def same(basic: bool, windows: bool, providers: list[str], kernel: bool, app_pool: bool) -> bool:
             return found == {"basic": basic, "windows": windows, "providers": list(providers), "kernel": kernel,
@@ -537,6 +526,21 @@ class LabExchange:
                   "httpproxy-mapi": INSTALL_PATH + "Logging\\HttpProxy\\Mapi",
                   "httpproxy-rpchttp": INSTALL_PATH + "Logging\\HttpProxy\\RpcHttp"}.get(Kind, "")
         return {"text": "\n".join(logs.get(Kind, [])[-Lines:]), "folder": folder}
+
+
+def _iis_service(application: str) -> Service:
+    """The virtual directory an IIS application under Default Web Site is (the two the wizard changes)."""
+    service = {"Microsoft-Server-ActiveSync": Service.EAS, "EWS": Service.EWS}.get(application)
+    if service is None:
+        raise ScriptError(f"Filename: \nError: Cannot find the configuration location "
+                          f"'Default Web Site/{application}'.")
+    return service
+
+
+def _iis_settings(d: LabVdir) -> dict[str, Any]:
+    """An application's IIS authentication as the Windows-side scripts report it."""
+    return {"basic": d.basic, "windows": d.windows, "providers": list(d.providers),
+            "kernel": d.use_kernel_mode, "apppool": d.use_app_pool_credentials}
 
 
 def _initial_logs(server: LabServer) -> dict[str, list[str]]:
