@@ -12,7 +12,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-LAB_THEN_NTLM = """
+
+def lab_read_then(modules: tuple[str, ...], after: str) -> str:
+    """A script that reads EX01 of the lab, prints which of `modules` that loaded, then runs `after`."""
+    return f"""
 import sys
 from asa_wizard.target import open_lab
 lab = open_lab("fresh")
@@ -21,14 +24,17 @@ try:
 finally:
     lab.close()
 print("read", state.server.name)
-print("after lab", sorted(m for m in ("requests_ntlm", "ntlm_auth") if m in sys.modules))
+print("after lab", sorted(m for m in {modules!r} if m in sys.modules))
+{after}"""
 
+
+LAB_THEN_NTLM = lab_read_then(("requests_ntlm", "ntlm_auth"), """
 from asa_wizard.adapters.winrm import WinRmExchange, WinRmSettings
 from asa_wizard.core.secrets import Secret
 ntlm = WinRmExchange(WinRmSettings(transport="ntlm", user="CONTOSO\\\\admin", password=Secret("pw")))
 session = ntlm._connection("ex01.contoso.com").protocol.transport.build_session()
 print("ntlm auth", type(session.auth).__module__, type(session.auth).__name__)
-"""
+""")
 
 
 def run(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -60,21 +66,11 @@ print(type(x._connection("ex01.contoso.com").protocol.transport.build_session().
 
 
 def test_a_lab_reads_its_exchange_endpoint_without_spnego_and_kerberos_still_works_after(tmp_path):
-    done = run("""
-import sys
-from asa_wizard.target import open_lab
-lab = open_lab("fresh")
-try:
-    state = lab.exchange.read_server("EX01.contoso.com")
-finally:
-    lab.close()
-print("read", state.server.name)
-print("after lab", sorted(m for m in ("spnego", "gssapi", "pypsrp.negotiate") if m in sys.modules))
-
+    done = run(lab_read_then(("spnego", "gssapi", "pypsrp.negotiate"), """
 from asa_wizard.adapters.psrp import ExchangeRps, RpsSettings
 wsman = ExchangeRps(RpsSettings(auth="kerberos")).wsman("ex01.contoso.com")
 print("kerberos auth", type(wsman.transport.session.auth).__module__, type(wsman.transport.session.auth).__name__)
-""", tmp_path)
+"""), tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     # the lab's endpoint was read over Basic, and pyspnego (with GSSAPI) was not loaded for it
