@@ -321,10 +321,7 @@ class LabPsrpEndpoint:
         return 200, envelope(action + "Response", mid, out)
 
     def _shell(self, root: ET.Element, user: str) -> _Shell:
-        sid = ""
-        for sel in root.findall("s:Header/w:SelectorSet/w:Selector", NS):
-            if sel.get("Name") == "ShellId":
-                sid = (sel.text or "").upper()
+        sid = shell_id(root)
         with self._lock:
             shell = self._shells.get(sid)
         if shell is None or shell.closed or shell.user.lower() != user.lower():
@@ -787,6 +784,15 @@ def _output(value: Any) -> Any:
     PSObject psrpcore serialises itself."""
     data = fast_clixml(value)
     return Clixml(data) if data is not None else _to_ps(value)
+
+
+def shell_id(root: ET.Element) -> str:
+    """The ShellId selector of a request (upper case), "" without one."""
+    sid = ""
+    for sel in root.findall("s:Header/w:SelectorSet/w:Selector", NS):
+        if sel.get("Name") == "ShellId":
+            sid = (sel.text or "").upper()
+    return sid
 
 
 def operation_timeout(root: ET.Element) -> float:

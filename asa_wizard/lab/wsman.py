@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote
 
 from ..core.secrets import Secret
 from .psrp_endpoint import (EXCHANGE_URI, FAULT_NOT_IN_CATALOG, FAULT_TIMEOUT, NS, SHELL, TRANSFER, LabPsrpEndpoint,
-                            envelope, fault_envelope, not_in_catalog, operation_timeout)
+                            envelope, fault_envelope, not_in_catalog, operation_timeout, shell_id)
 from .tlsutil import LabTls, make_lab_tls, remove_lab_tls
 
 if TYPE_CHECKING:
@@ -207,13 +207,13 @@ class LabWsmanServer:
             if uri != SHELL + "cmd":
                 return self._fault(mid, "The WS-Management service does not support the specified resource.",
                                    2150858811)
-            shell_id = str(uuid.uuid4()).upper()
+            sid = str(uuid.uuid4()).upper()
             with self._lock:
-                self._shells.add(shell_id)
+                self._shells.add(sid)
             out = (f"<x:ResourceCreated><a:Address>https://{server}/wsman</a:Address><a:ReferenceParameters>"
-                   f"<w:ResourceURI>{SHELL}cmd</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{shell_id}"
+                   f"<w:ResourceURI>{SHELL}cmd</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{sid}"
                    f"</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>"
-                   f"<rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId><rsp:ResourceUri>{SHELL}cmd</rsp:ResourceUri>"
+                   f"<rsp:Shell><rsp:ShellId>{sid}</rsp:ShellId><rsp:ResourceUri>{SHELL}cmd</rsp:ResourceUri>"
                    "</rsp:Shell>")
         elif action == SHELL + "Command" and body is not None:
             cmdline = (body.findtext("rsp:CommandLine/rsp:Command", "", NS) + " "
@@ -245,9 +245,7 @@ class LabWsmanServer:
             out = "<rsp:SignalResponse/>"
         elif action == TRANSFER + "Delete":
             with self._lock:
-                for sel in root.findall("s:Header/w:SelectorSet/w:Selector", NS):
-                    if sel.get("Name") == "ShellId":
-                        self._shells.discard((sel.text or "").upper())
+                self._shells.discard(shell_id(root))
             out = ""
         else:
             return self._fault(mid, f"The action {action} is not supported by the WS-Management service.",
