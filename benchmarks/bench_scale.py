@@ -18,8 +18,9 @@ run, each a fresh process as a user runs it; medians, the growth factor from one
 - `report`: `asa-wizard report --journal J` of that run (from the record; `--recheck` is not timed here).
 - floors of start-up: `python -c pass`, the imports a lab command needs, a lab opened and closed in process.
 - `--wire`: the requests `check` sends per server (counted in process through the same adapters, closing
-  included) times what one WS-Management request costs in CPU, client and lab together (measured on a kept
-  TLS session, and with a new TLS session each time): the floor the wire puts under `check` at each N.
+  included), and the CPU of what `check` does on one server (its Windows read on a new WinRS shell and the
+  shell's Delete, client and lab together, through the adapter, on a kept TLS session; then what a new TLS
+  session adds): N times that is the floor the wire puts under `check` at each N.
 - `--directory`: discovery (`core.discovery.discover`, no WinRM) against the 22k-object Samba directory of
   fill_directory.py, and a replay of exactly the searches it sent with raw ldap3 on one connection per port,
   both measured in the same run, alternating.
@@ -203,8 +204,9 @@ def startup(runs: int) -> None:
 
 # --- the wire's floor under `check` --------------------------------------------------------------------------
 def wire(sizes: list[int], runs: int) -> None:
-    """Requests per server for a whole `check` (discovery, then closing every session), and the CPU one
-    WS-Management request costs (client and lab together, in this process): their product is the floor."""
+    """Requests per server for a whole `check` (discovery, then closing every session), and the CPU of what
+    `check` does on each server (its Windows read and the shell's Delete, client and lab together, in this
+    process, plus a new TLS session): N times that is the floor the wire puts under `check`."""
     import requests
 
     from asa_wizard.core.discovery import discover
@@ -233,37 +235,57 @@ def wire(sizes: list[int], runs: int) -> None:
                 target.close()
         target = open_lab("healthy")
         try:
-            windows = target.exchange.windows
-            server = "ex01.contoso.com"
-            conn = windows._connection(server)
-            per_request, per_handshake = [], []
-            for _ in range(runs):
-                k = 100
-                c0 = time.process_time()
-                for _ in range(k):  # Create and Delete: two requests on the kept session
-                    conn.protocol.close_shell(conn.protocol.open_shell())
-                per_request.append((time.process_time() - c0) / (2 * k))
-                c0 = time.process_time()
-                for _ in range(k // 4):  # the same two requests on a new connection (a new TLS session) each time
-                    windows.close()
-                    fresh = windows._connection(server)
-                    fresh.protocol.close_shell(fresh.protocol.open_shell())
-                per_handshake.append((time.process_time() - c0) / (k // 4) - 2 * per_request[-1])
+            per_server, client_share, per_session = server_cost(target, runs)
         finally:
             target.exchange.close()
             target.close()
-    req, hs = statistics.median(per_request), statistics.median(per_handshake)
+    seq, share, session = statistics.median(per_server), statistics.median(client_share), statistics.median(per_session)
     print()
-    hs = max(hs, 0.0)
-    extra = f"a new TLS session adds {hs * 1000:.2f} ms CPU" if hs > 0 else \
-        "a new TLS session adds nothing measurable above that"
-    print(f"one WS-Management request on a kept TLS session: {req * 1000:.2f} ms CPU (client + lab, median of "
-          f"{runs}); {extra}")
+    print(f"one server's Windows read on a kept TLS session (Create, Command, Receive, Delete): {seq * 1000:.2f} ms "
+          f"CPU, client and lab together (the client's share {share:.0%}; median of {runs})")
+    print(f"a new TLS session and its requests.Session for the server: {max(session, 0.0) * 1000:.2f} ms CPU more")
     print()
-    print("| N servers | requests in `check` | per server | floor: requests x CPU + a TLS session per server |")
+    print("| N servers | requests in `check` | per server | floor: N x (the read + a TLS session) |")
     print("|---|---|---|---|")
     for n, count in rows:
-        print(f"| {n:,} | {count:,} | {count / n:.1f} | {count * req + n * hs:.2f} s |")
+        print(f"| {n:,} | {count:,} | {count / n:.1f} | {n * (seq + max(session, 0.0)):.2f} s |")
+
+
+def server_cost(target, runs: int) -> tuple[list[float], list[float], list[float]]:  # type: ignore[no-untyped-def]
+    """CPU of what `check` does on each server, through the adapter: the Windows read script on a new WinRS
+    shell, then the shell's Delete (its command's Signal is not needed: the Delete ends it). Once on a kept TLS
+    session, once on a new session each time. The client's share is this thread's CPU; the rest is the lab's
+    threads."""
+    from asa_wizard.adapters import iis_ep
+
+    windows = target.exchange.windows
+    conn = windows._connection("ex01.contoso.com")
+    protocol, script = conn.protocol, iis_ep.read_windows_ep_script()
+
+    def read(new_session: bool) -> None:
+        if new_session:
+            protocol.transport.close_session()
+            protocol.transport.build_session().trust_env = False  # as WinRmExchange._connection builds it
+        conn.shell_id = conn.finished = None
+        windows._run_ps(conn, script)
+        protocol.close_shell(conn.shell_id, close_session=False)
+
+    for _ in range(10):
+        read(False)
+    per_server, client_share, per_session = [], [], []
+    for _ in range(runs):
+        k = 60
+        c0, t0 = time.process_time(), time.thread_time()
+        for _ in range(k):
+            read(False)
+        cpu, mine = time.process_time() - c0, time.thread_time() - t0
+        per_server.append(cpu / k)
+        client_share.append(mine / cpu)
+        c0 = time.process_time()
+        for _ in range(k // 3):
+            read(True)
+        per_session.append((time.process_time() - c0) / (k // 3) - per_server[-1])
+    return per_server, client_share, per_session
 
 
 # --- discovery against the filled Samba directory ------------------------------------------------------------

@@ -54,6 +54,7 @@ POLL_SECONDS = 0.02  # how often the accept loop looks for `stop`: what closing 
 
 @dataclass
 class _Command:
+    shell: str = ""  # the WinRS shell it runs in: deleting the shell ends it (MS-WSMV 3.1.4.4.1)
     done: threading.Event = field(default_factory=threading.Event)
     answer: "Answer | None" = None
 
@@ -90,6 +91,7 @@ class LabWsmanServer:
     def __init__(self, exchange: "LabExchange") -> None:
         self.exchange = exchange
         self.command_lines: list[tuple[str, str]] = []  # (server, command line) exactly as received
+        self.actions: list[tuple[str, str]] = []  # (server, the WS-Management action's last part) of each request
         self._commands: dict[str, _Command] = {}
         self._shells: set[str] = set()  # the WinRS shells created and not yet deleted
         self._lock = threading.Lock()
@@ -103,6 +105,11 @@ class LabWsmanServer:
         """WinRS shells created on `/wsman` and not deleted (the Exchange endpoint's are `psrp.open_shells()`)."""
         with self._lock:
             return len(self._shells)
+
+    def open_commands(self) -> int:
+        """Commands neither ended by a Signal nor by deleting their shell."""
+        with self._lock:
+            return len(self._commands)
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> "LabWsmanServer":
@@ -200,6 +207,8 @@ class LabWsmanServer:
         action = root.findtext("s:Header/a:Action", "", NS)
         mid = root.findtext("s:Header/a:MessageID", "", NS)
         body = root.find("s:Body", NS)
+        with self._lock:
+            self.actions.append((server, action.rsplit("/", 1)[-1]))
         if action == TRANSFER + "Create":
             uri = root.findtext("s:Header/w:ResourceURI", "", NS)
             if uri == EXCHANGE_URI:  # Exchange's configuration lives in IIS (/PowerShell), not in WinRM's catalog
@@ -219,7 +228,7 @@ class LabWsmanServer:
             cmdline = (body.findtext("rsp:CommandLine/rsp:Command", "", NS) + " "
                        + body.findtext("rsp:CommandLine/rsp:Arguments", "", NS)).strip()
             cid = str(uuid.uuid4()).upper()
-            cmd = _Command()
+            cmd = _Command(shell=shell_id(root))
             with self._lock:
                 self.command_lines.append((server, cmdline))
                 self._commands[cid] = cmd
@@ -244,8 +253,13 @@ class LabWsmanServer:
                 self._commands.pop(signal.get("CommandId", "") if signal is not None else "", None)
             out = "<rsp:SignalResponse/>"
         elif action == TRANSFER + "Delete":
+            # "Any commands in progress SHOULD be immediately terminated and all resources for the Shell SHOULD be
+            # freed" (MS-WSMV 3.1.4.4.1): a finished command needs no terminate Signal before its shell's Delete
+            sid = shell_id(root)
             with self._lock:
-                self._shells.discard(shell_id(root))
+                self._shells.discard(sid)
+                for cid in [c for c, cmd in self._commands.items() if cmd.shell == sid]:
+                    del self._commands[cid]
             out = ""
         else:
             return self._fault(mid, f"The action {action} is not supported by the WS-Management service.",

@@ -60,3 +60,17 @@ def test_a_user_with_eighteen_open_sessions_on_a_server_gets_exchanges_quota_err
     finally:
         for rps in left_open:
             rps.close()
+
+
+def test_a_finished_commands_signal_waits_for_the_next_command_and_deleting_the_shell_ends_the_last(world_of):
+    """Each script's terminate Signal is sent before the next script in the shell; the last one needs none,
+    because deleting a shell ends its commands and frees them (MS-WSMV 3.1.4.4.1): one request less per server."""
+    w = world_of(load_scenario(find_scenario("healthy")))
+    port = w.exchange_port()
+    port.read_servers(["ex01.contoso.com"], concurrency=1)
+    port.windows.read_extended_protection("ex01.contoso.com")
+    assert w.endpoint.open_commands() == 1  # the last script's command, finished, waits for the Delete
+    port.close()
+    sent = [action for server, action in w.endpoint.actions if server == "ex01.contoso.com"]
+    assert sent == ["Create", "Command", "Receive", "Signal", "Command", "Receive", "Delete"]
+    assert w.endpoint.open_commands() == 0 and w.endpoint.open_shells() == 0
