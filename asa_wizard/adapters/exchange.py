@@ -425,6 +425,16 @@ class EndpointExchange:
                           f"{server} now holds the {len(creds)} credential(s) of {source} (its own were replaced)",
                           latest=latest)
 
+    def credential_passwords(self, server: str, account: str) -> list[Secret]:
+        from ..core.current import same_account
+
+        rows = self.rps.invoke(server, "Get-ClientAccessService", {
+            "Identity": server, "IncludeAlternateServiceAccountCredentialPassword": True})
+        conf = (rows[0].get("AlternateServiceAccountConfiguration") or {}) if rows else {}
+        creds = [c.get("Credential") for c in _as_list(conf.get("EffectiveCredentials")) if isinstance(c, dict)]
+        return [c.password for c in creds
+                if isinstance(c, PsCredential) and c.password is not None and same_account(c.user, account)]
+
     def roll_with_script(self, run_on: str, servers: list[str], account: str) -> RollResult:
         if self.windows is None:
             return RollResult(run_on, RollOutcome.FAILED, "Microsoft's script runs over WinRM, which is not connected.",

@@ -121,6 +121,22 @@ def translate_result(result: dict, *, operation: str, target: str = "", where: s
             f"The domain's password policy refused the new password{obj}.",
             "Check the policy that applies to the account (Get-ADDefaultDomainPasswordPolicy, fine-grained "
             "policies): minimum length, complexity, history and minimum password age.", detail=raw)
+    if code == CONSTRAINT_VIOLATION and operation.startswith("change the password"):
+        # the Windows error code leads the DC's message, on AD and Samba alike
+        if "00000056" in message:
+            return PolicyRefused(
+                f"The domain controller refused to {operation}{obj}: the old password given is not the account's "
+                "current password (AD code 00000056).",
+                "The password was changed elsewhere since it was last set: reset it instead (the Reset Password "
+                "right), or give its current password.", detail=raw)
+        if "0000052D" in message.upper():
+            return PolicyRefused(
+                f"The domain's password policy refused to {operation}{obj} (AD code 0000052D): the password is "
+                "younger than the minimum password age, or the new one breaks the history, length or complexity "
+                "rules.",
+                "A password set less than the minimum age ago (1 day by default) cannot be changed yet: reset it "
+                "instead (the Reset Password right), or change it when it is old enough. Check the policy that "
+                "applies (Get-ADDefaultDomainPasswordPolicy, fine-grained policies).", detail=raw)
     if code == UNWILLING_TO_PERFORM:
         return PolicyRefused(f"The domain controller is unwilling to {operation}{obj}.",
                              "Read the DC's message below; a policy or a protected object prevents the change.",

@@ -391,7 +391,8 @@ class Executor:
                 with self._lock:
                     self._index += 1
                 self._result.done.append(cid)
-                self._say(ad_change, "done", self._index, "the ASA's password was reset in AD once, after every push")
+                self._say(ad_change, "done", self._index, " ".join(
+                    [f"the ASA's password was {report.ad_how or 'reset'} in AD once, after every push.", *report.notes]))
             elif report.servers[plan.change(cid).target].phase == Phase.VERIFIED:
                 self._result.done.append(cid)
         if ad_change is not None and ad_change.id in admitted and not report.ad_changed:

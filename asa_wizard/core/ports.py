@@ -125,6 +125,14 @@ class DirectoryPort(Protocol):
         returns the new msDS-KeyVersionNumber when the directory reports it. The password is never logged."""
         ...
 
+    def change_password(self, dn: str, old: Secret, new: Secret) -> int | None:
+        """Change the account's password from `old` to `new` (unicodePwd: the old value deleted and the new one
+        added in one modify, over an encrypted connection). It needs no Reset Password right, only the old
+        password (the Change Password right, which AD grants to everyone on a user), and the domain's password
+        policy applies (minimum age, history). Returns the new msDS-KeyVersionNumber when the directory reports
+        it. Neither password is ever logged."""
+        ...
+
 
 # ----------------------------------------------------------------------------------------------------
 # Exchange (its remote PowerShell endpoint for Exchange cmdlets, WinRM for the Windows side)
@@ -215,6 +223,11 @@ class ExchangePort(Protocol):
         """Set-ClientAccessService <server> -CleanUpInvalidAlternateServiceAccountCredentials
         -AlternateServiceAccountCredential <account, password>: the new credential in front, the ones that still
         validate against AD kept. The password is sent encrypted with the session key, never on a command line."""
+        ...
+
+    def credential_passwords(self, server: str, account: str) -> list[Secret]:
+        """The passwords `server` holds for `account`, in Exchange's order (the most recent first): through a
+        session on that server, Get-ClientAccessService -IncludeAlternateServiceAccountCredentialPassword."""
         ...
 
     def copy_credentials(self, server: str, source: str) -> RollResult:

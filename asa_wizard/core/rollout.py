@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import hmac
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,10 +51,11 @@ from .changes import Change, System
 from .current import credential_verdict, same_account
 from .errors import WizardError
 from .journal import ChangeStatus, Journal, JournalEvent, summarize
-from .commands import SWITCH, Code, command, roll_script, variable
+from .commands import SWITCH, command, roll_script, variable
 from .model import Account, AsaCredential, Environment, ExchangeServer, Namespace
 from .passwords import generate_password
 from .ports import DirectoryPort, ExchangePort, KerberosProbe, RollOutcome, RollResult, ServerState, read_parts
+from .secrets import Secret
 
 DEFAULT_CONCURRENCY = 4
 AD_ID = "rollout.ad-password"
@@ -115,7 +117,11 @@ class RolloutReport:
     servers: dict[str, ServerProgress]
     source: str | None = None  # the server whose credentials were copied (copy mode)
     generated: bool = False  # a new password was generated in this run
-    ad_changed: bool = False  # the ASA's password was reset in AD in this run
+    ad_changed: bool = False  # the ASA's password was set (changed or reset) in AD in this run
+    # how it was set, in words: "changed with its old password" (a user account whose old password the servers
+    # hold: no Reset Password right needed) or "reset"
+    ad_how: str = ""
+    notes: list[str] = field(default_factory=list)  # what did not go as first tried, without harm (say it)
     key_version: int | None = None  # msDS-KeyVersionNumber after the AD change
     cancelled: bool = False
     blocked: list[str] = field(default_factory=list)  # later steps that must wait, and why
@@ -403,25 +409,66 @@ class Rollout:
                 "fix the failed servers and roll again; a new password is pushed to every server and the unused "
                 "credential is cleaned up.")
             return
-        change = self._ad_change(asa)
+        change = self._ad_change(asa, self.report.servers[holding[0]].address)
+        old = None if asa.is_computer else self._old_password(holding[0], password)
         self.journal.write("intent", change)
         try:
-            kvno = self.directory.reset_password(asa.dn, password)  # type: ignore[union-attr]
+            kvno, how = self._set_in_ad(asa, old, password)
         except WizardError as exc:
-            self.journal.write("failed", change, message=str(exc))
+            self.journal.write("failed", change, message=" ".join([str(exc), *self.report.notes]))
             self.report.pending_credential = holding
+            verb = "reset" if asa.is_computer else "changed or reset"
             for name in holding:
-                self._set(name, Phase.FAILED, f"The ASA's password could not be reset in AD: {exc.problem} Every "
-                          "server keeps the current password (no outage) and holds the new, not-yet-valid "
-                          "credential.", fix=exc.fix)
+                self._set(name, Phase.FAILED, " ".join([
+                    f"The ASA's password could not be {verb} in AD: {exc.problem}", *self.report.notes,
+                    "Every server keeps the current password (no outage) and holds the new, not-yet-valid "
+                    "credential."]), fix=exc.fix)
             return
-        self.report.ad_changed = True
+        self.report.ad_changed, self.report.ad_how = True, how
         self.report.key_version = kvno
         self.journal.write("done", change, undo={"dn": asa.dn, "keep": True},
-                           message=f"password reset; msDS-KeyVersionNumber {kvno}")
+                           message=" ".join([f"password {how}; msDS-KeyVersionNumber {kvno}.", *self.report.notes]))
         for name in holding:  # every server row says it: the new credential is now the valid one
-            self._set(name, Phase.DONE, f"the ASA's password was reset in AD (key version {kvno}); verifying {name}")
+            self._set(name, Phase.DONE, f"the ASA's password was {how} in AD (key version {kvno}); verifying {name}")
         self._parallel(lambda n: self._verify(n, asa), holding)
+
+    def _old_password(self, server: str, new: Secret) -> Secret | None:
+        """For a user-account ASA, as Microsoft's script does it: the password the servers still use, read from
+        the first server that took the push. After the push it holds exactly two credentials of the account, the
+        new one first; the second is the current password. Anything else: None (the password is reset), and a
+        note says why."""
+        try:
+            held = self.exchange.credential_passwords(self.report.servers[server].address, self.request.account)
+        except WizardError as exc:
+            self.report.notes.append(f"The current password could not be read from {server} ({exc.problem}); the "
+                                     "password is reset instead of changed.")
+            return None
+        if len(held) == 2 and hmac.compare_digest(held[0].reveal().encode(), new.reveal().encode()):
+            return held[1]
+        if len(held) == 1:
+            self.report.notes.append(f"{server} knows no working credential of {self.request.account} yet, so the "
+                                     "password is reset instead of changed with the old one.")
+        elif len(held) == 2:
+            self.report.notes.append(f"The credentials of {self.request.account} on {server} are in an unexpected "
+                                     "order, so the password is reset instead of changed with the old one.")
+        else:
+            self.report.notes.append(f"{server} holds {len(held)} credentials of {self.request.account} where 2 "
+                                     "were expected, so the password is reset instead of changed with the old one.")
+        return None
+
+    def _set_in_ad(self, asa: Account, old: Secret | None, new: Secret) -> tuple[int | None, str]:
+        """Change with the old password when there is one (it needs no Reset Password right); when the directory
+        refuses the change (the minimum password age, usually), or there is no old password, reset."""
+        directory = self.directory
+        assert directory is not None
+        if old is not None:
+            try:
+                return directory.change_password(asa.dn, old, new), "changed with its old password"
+            except WizardError as exc:
+                self.report.notes.append(f"The password of {self.request.account} could not be changed with the old "
+                                         f"one ({exc.problem}); it is reset instead, which needs the Reset Password "
+                                         "right.")
+        return directory.reset_password(asa.dn, new), "reset"
 
     # --- Microsoft's script (an option) --------------------------------------------------------------
     def _script_roll(self) -> None:
@@ -473,16 +520,12 @@ class Rollout:
         except WizardError:
             return None
 
-    def _ad_change(self, asa: Account) -> Change:
+    def _ad_change(self, asa: Account, first: str) -> Change:
+        from .plan.rollout import ad_password_change
+
         if AD_ID in self._planned:
             return copy.deepcopy(self._planned[AD_ID])
-        return Change(id=AD_ID, system=System.DIRECTORY, action="roll-ad-password", target=asa.dn,
-                      summary=f"Reset the password of {self.request.account} in AD (once, after every push)",
-                      attribute="unicodePwd", old=None, new="(new password)", params={"dn": asa.dn},
-                      commands=[command("Set-ADAccountPassword", Identity=asa.dn, Reset=SWITCH,
-                                        NewPassword=Code("$cred.Password"))],
-                      undo_commands=[], step="rollout", proven_by=["rollout.current"],
-                      warning="A password reset cannot be undone; the previous credential stays on the servers.")
+        return ad_password_change(asa, self.request.account, [], first)
 
     def _verify(self, name: str, asa: Account | None) -> None:
         """After the AD change: prove the server holds the current password (key version), else read it back."""

@@ -411,8 +411,7 @@ class LabDirectory:
         index = self._index
         sent_filter: list[str | None] = [None]  # the filter of the search in progress, as the client sent it
 
-        def result(code: int, message: str) -> dict:
-            return {"resultCode": code, "matchedDN": "", "diagnosticMessage": message, "referral": None}
+        result = _result
 
         def mock_add(request_message, controls):
             request = add_request_to_dict(request_message)
@@ -438,6 +437,13 @@ class LabDirectory:
             request = modify_request_to_dict(request_message)
             dn, changes = request["entry"], request["changes"]
             names = [c["attribute"]["type"].lower() for c in changes]
+            if "unicodepwd" in names and [c["operation"] for c in changes] == [1, 0]:
+                if names != ["unicodepwd", "unicodepwd"]:
+                    return result(UNWILLING_TO_PERFORM, "the lab changes unicodePwd only on its own")
+                if not conn.server.ssl:
+                    return result(UNWILLING_TO_PERFORM, "0000001F: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)")
+                return self._change_password(dn, [bytes(c["modification"]["vals"][0])
+                                                  for c in request_message["changes"]])
             if "unicodepwd" in names:
                 if names != ["unicodepwd"]:
                     return result(UNWILLING_TO_PERFORM, "the lab sets unicodePwd only on its own")
@@ -571,6 +577,33 @@ class LabDirectory:
         entry = self.server.dit.get(dn, {})
         return bool(asa) and any(_text(v).lower() == asa for v in entry.get("sAMAccountName", []))
 
+    def _change_password(self, dn: str, values: list[bytes]) -> dict:
+        """A password change (the old value deleted, the new one added), as AD answers it: no Reset Password
+        right needed (the Change Password right is everyone's on a user), but the old password must be the
+        current one (00000056) and the current one at least the minimum password age old (0000052D)."""
+        texts = [v.decode("utf-16-le", "replace") for v in values]
+        if not all(t.startswith('"') and t.endswith('"') and len(t) > 2 for t in texts):
+            return _result(UNWILLING_TO_PERFORM, "0000052D: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)")
+        old, new = (t[1:-1] for t in texts)
+        del texts, values
+        with self._lock:
+            entry = self.server.dit.get(dn)
+            if entry is None:
+                return _result(32, "0000208D: NameErr: no such object")
+            sam = _text(entry.get("sAMAccountName", [b""])[0])
+            kvno = int(_text(entry.get("msDS-KeyVersionNumber", [b"1"])[0]))
+            current = self._digests.get(dn.lower()) or scenario_digest(sam, kvno)
+            if password_digest(old) != current:
+                return _result(CONSTRAINT_VIOLATION, "00000056: Constraint violation - check_password_restrictions: "
+                                                     "The old password specified doesn't match!")
+            last = filetime_to_datetime(int(_text(entry.get("pwdLastSet", [b"0"])[0]) or 0))
+            now = self.now()
+            if last is not None and now - last < timedelta(days=self.scenario.min_password_age_days):
+                return _result(CONSTRAINT_VIOLATION, "0000052D: Constraint violation - check_password_restrictions: "
+                                                     "password is too young to change!")
+            self._password_changed(dn, now, password_digest(new))
+        return _result(0, "")
+
     def _password_changed(self, dn: str, when: datetime, digest: str = "") -> int:
         """A new password: pwdLastSet, msDS-KeyVersionNumber + 1, and the digest of the text when one was
         sent (a roll by Microsoft's script on the lab has no text: the key version's digest stands for it)."""
@@ -674,6 +707,11 @@ class LabDirectory:
             vals = self.server.dit[dn].get("msDS-KeyVersionNumber")
             kvno = int(_text(vals[0])) if vals else 1
             return self._digests.get(dn.lower()) or scenario_digest(sam, kvno)
+
+
+def _result(code: int, message: str) -> dict:
+    """An LDAP result as the mock strategy returns it."""
+    return {"resultCode": code, "matchedDN": "", "diagnosticMessage": message, "referral": None}
 
 
 class _AttributeIndex:

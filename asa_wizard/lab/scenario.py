@@ -243,6 +243,9 @@ class Scenario:
     remote_powershell_enabled: bool = True
     sessions_can_delegate: bool = True  # False: a session cannot reach a further server (no CredSSP/delegation)
     admin_can_reset_asa: bool = True  # the lab admin holds the Reset Password right on the ASA
+    # the domain's minimum password age (AD's default domain policy: 1 day): a password younger than this cannot
+    # be changed with the old one, only reset
+    min_password_age_days: float = 1.0
     asa: str | None = None  # the ASA the scenario intends (sAMAccountName), if any
     seg: LabSeg | None = None
     hybrid: bool = False
@@ -403,7 +406,15 @@ class _Parser(TomlReader):
     def number(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: float) -> float:
         v = obj.get(key, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 3600:
-            raise self.fail(fp + (key,), f"must be a number of seconds from 0 to 3600, not {v!r}")
+            raise self.fail(fp + (key,), f"must be a number of seconds from 0 to 3600, not {v!r}",
+                            f"Write {key} as a number of seconds, for example {key} = 5.")
+        return float(v)
+
+    def days(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], default: float) -> float:
+        v = obj.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 998:
+            raise self.fail(fp + (key,), f"must be a number of days from 0 to 998 (AD's limits), not {v!r}",
+                            f"Write {key} = 1 (AD's default), or 0 for no minimum age.")
         return float(v)
 
     def when(self, obj: dict[str, Any], key: str, fp: tuple[Any, ...], required: bool = False) -> datetime | None:
@@ -478,7 +489,7 @@ class _Parser(TomlReader):
 
         lab = self.table(d, "lab", ())
         self.unknown(lab, {"admin_user", "admin_password", "now", "admin_roles", "remote_powershell_enabled",
-                           "sessions_can_delegate", "admin_can_reset_asa"}, ("lab",))
+                           "sessions_can_delegate", "admin_can_reset_asa", "min_password_age_days"}, ("lab",))
         now = self.when(lab, "now", ("lab",)) or datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc)
 
         defaults = self.table(d, "defaults", ())
@@ -545,6 +556,7 @@ class _Parser(TomlReader):
             remote_powershell_enabled=self.boolean(lab, "remote_powershell_enabled", ("lab",), True),
             sessions_can_delegate=self.boolean(lab, "sessions_can_delegate", ("lab",), True),
             admin_can_reset_asa=self.boolean(lab, "admin_can_reset_asa", ("lab",), True),
+            min_password_age_days=self.days(lab, "min_password_age_days", ("lab",), 1.0),
             asa=asa,
             seg=seg,
             hybrid=self.boolean(sc, "hybrid", ("scenario",), False),

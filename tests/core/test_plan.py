@@ -169,3 +169,24 @@ def test_hostile_values_are_quoted_for_powershell():
     assert escape_dn_value("a,b=c") == "a\\,b\\=c" and escape_dn_value("#x ") == "\\#x\\ "
     plan = plan_for("fresh", '[asa]\nmode = "create"\nname = "EX\'ASA$"\n')
     assert "-Identity 'EX''ASA$'" in plan.change("asa.create").commands[1]
+
+
+def test_a_user_account_asa_is_planned_as_a_change_with_its_old_password(tmp_path):
+    """Microsoft's script changes a user account's password with the old one (no Reset Password right needed)
+    and resets only a computer's: the plan a consultant takes to change control says which, with the commands."""
+    text = find_scenario("reroll-with-spns").read_text(encoding="utf-8").replace("EXASA$", "svc-exasa")
+    path = tmp_path / "user-asa.toml"
+    path.write_text(text.replace('sam = "svc-exasa"\nkind = "computer"', 'sam = "svc-exasa"\nkind = "user"'))
+    answers = f'[target]\nlab = "{path}"\n[asa]\nname = "svc-exasa"\n[rollout]\nnew_password = true\n'
+    plan = build_plan(environment_from_scenario(load_scenario(path)), parse_answers(answers, "a.toml"))
+    ad = plan.change("rollout.ad-password")
+    assert ad.summary.startswith("Change the password of CONTOSO\\svc-exasa in AD to the pushed one with its old "
+                                 "password")
+    dn = "CN=svc-exasa,OU=Exchange,OU=Service Accounts,DC=contoso,DC=com"
+    assert ad.commands == [
+        "$old=(Get-ClientAccessService 'ex01.contoso.com' -IncludeAlternateServiceAccountCredentialPassword)"
+        ".AlternateServiceAccountConfiguration.EffectiveCredentials[1].Credential",
+        f"Set-ADAccountPassword -Identity '{dn}' -OldPassword $old.Password -NewPassword $cred.Password"]
+    assert "needs no Reset Password right" in ad.warning and "minimum password age" in ad.warning
+    computer = plan_for("reroll-with-spns", '[asa]\nname = "EXASA$"\n[rollout]\nnew_password = true\n')
+    assert computer.change("rollout.ad-password").summary.startswith("Reset the password of CONTOSO\\EXASA$")

@@ -211,6 +211,56 @@ def test_user_asa_is_enabled_after_its_password(samba_dc, directory, unique_name
         assert asa.enctypes == 28 and asa.key_version is not None and asa.pwd_last_set is not None
 
 
+def test_a_user_password_is_changed_with_the_old_one_and_a_wrong_old_one_is_named(samba_dc, directory, unique_name):
+    """The password change a user-account ASA gets (the old value deleted, the new one added): Samba answers
+    it as AD does, and the new password is the one the account logs on with afterwards."""
+    name = unique_name("uasa")
+    first, wrong, new = Secret("First-Pass-2026a!"), Secret("Not-The-Pass-2026!"), Secret("Next-Pass-2026b!")
+    with created(directory, name, AccountKind.USER, f"CN=Users,{samba_dc.base_dn}", 28) as asa:
+        kvno = directory.reset_password(asa.dn, first)
+        with pytest.raises(PolicyRefused) as info:
+            directory.change_password(asa.dn, wrong, new)
+        assert "not the account's current password (AD code 00000056)" in info.value.problem
+        assert "Reset Password" in info.value.fix
+        shown = f"{info.value} {info.value.fix} {info.value.detail}"
+        assert all(p.reveal() not in shown for p in (first, wrong, new))
+        assert directory.get_account(name).key_version == kvno  # nothing changed
+        assert directory.change_password(asa.dn, first, new) == kvno + 1
+        as_user = LdapDirectory(settings(samba_dc, user=f"{name}@{samba_dc.domain}", password=new))
+        try:
+            as_user.connect()  # the account logs on with the new password
+        finally:
+            as_user.close()
+
+
+def test_a_password_younger_than_the_minimum_age_cannot_be_changed_only_reset(samba_dc, directory, unique_name):
+    """A fine-grained password policy with AD's default minimum age (1 day) on the account: the change is refused
+    with 0000052D and the fix names the reset; the reset still works (it is not subject to the age)."""
+    name = unique_name("uasa")
+    first, new = Secret("First-Pass-2026c!"), Secret("Next-Pass-2026d!")
+    with created(directory, name, AccountKind.USER, f"CN=Users,{samba_dc.base_dn}", 28) as asa:
+        directory.reset_password(asa.dn, first)
+        conn = directory._connection()
+        pso = f"CN=pso-{name},CN=Password Settings Container,CN=System,{samba_dc.base_dn}"
+        day = 864_000_000_000  # 100 ns intervals, negative in the attributes
+        assert conn.add(pso, ["msDS-PasswordSettings"], {
+            "msDS-PasswordSettingsPrecedence": 1, "msDS-PasswordReversibleEncryptionEnabled": "FALSE",
+            "msDS-PasswordHistoryLength": 0, "msDS-PasswordComplexityEnabled": "FALSE",
+            "msDS-MinimumPasswordLength": 0, "msDS-MinimumPasswordAge": -day, "msDS-MaximumPasswordAge": -day * 365,
+            "msDS-LockoutThreshold": 0, "msDS-LockoutObservationWindow": -18_000_000_000,
+            "msDS-LockoutDuration": -18_000_000_000, "msDS-PSOAppliesTo": asa.dn}), conn.result
+        try:
+            kvno = directory.get_account(name).key_version
+            with pytest.raises(PolicyRefused) as info:
+                directory.change_password(asa.dn, first, new)
+            assert "(AD code 0000052D)" in info.value.problem and "minimum password age" in info.value.problem
+            assert "reset it instead (the Reset Password right)" in info.value.fix
+            assert directory.get_account(name).key_version == kvno
+            assert directory.reset_password(asa.dn, new) == kvno + 1
+        finally:
+            conn.delete(pso)
+
+
 def test_duplicate_spn_is_refused_with_its_owner(samba_dc, directory, unique_name):
     ou = f"CN=Computers,{samba_dc.base_dn}"
     spn = f"HTTP/{unique_name('dup')}.contoso.lab"

@@ -134,6 +134,8 @@ FIELD_CASES = [
      "at most 253"),
     ('organization = "Contoso"', 'organization = "Contoso,OU=x"', "forest.organization", "organisation name"),
     ("now = 2026-03-02T09:00:00Z", "now = 0001-01-01T00:00:00Z", "lab.now", "out of range"),
+    ("now = 2026-03-02T09:00:00Z", "now = 2026-03-02T09:00:00Z\nmin_password_age_days = 5000",
+     "lab.min_password_age_days", "from 0 to 998"),
     ('internal_host = "autodiscover.contoso.com"', 'internal_host = "user@evil.example:1/x#"',
      "defaults.autodiscover.internal_host", "not a host name"),
 ]

@@ -234,3 +234,68 @@ def test_without_a_directory_nothing_is_pushed(world_of, tmp_path):
     report = run_rollout(w.exchange_port(), Journal.create(tmp_path), request(w))
     assert not report.generated and all(p.phase == Phase.SKIPPED for p in report.servers.values())
     assert "no directory connection" in report.servers["EX01"].reason
+
+
+# --- a user-account ASA: changed with its old password, as Microsoft's script does ---------------------------
+USER_ASA = "CONTOSO\\svc-exasa"
+
+
+def user_asa(tmp_path, **lab: object) -> Scenario:
+    """reroll-with-spns with its ASA a user account (svc-exasa) that the three servers use."""
+    text = find_scenario("reroll-with-spns").read_text(encoding="utf-8").replace("EXASA$", "svc-exasa")
+    text = text.replace('sam = "svc-exasa"\nkind = "computer"', 'sam = "svc-exasa"\nkind = "user"')
+    path = tmp_path / "user-asa.toml"
+    path.write_text(text, encoding="utf-8")
+    s = load_scenario(path)
+    assert next(a for a in s.accounts if a.sam == "svc-exasa").kind == AccountKind.USER
+    for key, value in lab.items():
+        setattr(s, key, value)
+    return s
+
+
+def test_a_user_account_asa_is_changed_with_its_old_password_which_needs_no_reset_right(world_of, tmp_path):
+    w = world_of(user_asa(tmp_path, admin_can_reset_asa=False))
+    before = w.directory.account_key_version("svc-exasa")
+    journal = Journal.create(tmp_path / "run")
+    report = run_rollout(w.exchange_port(), journal, RolloutRequest(USER_ASA, w.truth().servers),
+                         directory=w.directory_port())
+    assert report.complete and report.ad_changed and report.notes == []
+    assert report.ad_how == "changed with its old password"
+    read = [server for server, cmd, params in w.exchange.cmdlets
+            if cmd == "Get-ClientAccessService" and "IncludeAlternateServiceAccountCredentialPassword" in params]
+    assert read == ["EX01"]  # from the first server that took the push, through a session on it
+    assert w.directory.account_key_version("svc-exasa") == before + 1
+    assert set(accepting(w).values()) == {ProbeOutcome.ACCEPTED}
+    done = [e for e in journal.events() if e.change_id == AD_ID and e.event == "done"]
+    assert len(done) == 1 and done[0].message.startswith("password changed with its old password;")
+
+
+def test_a_user_asa_too_young_to_change_is_reset_and_the_run_says_why(world_of, tmp_path):
+    w = world_of(user_asa(tmp_path, min_password_age_days=30.0))  # last set 10 days before the lab's clock
+    before = w.directory.account_key_version("svc-exasa")
+    report = roll(w, tmp_path, account=USER_ASA)
+    assert report.complete and report.ad_how == "reset"
+    assert w.directory.account_key_version("svc-exasa") == before + 1
+    assert len(report.notes) == 1 and "0000052D" in report.notes[0] and "minimum password age" in report.notes[0]
+    assert "reset instead" in report.notes[0]
+    assert set(accepting(w).values()) == {ProbeOutcome.ACCEPTED}
+
+
+def test_a_user_asa_that_can_be_neither_changed_nor_reset_leaves_every_server_working(world_of, tmp_path):
+    w = world_of(user_asa(tmp_path, min_password_age_days=30.0, admin_can_reset_asa=False))
+    before = w.directory.account_key_version("svc-exasa")
+    report = roll(w, tmp_path, account=USER_ASA)
+    assert not report.ad_changed and w.directory.account_key_version("svc-exasa") == before
+    for p in report.servers.values():
+        assert p.phase == Phase.FAILED
+        assert "could not be changed or reset in AD" in p.reason and "0000052D" in p.reason and "no outage" in p.reason
+        assert "Reset Password" in p.fix
+    assert set(accepting(w).values()) == {ProbeOutcome.ACCEPTED}
+
+
+def test_a_computer_account_asa_is_reset_as_microsofts_script_resets_it(world_of, tmp_path):
+    w = world_of(reroll())
+    report = roll(w, tmp_path)
+    assert report.complete and report.ad_how == "reset" and report.notes == []
+    assert not any(cmd == "Get-ClientAccessService" and "IncludeAlternateServiceAccountCredentialPassword" in params
+                   for _, cmd, params in w.exchange.cmdlets)  # no password is read for a computer account

@@ -132,4 +132,20 @@ class DirectoryChanges(DirectoryReads):
                                           where=self._where(), secrets=(password,))
             return self._reread(dn).key_version
 
+    def change_password(self, dn: str, old: Secret, new: Secret) -> int | None:
+        """Change the password with the old one: the old unicodePwd value deleted and the new one added in one
+        modify (how AD takes a password change over LDAP). Needs the old password and an encrypted connection,
+        not the Reset Password right; the password policy applies."""
+        with self._lock:
+            self._require_tls("change a password")
+            acct = self._reread(dn)
+            was, to = (f'"{x.reveal()}"'.encode("utf-16-le") for x in (old, new))
+            result = self._write("modify", dn, {"unicodePwd": [(MODIFY_DELETE, [was]), (MODIFY_ADD, [to])]},
+                                 what="change the password")
+            del was, to
+            if result.get("result", 0) != le.SUCCESS:
+                raise le.translate_result(result, operation=f"change the password of {acct.sam}", target=dn,
+                                          where=self._where(), secrets=(old, new))
+            return self._reread(dn).key_version
+
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..changes import Change, System
 from ..commands import SWITCH, Code, assign, command, subexpression, variable
-from ..model import ExchangeServer
+from ..model import Account, ExchangeServer
 from .base import PlannerBase, credential_is_current
 from .model import KEYS_GROUP
 from .values import credential_value
@@ -131,15 +131,39 @@ class RolloutRules(PlannerBase):
         """The one AD change of a native roll: after every push (it depends on all of them)."""
         assert self.asa is not None
         deps = [self.roll_ids[s.name.lower()] for s in servers if s.name.lower() in self.roll_ids]
-        self.add(Change(
-            id="rollout.ad-password", system=System.DIRECTORY, action="roll-ad-password", target=self.asa.dn,
-            summary=f"Reset the password of {self.asa_q} in AD to the pushed one (once, after every push worked)",
-            attribute="unicodePwd", old=None, new="(the pushed password)",
-            params={"dn": self.asa.dn, **({"group": KEYS_GROUP} if self.enctypes_gain_aes else {})},
-            commands=[command("Set-ADAccountPassword", Identity=self.asa.dn, Reset=SWITCH,
-                              NewPassword=Code("$cred.Password"))],
-            undo_commands=[], proven_by=["rollout.current"], step="rollout", depends_on=deps,
-            warning="A password reset cannot be undone. It needs the Reset Password right on the ASA; if it is "
-                    "refused, every server keeps working with the current password."))
+        self.add(ad_password_change(self.asa, self.asa_q, deps, servers[0].fqdn or servers[0].name if servers else "",
+                                    self.enctypes_gain_aes))
         for s in servers:
             self.roll_ids[s.name.lower()] = "rollout.ad-password"
+
+
+def ad_password_change(asa: Account, asa_q: str, deps: list[str], first: str, gain_aes: bool = False) -> Change:
+    """The AD half of a native roll, as Microsoft's script makes it: a computer account's password is reset; a
+    user account's is changed with its old password, which the servers hold (no Reset Password right needed),
+    and reset only when the change is refused (the minimum password age, usually)."""
+    reset = command("Set-ADAccountPassword", Identity=asa.dn, Reset=SWITCH, NewPassword=Code("$cred.Password"))
+    params = {"dn": asa.dn, **({"group": KEYS_GROUP} if gain_aes else {})}
+    if asa.is_computer:
+        return Change(
+            id="rollout.ad-password", system=System.DIRECTORY, action="roll-ad-password", target=asa.dn,
+            summary=f"Reset the password of {asa_q} in AD to the pushed one (once, after every push worked)",
+            attribute="unicodePwd", old=None, new="(the pushed password)", params=params, commands=[reset],
+            undo_commands=[], proven_by=["rollout.current"], step="rollout", depends_on=deps,
+            warning="A password reset cannot be undone. It needs the Reset Password right on the ASA; if it is "
+                    "refused, every server keeps working with the current password.")
+    return Change(
+        id="rollout.ad-password", system=System.DIRECTORY, action="roll-ad-password", target=asa.dn,
+        summary=f"Change the password of {asa_q} in AD to the pushed one with its old password, which the servers "
+                "hold (once, after every push worked); reset it if the change is refused",
+        attribute="unicodePwd", old=None, new="(the pushed password)", params=params,
+        # the old password: the second of the account's two credentials on the first server that took the push
+        commands=[assign("old", Code(subexpression(command(
+                      "Get-ClientAccessService", first, IncludeAlternateServiceAccountCredentialPassword=SWITCH))
+                      + ".AlternateServiceAccountConfiguration.EffectiveCredentials[1].Credential")),
+                  command("Set-ADAccountPassword", Identity=asa.dn, OldPassword=Code("$old.Password"),
+                          NewPassword=Code("$cred.Password"))],
+        undo_commands=[], proven_by=["rollout.current"], step="rollout", depends_on=deps,
+        warning="A password change cannot be undone. It needs no Reset Password right, only the old password; "
+                "the domain's password policy applies, and a password younger than the minimum password age "
+                "(1 day by default) is reset instead, which needs the Reset Password right on the ASA. If that is "
+                "refused too, every server keeps working with the current password.")
