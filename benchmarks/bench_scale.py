@@ -235,7 +235,8 @@ def wire(sizes: list[int], runs: int) -> None:
                 target.close()
         target = open_lab("healthy")
         try:
-            per_server, client_share, per_session = server_cost(target, runs)
+            per_server, client_share, per_session, client_new = server_cost(target, runs)
+            per_call, call_share = pipeline_cost(target, runs)
         finally:
             target.exchange.close()
             target.close()
@@ -244,6 +245,12 @@ def wire(sizes: list[int], runs: int) -> None:
     print(f"one server's Windows read on a kept TLS session (Create, Command, Receive, Delete): {seq * 1000:.2f} ms "
           f"CPU, client and lab together (the client's share {share:.0%}; median of {runs})")
     print(f"a new TLS session and its requests.Session for the server: {max(session, 0.0) * 1000:.2f} ms CPU more")
+    print(f"one Exchange cmdlet (a PSRP pipeline: Command, Receive, Signal) on a kept runspace pool: "
+          f"{statistics.median(per_call) * 1000:.2f} ms CPU, client and lab together (the client's share "
+          f"{statistics.median(call_share):.0%})")
+    mine = statistics.median(client_new)
+    print(f"the client's own CPU for one server (the read on a new session): {mine * 1000:.2f} ms, so "
+          f"{mine * 200:.2f} s at 200 servers and {mine * 1000:.2f} s at 1,000 even if the servers cost nothing")
     print()
     print("| N servers | requests in `check` | per server | floor: N x (the read + a TLS session) |")
     print("|---|---|---|---|")
@@ -251,11 +258,31 @@ def wire(sizes: list[int], runs: int) -> None:
         print(f"| {n:,} | {count:,} | {count / n:.1f} | {n * (seq + max(session, 0.0)):.2f} s |")
 
 
-def server_cost(target, runs: int) -> tuple[list[float], list[float], list[float]]:  # type: ignore[no-untyped-def]
+def pipeline_cost(target, runs: int) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
+    """CPU of one Exchange cmdlet on a server's kept runspace pool (a Get-OutlookAnywhere of one virtual
+    directory, as apply's compare-and-set re-reads it), client and lab together, and the client's share."""
+    rps = target.exchange.rps
+    server, params = "ex01.contoso.com", {"Identity": "EX01\\Rpc (Default Web Site)", "ADPropertiesOnly": True}
+    for _ in range(10):
+        rps.invoke(server, "Get-OutlookAnywhere", params)
+    per_call, share = [], []
+    for _ in range(runs):
+        k = 40
+        c0, t0 = time.process_time(), time.thread_time()
+        for _ in range(k):
+            rps.invoke(server, "Get-OutlookAnywhere", params)
+        cpu = time.process_time() - c0
+        per_call.append(cpu / k)
+        share.append((time.thread_time() - t0) / cpu)
+    return per_call, share
+
+
+def server_cost(target, runs: int):  # type: ignore[no-untyped-def]
     """CPU of what `check` does on each server, through the adapter: the Windows read script on a new WinRS
     shell, then the shell's Delete (its command's Signal is not needed: the Delete ends it). Once on a kept TLS
     session, once on a new session each time. The client's share is this thread's CPU; the rest is the lab's
-    threads."""
+    threads. Returns, per run: the CPU of a read on a kept session, the client's share of it, what a new session
+    adds, and the client's own CPU for a read on a new session."""
     from asa_wizard.adapters import iis_ep
 
     windows = target.exchange.windows
@@ -272,7 +299,7 @@ def server_cost(target, runs: int) -> tuple[list[float], list[float], list[float
 
     for _ in range(10):
         read(False)
-    per_server, client_share, per_session = [], [], []
+    per_server, client_share, per_session, client_new = [], [], [], []
     for _ in range(runs):
         k = 60
         c0, t0 = time.process_time(), time.thread_time()
@@ -281,11 +308,12 @@ def server_cost(target, runs: int) -> tuple[list[float], list[float], list[float
         cpu, mine = time.process_time() - c0, time.thread_time() - t0
         per_server.append(cpu / k)
         client_share.append(mine / cpu)
-        c0 = time.process_time()
+        c0, t0 = time.process_time(), time.thread_time()
         for _ in range(k // 3):
             read(True)
         per_session.append((time.process_time() - c0) / (k // 3) - per_server[-1])
-    return per_server, client_share, per_session
+        client_new.append((time.thread_time() - t0) / (k // 3))
+    return per_server, client_share, per_session, client_new
 
 
 # --- discovery against the filled Samba directory ------------------------------------------------------------
