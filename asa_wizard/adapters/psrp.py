@@ -474,8 +474,11 @@ class ExchangeRps:
                 fix = "Check the user name and password of the lab logon."
             else:
                 fix = (f"Exchange's endpoint accepts Kerberos only (no NTLM): use the UPN form user@REALM, get a "
-                       f"ticket first (kinit user@REALM), make sure the SPN {s.negotiate_service}/{server} resolves "
-                       f"to the server and the clock is within 5 minutes of the DC.")
+                       f"ticket first (kinit user@REALM), make sure the SPN {s.negotiate_service}/{server} belongs "
+                       f"to an account whose key the server holds ({setspn('-Q', f'{s.negotiate_service}/{server}')}"
+                       ": normally its own computer account; moved to the ASA, it needs the ASA's current password "
+                       "on that server, else the server cannot read the ticket and the client logs "
+                       "KRB_AP_ERR_MODIFIED) and that the clock is within 5 minutes of the DC.")
             return RpsError(f"{server}: authentication as {user} with {s.auth} was refused (HTTP 401) at {url}.",
                             fix, server=server, error_id="401", category="transport", detail=text)
         if isinstance(exc, WinRMTransportError):

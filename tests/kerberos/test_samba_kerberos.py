@@ -455,3 +455,77 @@ def test_plain_http_is_refused_for_a_real_target_unless_asked(samba_dc, kdc, org
         probe.close()
     assert "plain HTTP (asked for explicitly)" in probe.describe()
     assert result.outcome == ProbeOutcome.ACCEPTED and not any(p.channel_bound for p in result.paths)
+
+
+# --- Exchange's remote PowerShell endpoint: HTTP, Kerberos only, the messages encrypted ----------------------
+def test_exchange_remote_powershell_over_http_with_kerberos_and_message_encryption(samba_dc, kdc, unique_name,
+                                                                                   tmp_path):
+    """The client as it reaches a real Exchange server (http://<fqdn>/PowerShell, Kerberos, every message
+    encrypted with the Kerberos session) against the lab's endpoint model behind a Kerberos front whose key is
+    the server's: a real ticket from the Samba KDC, and no SOAP readable on the wire."""
+    from asa_wizard.adapters.psrp import ExchangeRps, RpsSettings
+    from asa_wizard.lab.rps_kerberos import KerberosPowerShell
+    from asa_wizard.lab.scenario import find_scenario, load_scenario
+    from asa_wizard.lab.world import LabWorld
+
+    world = LabWorld(load_scenario(find_scenario("healthy")))
+    world.start_endpoint()  # the endpoint's model: the Kerberos front stands where IIS would
+    server = "ex01.contoso.com"
+    name, password = unique_name("rps").upper(), _pw()
+    dn = kdc.computer(name, [f"HTTP/{server}"], 24, password)
+    user, user_pw = unique_name("adm"), _pw()
+    kdc.user(user, user_pw)
+    principal = f"{user}@{samba_dc.realm}"
+    kt = write_keytab(tmp_path / "ex01.keytab", samba_dc.realm, f"{name}$", password, kdc.kvno(dn), [f"HTTP/{server}"])
+    try:
+        with KerberosPowerShell(world.endpoint.psrp, kt, {principal: world.scenario.admin_user}) as front:
+            settings = RpsSettings(scheme="http", auth="kerberos", user=principal, password=user_pw,
+                                   host_override=front.target)
+            with ExchangeRps(settings) as rps:
+                rows = rps.invoke(server, "Get-ExchangeServer", {})
+                again = rps.invoke(server, "Get-ClientAccessService", {"Identity": server})
+            assert sorted(str(r.get("Name")) for r in rows) == ["EX01", "EX02"]
+            assert [str(r.get("Name")) for r in again] == ["EX01"]
+            assert front.accepted and set(front.accepted) == {principal} and front.rejected == []
+            assert front.unencrypted == 0
+            # offered "Kerberos" as Exchange offers it, the client encrypts with the Kerberos protocol
+            assert set(front.protocols) == {"application/HTTP-Kerberos-session-encrypted"}
+            sent = [b for b in front.bodies if b]
+            assert sent and all(b.startswith(b"--Encrypted Boundary\r\n") for b in sent)
+            assert not any(b"Envelope" in b or b"Get-ExchangeServer" in b for b in sent)  # nothing readable
+    finally:
+        kdc.conn.delete(dn)
+        world.close()
+
+
+def test_exchange_remote_powershell_refuses_a_ticket_its_key_cannot_read(samba_dc, kdc, unique_name, tmp_path):
+    """The server's key is not the account's current one (a stale credential): Kerberos fails, and the client
+    says so with what to check, not a traceback."""
+    from asa_wizard.adapters.psrp import ExchangeRps, RpsError, RpsSettings
+    from asa_wizard.lab.rps_kerberos import KerberosPowerShell
+    from asa_wizard.lab.scenario import find_scenario, load_scenario
+    from asa_wizard.lab.world import LabWorld
+
+    world = LabWorld(load_scenario(find_scenario("healthy")))
+    world.start_endpoint()  # the endpoint's model: the Kerberos front stands where IIS would
+    server = "ex01.contoso.com"
+    name, password = unique_name("rps").upper(), _pw()
+    dn = kdc.computer(name, [f"HTTP/{server}"], 24, password)
+    user, user_pw = unique_name("adm"), _pw()
+    kdc.user(user, user_pw)
+    principal = f"{user}@{samba_dc.realm}"
+    stale = write_keytab(tmp_path / "old.keytab", samba_dc.realm, f"{name}$", _pw(), kdc.kvno(dn), [f"HTTP/{server}"])
+    try:
+        with KerberosPowerShell(world.endpoint.psrp, stale, {principal: world.scenario.admin_user}) as front:
+            settings = RpsSettings(scheme="http", auth="kerberos", user=principal, password=user_pw,
+                                   host_override=front.target)
+            with ExchangeRps(settings) as rps:
+                with pytest.raises(RpsError) as info:
+                    rps.invoke(server, "Get-ExchangeServer", {})
+            assert front.accepted == [] and front.rejected
+            assert "with kerberos was refused (HTTP 401)" in info.value.problem
+            assert f"HTTP/{server}" in info.value.fix and "KRB_AP_ERR_MODIFIED" in info.value.fix
+            assert user_pw.reveal() not in f"{info.value} {info.value.fix} {info.value.detail}"
+    finally:
+        kdc.conn.delete(dn)
+        world.close()
