@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--random-faults", metavar="SEED",
                      help="break the scenario with a reproducible random set of faults (the same seed gives the "
                      "same faults) and make fixing them an exercise; best on --scenario healthy")
+    lab.add_argument("--restore", action="store_true",
+                     help="make again the changes this data folder's journals recorded on the same scenario, "
+                     "oldest run first, except runs from before the last 'Reset the lab' (the classroom reopens a "
+                     "student's lab this way after a page reload)")
     from .headless_cli import add_headless_commands
 
     add_headless_commands(sub)
@@ -74,7 +78,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         os.environ[SEED_ENV] = str(seed)  # the lab opens in the app's worker: LabWorld.open reads it there
     from .tui.app import run_lab  # the only place the lab command imports textual
 
-    return run_lab(args.scenario, dry_run=args.dry_run)
+    return run_lab(args.scenario, dry_run=args.dry_run, restore=args.restore)
 
 
 def main(argv: list[str] | None = None) -> int:

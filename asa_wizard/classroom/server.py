@@ -171,7 +171,8 @@ class Classroom(Server):
         return s
 
     def command_for(self, s: ClassSession) -> str:
-        argv = [self.python, "-m", "asa_wizard", "lab", "--scenario", s.scenario or "healthy"]
+        # --restore: a page reload starts a new process; it makes again what the student's journals recorded
+        argv = [self.python, "-m", "asa_wizard", "lab", "--scenario", s.scenario or "healthy", "--restore"]
         if s.seed is not None:
             argv += ["--random-faults", str(s.seed)]
         return shlex.join(argv)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -276,6 +277,71 @@ def _replay(opened: Opened, plan: Plan, events: list[JournalEvent], say: Callabl
                           + "; ".join(f"{k}: {v}" for k, v in result.failed.items()),
                           "Start a new lab run with asa-wizard apply.")
     return len(done)
+
+
+LAB_RESET_MARK = "lab-reset"  # in the data folder: when the lab was last reset to its scenario (ISO time)
+
+
+def mark_lab_reset(when: datetime | None = None) -> None:
+    """Remember that the lab was put back to its scenario now: runs from before it are not restored."""
+    from ..core.journal import default_journal_dir
+
+    folder = default_journal_dir().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / LAB_RESET_MARK).write_text((when or datetime.now(timezone.utc)).isoformat(), encoding="utf-8")
+
+
+@dataclass
+class Restored:
+    changes: int = 0  # done changes made again
+    answers: Answers | None = None  # what the newest restored run was made with (its ASA, its gateway)
+
+
+def restore_lab(opened: Opened, directory: Path | None = None,
+                say: Callable[[str], None] | None = None) -> Restored:
+    """A lab opened again on a data folder that already recorded runs on it (the classroom reopens a student's
+    lab this way after a page reload): every run of the same scenario, oldest first, has its done changes
+    replayed onto the fresh lab (what was undone stays undone; nothing is journaled again). Runs that started
+    before the last "Reset the lab" are left out, as the reset threw them away."""
+    from ..core.executor import plan_from_journal
+    from ..core.journal import default_journal_dir, read_events
+
+    if not opened.target.is_lab:
+        return Restored()
+    folder = directory or default_journal_dir()
+    mark = folder.parent / LAB_RESET_MARK
+    since = ""
+    if mark.is_file():
+        since = _iso_utc(mark.read_text(encoding="utf-8").strip())
+    runs = []
+    for path in journals(folder):
+        try:
+            events = list(read_events(path))
+        except WizardError:
+            continue  # a journal that cannot be read is not restored (and the report says why elsewhere)
+        if not events or not same_target(recorded_answers(events, path).target, opened.answers.target):
+            continue
+        started = _iso_utc(events[0].ts)
+        if started and since and started <= since:
+            continue
+        runs.append((started, path, events))
+    out = Restored()
+    for _, path, events in sorted(runs, key=lambda r: (r[0], r[1].name)):
+        plan, _ = plan_from_journal(events)
+        out.changes += _replay(opened, plan, events, say)
+        out.answers = recorded_answers(events, path)
+    return out
+
+
+def _iso_utc(text: str) -> str:
+    """An ISO time as comparable text in UTC ("" if it is not one)."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat()
 
 
 def remaining(path: Path) -> list[Any]:

@@ -109,6 +109,9 @@ class AsaWizardApp(App[int]):
             self.offer_resume()
 
     def _after_open(self) -> None:
+        if self.session.restored:
+            self.log_line(f"Lab: the {self.session.restored} change(s) this lab's journals recorded were made again "
+                          "(the lab was opened again, as after a page reload)")
         pane = self.current_pane
         if pane is not None:
             pane.on_shown()
@@ -390,7 +393,8 @@ class AsaWizardApp(App[int]):
                 await self.show_step(first)
                 pane = self.current_pane
                 if pane is not None and hasattr(pane, "start_resume"):
-                    pane.start_resume(path, replay=True)
+                    # a restored lab is already where the run left it: its done changes are not made twice
+                    pane.start_resume(path, replay=not self.session.restore)
 
             self.run_worker(go(), group="navigate", exclusive=True)
 
@@ -473,14 +477,18 @@ class AsaWizardApp(App[int]):
         if panel is not None:
             panel.lab_reset()  # changes thrown away count as undone in an exercise
         target.lab.reset()
+        from ..service.operations import mark_lab_reset
+
+        mark_lab_reset()  # a later reopening (a page reload) leaves the runs before this reset out
         self.log_line("Lab reset to the scenario file")
         self.notify("The lab was reset to the scenario.", markup=False)
         self.run_discovery()
 
 
-def run_lab(scenario_name: str, dry_run: bool = False) -> int:
-    """Open the lab on `scenario_name`, run the wizard on it, close the lab."""
-    session = WizardSession(dry_run=dry_run, scenario_name=scenario_name)
+def run_lab(scenario_name: str, dry_run: bool = False, restore: bool = False) -> int:
+    """Open the lab on `scenario_name`, run the wizard on it, close the lab. `restore`: make again the changes this
+    data folder's journals recorded on the same scenario (`service.operations.restore_lab`)."""
+    session = WizardSession(dry_run=dry_run, scenario_name=scenario_name, restore=restore)
     try:
         # the lab opens in a worker once the first screen is painted; discovery follows it
         app = AsaWizardApp(session, start_step="discovery", open_lab=scenario_name)

@@ -69,8 +69,12 @@ def step_status(step_id: str, checks: dict[str, str | None], *, connected: bool,
 class WizardSession:
     """The target, what discovery found, the latest findings, this session's runs and the run's settings."""
 
-    def __init__(self, *, dry_run: bool = False, scenario_name: str | None = None) -> None:
+    def __init__(self, *, dry_run: bool = False, scenario_name: str | None = None, restore: bool = False) -> None:
         self.opened: svc.Opened | None = None
+        # `restore`: a lab opened again on its data folder (the classroom after a page reload) gets the runs that
+        # folder recorded on it replayed (`service.operations.restore_lab`); `restored` counts the changes
+        self.restore = restore
+        self.restored = 0
         self.scenario_name = scenario_name
         self.dry_run = dry_run
         self.env: Environment | None = None
@@ -110,6 +114,14 @@ class WizardSession:
         self._reset()
         self.answers = default_answers(self.opened.target.lab.scenario, scenario, self.dry_run)
         self.opened.answers = self.answers
+        if self.restore:
+            restored = ops.restore_lab(self.opened)
+            self.restored = restored.changes
+            if restored.answers is not None:  # the student's choices of the runs made again: their ASA, gateway
+                if restored.answers.asa.name:
+                    self.answers.asa.mode, self.answers.asa.name = "reuse", restored.answers.asa.name
+                if restored.answers.seg.service_account:
+                    self.answers.seg = restored.answers.seg
         return self.opened.target
 
     def open_real(self, answers: Answers, secrets: Any = None) -> Target:
