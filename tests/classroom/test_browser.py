@@ -1,5 +1,6 @@
 """The classroom in a real browser: headless Chromium loads a student's lab, the wizard's first screen appears
-in the page's terminal, keys reach it, and two labs at once do not share state."""
+in the page's terminal, keys reach it, two labs at once do not share state, and a reloaded page finds the lab
+as the student left it."""
 
 from __future__ import annotations
 
@@ -101,6 +102,15 @@ def test_two_labs_at_once_do_not_share_state(tmp_path):
             # the instructor sees both, each with its own progress
             rows = {s["student"]: s for s in classroom.sessions()}
             assert rows["Ann"]["fixed"] == "1 of 1" and rows["Bob"]["fixed"] == "0 of 1"
+
+            # Ann reloads the page: a new wizard process, and her lab as she left it (her journal's change made
+            # again, which the log says), not the scenario's broken one
+            ann.refresh()
+            wait_for_text(ann, "Exercise: 1 of 1 faults fixed")
+            press(ann, Keys.CONTROL, "l")
+            wait_for_text(ann, "change(s) this lab's journals recorded")
+            keep_screenshot(ann, tmp_path, "classroom-ann-reloaded.png")
+            assert len(list((folders["Ann"] / "journals").glob("*.jsonl"))) == 1  # nothing journaled twice
         finally:
             ann.quit()
             bob.quit()
