@@ -108,21 +108,23 @@ class WizardSession:
     def open_lab(self, scenario: str) -> Target:
         """Open (or re-open) the lab on `scenario`; the previous target is closed first."""
         self.close()
-        answers = Answers(target=TargetAnswers(lab=scenario), dry_run=self.dry_run)
-        self.opened = svc.open_target(answers)
-        self.scenario_name = scenario
+        opened = svc.open_target(Answers(target=TargetAnswers(lab=scenario), dry_run=self.dry_run))
+        try:
+            opened.answers = answers = default_answers(opened.target.lab.scenario, scenario, self.dry_run)
+            # restored before the session shows the target: nothing reads the lab half made again
+            restored = ops.restore_lab(opened) if self.restore else ops.Restored()
+        except BaseException:
+            opened.close()
+            raise
+        if restored.answers is not None:  # the student's choices of the runs made again: their ASA, gateway
+            if restored.answers.asa.name:
+                answers.asa.mode, answers.asa.name = "reuse", restored.answers.asa.name
+            if restored.answers.seg.service_account:
+                answers.seg = restored.answers.seg
+        self.opened, self.scenario_name, self.restored = opened, scenario, restored.changes
         self._reset()
-        self.answers = default_answers(self.opened.target.lab.scenario, scenario, self.dry_run)
-        self.opened.answers = self.answers
-        if self.restore:
-            restored = ops.restore_lab(self.opened)
-            self.restored = restored.changes
-            if restored.answers is not None:  # the student's choices of the runs made again: their ASA, gateway
-                if restored.answers.asa.name:
-                    self.answers.asa.mode, self.answers.asa.name = "reuse", restored.answers.asa.name
-                if restored.answers.seg.service_account:
-                    self.answers.seg = restored.answers.seg
-        return self.opened.target
+        self.answers = answers
+        return opened.target
 
     def open_real(self, answers: Answers, secrets: Any = None) -> Target:
         """Connect to a real domain with the Target step's answers (certificates validated unless the user opted
