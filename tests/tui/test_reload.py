@@ -31,3 +31,32 @@ async def test_the_reloaded_page_says_what_it_made_again_and_shows_the_servers_a
             assert all(any("EXASA$" in cell for cell in r) for r in servers), servers
     finally:
         session.close()
+
+
+async def test_nothing_reads_the_lab_while_its_runs_are_made_again(tmp_path, monkeypatch):
+    """Making the runs again takes time (a slow machine, many runs): the wizard must not show, nor keep, what it
+    read of the lab half-way (the servers without the credential the run pushed)."""
+    import time
+
+    from asa_wizard.service import operations
+
+    monkeypatch.setenv("ASA_WIZARD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["apply", "--answers", str(ANSWERS), "--yes"]) == 0
+    replay = operations._replay
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return replay(*args, **kwargs)
+
+    monkeypatch.setattr(operations, "_replay", slow)
+    session = WizardSession(scenario_name="fresh", restore=True)
+    app = AsaWizardApp(session, start_step="discovery", open_lab="fresh")
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot, rounds=5)
+            servers = table_rows(app, "#servers-table")
+            assert {r[0] for r in servers} == {"EX01", "EX02"}
+            assert all(any("EXASA$" in cell for cell in r) for r in servers), servers
+    finally:
+        session.close()
