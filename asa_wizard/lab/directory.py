@@ -449,9 +449,8 @@ class LabDirectory:
                     return result(UNWILLING_TO_PERFORM, "the lab sets unicodePwd only on its own")
                 if not conn.server.ssl:
                     return result(UNWILLING_TO_PERFORM, "0000001F: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)")
-                value = bytes(request_message["changes"][0]["modification"]["vals"][0])
-                text = value.decode("utf-16-le", "replace")
-                if not (text.startswith('"') and text.endswith('"') and len(text) > 2):
+                text = _password_text(bytes(request_message["changes"][0]["modification"]["vals"][0]))
+                if text is None:
                     return result(UNWILLING_TO_PERFORM, "0000052D: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)")
                 with self._lock:
                     if dn not in self.server.dit:
@@ -459,8 +458,8 @@ class LabDirectory:
                     if not self.scenario.admin_can_reset_asa and self._is_scenario_asa(dn):
                         return result(50, "00000005: SecErr: DSID-03152E29, problem 4003 "
                                           "(INSUFFICIENT_ACCESS_RIGHTS), data 0")
-                    self._password_changed(dn, self.now(), password_digest(text[1:-1]))
-                del text, value
+                    self._password_changed(dn, self.now(), password_digest(text))
+                del text
                 return result(0, "")
             with self._lock:
                 for c in changes:
@@ -581,19 +580,15 @@ class LabDirectory:
         """A password change (the old value deleted, the new one added), as AD answers it: no Reset Password
         right needed (the Change Password right is everyone's on a user), but the old password must be the
         current one (00000056) and the current one at least the minimum password age old (0000052D)."""
-        texts = [v.decode("utf-16-le", "replace") for v in values]
-        if not all(t.startswith('"') and t.endswith('"') and len(t) > 2 for t in texts):
+        old, new = (_password_text(v) for v in values)
+        del values
+        if old is None or new is None:
             return _result(UNWILLING_TO_PERFORM, "0000052D: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)")
-        old, new = (t[1:-1] for t in texts)
-        del texts, values
         with self._lock:
             entry = self.server.dit.get(dn)
             if entry is None:
                 return _result(32, "0000208D: NameErr: no such object")
-            sam = _text(entry.get("sAMAccountName", [b""])[0])
-            kvno = int(_text(entry.get("msDS-KeyVersionNumber", [b"1"])[0]))
-            current = self._digests.get(dn.lower()) or scenario_digest(sam, kvno)
-            if password_digest(old) != current:
+            if password_digest(old) != self._current_digest(dn):
                 return _result(CONSTRAINT_VIOLATION, "00000056: Constraint violation - check_password_restrictions: "
                                                      "The old password specified doesn't match!")
             last = filetime_to_datetime(int(_text(entry.get("pwdLastSet", [b"0"])[0]) or 0))
@@ -702,11 +697,21 @@ class LabDirectory:
         """The digest of the account's current password (None: no such account)."""
         with self._lock:
             dn = self._account_dn_by_sam(sam)
-            if dn is None:
-                return None
-            vals = self.server.dit[dn].get("msDS-KeyVersionNumber")
-            kvno = int(_text(vals[0])) if vals else 1
-            return self._digests.get(dn.lower()) or scenario_digest(sam, kvno)
+            return None if dn is None else self._current_digest(dn)
+
+    def _current_digest(self, dn: str) -> str:
+        """The digest of the password of the entry at `dn` now: the one set through LDAP, else the one its
+        sAMAccountName and key version mean in the scenario file. The lock is held by the caller."""
+        entry = self.server.dit[dn]
+        vals = entry.get("msDS-KeyVersionNumber")
+        kvno = int(_text(vals[0])) if vals else 1
+        return self._digests.get(dn.lower()) or scenario_digest(_text(entry.get("sAMAccountName", [b""])[0]), kvno)
+
+
+def _password_text(value: bytes) -> str | None:
+    """The password in a unicodePwd value as AD takes it (UTF-16LE, in double quotes); None if it is not one."""
+    text = value.decode("utf-16-le", "replace")
+    return text[1:-1] if text.startswith('"') and text.endswith('"') and len(text) > 2 else None
 
 
 def _result(code: int, message: str) -> dict:
