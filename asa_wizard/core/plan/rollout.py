@@ -141,29 +141,26 @@ def ad_password_change(asa: Account, asa_q: str, deps: list[str], first: str, ga
     """The AD half of a native roll, as Microsoft's script makes it: a computer account's password is reset; a
     user account's is changed with its old password, which the servers hold (no Reset Password right needed),
     and reset only when the change is refused (the minimum password age, usually)."""
-    reset = command("Set-ADAccountPassword", Identity=asa.dn, Reset=SWITCH, NewPassword=Code("$cred.Password"))
-    params = {"dn": asa.dn, **({"group": KEYS_GROUP} if gain_aes else {})}
     if asa.is_computer:
-        return Change(
-            id="rollout.ad-password", system=System.DIRECTORY, action="roll-ad-password", target=asa.dn,
-            summary=f"Reset the password of {asa_q} in AD to the pushed one (once, after every push worked)",
-            attribute="unicodePwd", old=None, new="(the pushed password)", params=params, commands=[reset],
-            undo_commands=[], proven_by=["rollout.current"], step="rollout", depends_on=deps,
-            warning="A password reset cannot be undone. It needs the Reset Password right on the ASA; if it is "
-                    "refused, every server keeps working with the current password.")
-    return Change(
-        id="rollout.ad-password", system=System.DIRECTORY, action="roll-ad-password", target=asa.dn,
-        summary=f"Change the password of {asa_q} in AD to the pushed one with its old password, which the servers "
-                "hold (once, after every push worked); reset it if the change is refused",
-        attribute="unicodePwd", old=None, new="(the pushed password)", params=params,
+        summary = f"Reset the password of {asa_q} in AD to the pushed one (once, after every push worked)"
+        commands = [command("Set-ADAccountPassword", Identity=asa.dn, Reset=SWITCH, NewPassword=Code("$cred.Password"))]
+        warning = ("A password reset cannot be undone. It needs the Reset Password right on the ASA; if it is "
+                   "refused, every server keeps working with the current password.")
+    else:
+        summary = (f"Change the password of {asa_q} in AD to the pushed one with its old password, which the servers "
+                   "hold (once, after every push worked); reset it if the change is refused")
         # the old password: the second of the account's two credentials on the first server that took the push
-        commands=[assign("old", Code(subexpression(command(
-                      "Get-ClientAccessService", first, IncludeAlternateServiceAccountCredentialPassword=SWITCH))
-                      + ".AlternateServiceAccountConfiguration.EffectiveCredentials[1].Credential")),
-                  command("Set-ADAccountPassword", Identity=asa.dn, OldPassword=Code("$old.Password"),
-                          NewPassword=Code("$cred.Password"))],
-        undo_commands=[], proven_by=["rollout.current"], step="rollout", depends_on=deps,
-        warning="A password change cannot be undone. It needs no Reset Password right, only the old password; "
-                "the domain's password policy applies, and a password younger than the minimum password age "
-                "(1 day by default) is reset instead, which needs the Reset Password right on the ASA. If that is "
-                "refused too, every server keeps working with the current password.")
+        commands = [assign("old", Code(subexpression(command(
+                        "Get-ClientAccessService", first, IncludeAlternateServiceAccountCredentialPassword=SWITCH))
+                        + ".AlternateServiceAccountConfiguration.EffectiveCredentials[1].Credential")),
+                    command("Set-ADAccountPassword", Identity=asa.dn, OldPassword=Code("$old.Password"),
+                            NewPassword=Code("$cred.Password"))]
+        warning = ("A password change cannot be undone. It needs no Reset Password right, only the old password; "
+                   "the domain's password policy applies, and a password younger than the minimum password age "
+                   "(1 day by default) is reset instead, which needs the Reset Password right on the ASA. If that "
+                   "is refused too, every server keeps working with the current password.")
+    return Change(
+        id="rollout.ad-password", system=System.DIRECTORY, action="roll-ad-password", target=asa.dn, summary=summary,
+        attribute="unicodePwd", old=None, new="(the pushed password)",
+        params={"dn": asa.dn, **({"group": KEYS_GROUP} if gain_aes else {})}, commands=commands, undo_commands=[],
+        proven_by=["rollout.current"], step="rollout", depends_on=deps, warning=warning)
