@@ -458,74 +458,79 @@ def test_plain_http_is_refused_for_a_real_target_unless_asked(samba_dc, kdc, org
 
 
 # --- Exchange's remote PowerShell endpoint: HTTP, Kerberos only, the messages encrypted ----------------------
-def test_exchange_remote_powershell_over_http_with_kerberos_and_message_encryption(samba_dc, kdc, unique_name,
-                                                                                   tmp_path):
+RPS_SERVER = "ex01.contoso.com"
+
+
+@pytest.fixture
+def rps_front(samba_dc, kdc, unique_name, tmp_path):
+    """`front(stale=False)`: the lab's endpoint model (healthy) behind a Kerberos front for HTTP/ex01.contoso.com,
+    whose key is the service account's current one, or an old one with `stale`; and the client's settings for it,
+    as a user of the Samba domain whom the front maps to the lab admin."""
+    from contextlib import ExitStack
+
+    from asa_wizard.adapters.psrp import RpsSettings
+    from asa_wizard.lab.rps_kerberos import KerberosPowerShell
+    from asa_wizard.lab.scenario import find_scenario, load_scenario
+    from asa_wizard.lab.world import LabWorld
+
+    world = LabWorld(load_scenario(find_scenario("healthy")))
+    world.start_endpoint()  # the endpoint's model: the Kerberos front stands where IIS would
+    name, password = unique_name("rps").upper(), _pw()
+    dn = kdc.computer(name, [f"HTTP/{RPS_SERVER}"], 24, password)
+    user, user_pw = unique_name("adm"), _pw()
+    kdc.user(user, user_pw)
+    principal = f"{user}@{samba_dc.realm}"
+    stack = ExitStack()
+
+    def front(stale: bool = False):  # type: ignore[no-untyped-def]
+        key = _pw() if stale else password
+        kt = write_keytab(tmp_path / "ex01.keytab", samba_dc.realm, f"{name}$", key, kdc.kvno(dn),
+                          [f"HTTP/{RPS_SERVER}"])
+        f = stack.enter_context(KerberosPowerShell(world.endpoint.psrp, kt, {principal: world.scenario.admin_user}))
+        return f, RpsSettings(scheme="http", auth="kerberos", user=principal, password=user_pw,
+                              host_override=f.target)
+
+    try:
+        yield front, principal, user_pw
+    finally:
+        stack.close()
+        kdc.conn.delete(dn)
+        world.close()
+
+
+def test_exchange_remote_powershell_over_http_with_kerberos_and_message_encryption(rps_front):
     """The client as it reaches a real Exchange server (http://<fqdn>/PowerShell, Kerberos, every message
     encrypted with the Kerberos session) against the lab's endpoint model behind a Kerberos front whose key is
     the server's: a real ticket from the Samba KDC, and no SOAP readable on the wire."""
-    from asa_wizard.adapters.psrp import ExchangeRps, RpsSettings
-    from asa_wizard.lab.rps_kerberos import KerberosPowerShell
-    from asa_wizard.lab.scenario import find_scenario, load_scenario
-    from asa_wizard.lab.world import LabWorld
+    from asa_wizard.adapters.psrp import ExchangeRps
 
-    world = LabWorld(load_scenario(find_scenario("healthy")))
-    world.start_endpoint()  # the endpoint's model: the Kerberos front stands where IIS would
-    server = "ex01.contoso.com"
-    name, password = unique_name("rps").upper(), _pw()
-    dn = kdc.computer(name, [f"HTTP/{server}"], 24, password)
-    user, user_pw = unique_name("adm"), _pw()
-    kdc.user(user, user_pw)
-    principal = f"{user}@{samba_dc.realm}"
-    kt = write_keytab(tmp_path / "ex01.keytab", samba_dc.realm, f"{name}$", password, kdc.kvno(dn), [f"HTTP/{server}"])
-    try:
-        with KerberosPowerShell(world.endpoint.psrp, kt, {principal: world.scenario.admin_user}) as front:
-            settings = RpsSettings(scheme="http", auth="kerberos", user=principal, password=user_pw,
-                                   host_override=front.target)
-            with ExchangeRps(settings) as rps:
-                rows = rps.invoke(server, "Get-ExchangeServer", {})
-                again = rps.invoke(server, "Get-ClientAccessService", {"Identity": server})
-            assert sorted(str(r.get("Name")) for r in rows) == ["EX01", "EX02"]
-            assert [str(r.get("Name")) for r in again] == ["EX01"]
-            assert front.accepted and set(front.accepted) == {principal} and front.rejected == []
-            assert front.unencrypted == 0
-            # offered "Kerberos" as Exchange offers it, the client encrypts with the Kerberos protocol
-            assert set(front.protocols) == {"application/HTTP-Kerberos-session-encrypted"}
-            sent = [b for b in front.bodies if b]
-            assert sent and all(b.startswith(b"--Encrypted Boundary\r\n") for b in sent)
-            assert not any(b"Envelope" in b or b"Get-ExchangeServer" in b for b in sent)  # nothing readable
-    finally:
-        kdc.conn.delete(dn)
-        world.close()
+    make, principal, _ = rps_front
+    front, settings = make()
+    with ExchangeRps(settings) as rps:
+        rows = rps.invoke(RPS_SERVER, "Get-ExchangeServer", {})
+        again = rps.invoke(RPS_SERVER, "Get-ClientAccessService", {"Identity": RPS_SERVER})
+    assert sorted(str(r.get("Name")) for r in rows) == ["EX01", "EX02"]
+    assert [str(r.get("Name")) for r in again] == ["EX01"]
+    assert front.accepted and set(front.accepted) == {principal} and front.rejected == []
+    assert front.unencrypted == 0
+    # offered "Kerberos" as Exchange offers it, the client encrypts with the Kerberos protocol
+    assert set(front.protocols) == {"application/HTTP-Kerberos-session-encrypted"}
+    sent = [b for b in front.bodies if b]
+    assert sent and all(b.startswith(b"--Encrypted Boundary\r\n") for b in sent)
+    assert not any(b"Envelope" in b or b"Get-ExchangeServer" in b for b in sent)  # nothing readable
 
 
-def test_exchange_remote_powershell_refuses_a_ticket_its_key_cannot_read(samba_dc, kdc, unique_name, tmp_path):
+def test_exchange_remote_powershell_refuses_a_ticket_its_key_cannot_read(rps_front):
     """The server's key is not the account's current one (a stale credential): Kerberos fails, and the client
     says so with what to check, not a traceback."""
-    from asa_wizard.adapters.psrp import ExchangeRps, RpsError, RpsSettings
-    from asa_wizard.lab.rps_kerberos import KerberosPowerShell
-    from asa_wizard.lab.scenario import find_scenario, load_scenario
-    from asa_wizard.lab.world import LabWorld
+    from asa_wizard.adapters.psrp import ExchangeRps, RpsError
 
-    world = LabWorld(load_scenario(find_scenario("healthy")))
-    world.start_endpoint()  # the endpoint's model: the Kerberos front stands where IIS would
-    server = "ex01.contoso.com"
-    name, password = unique_name("rps").upper(), _pw()
-    dn = kdc.computer(name, [f"HTTP/{server}"], 24, password)
-    user, user_pw = unique_name("adm"), _pw()
-    kdc.user(user, user_pw)
-    principal = f"{user}@{samba_dc.realm}"
-    stale = write_keytab(tmp_path / "old.keytab", samba_dc.realm, f"{name}$", _pw(), kdc.kvno(dn), [f"HTTP/{server}"])
-    try:
-        with KerberosPowerShell(world.endpoint.psrp, stale, {principal: world.scenario.admin_user}) as front:
-            settings = RpsSettings(scheme="http", auth="kerberos", user=principal, password=user_pw,
-                                   host_override=front.target)
-            with ExchangeRps(settings) as rps:
-                with pytest.raises(RpsError) as info:
-                    rps.invoke(server, "Get-ExchangeServer", {})
-            assert front.accepted == [] and front.rejected
-            assert "with kerberos was refused (HTTP 401)" in info.value.problem
-            assert f"HTTP/{server}" in info.value.fix and "KRB_AP_ERR_MODIFIED" in info.value.fix
-            assert user_pw.reveal() not in f"{info.value} {info.value.fix} {info.value.detail}"
-    finally:
-        kdc.conn.delete(dn)
-        world.close()
+    make, _, user_pw = rps_front
+    front, settings = make(stale=True)
+    with ExchangeRps(settings) as rps:
+        with pytest.raises(RpsError) as info:
+            rps.invoke(RPS_SERVER, "Get-ExchangeServer", {})
+    assert front.accepted == [] and front.rejected
+    assert "with kerberos was refused (HTTP 401)" in info.value.problem
+    assert f"HTTP/{RPS_SERVER}" in info.value.fix and "KRB_AP_ERR_MODIFIED" in info.value.fix
+    assert user_pw.reveal() not in f"{info.value} {info.value.fix} {info.value.detail}"
