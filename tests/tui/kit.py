@@ -23,14 +23,15 @@ async def settle(app: AsaWizardApp, pilot: Any, rounds: int = 3) -> None:
     await pilot.pause()
     # DataTable measures its columns when it next goes idle: under load a screenshot can come first and
     # show every column at its header's width. Wait (bounded) until every table has measured its rows.
-    # Twice in a row: a message handled meanwhile (a pane refreshing its table) can start a new measurement.
+    # Three times in a row: a message handled meanwhile (a pane refreshing its table) can start a new
+    # measurement. Bounded at 10 s: on a loaded CI machine 3 s were seen to run out before a table had measured.
     clean = 0
-    for _ in range(60):
+    for _ in range(200):
         if any(t._require_update_dimensions or t._updated_cells for t in app.query(DataTable)):
             clean = 0
         else:
             clean += 1
-            if clean == 2:
+            if clean == 3:
                 break
         await pilot.pause(0.05)
 
