@@ -77,7 +77,47 @@ class _TlsServer(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
-class NegotiateAcceptor:
+def acceptor_context(keytab: Path, channel_bindings: object = None):  # type: ignore[no-untyped-def]
+    """A GSSAPI acceptor context whose key comes from `keytab` through the credential store (never the
+    process-wide KRB5_KTNAME, so acceptors with different keys live in one process)."""
+    import gssapi
+
+    creds = gssapi.Credentials(usage="accept", store={"keytab": f"FILE:{keytab}"})
+    return gssapi.SecurityContext(creds=creds, usage="accept", channel_bindings=channel_bindings)
+
+
+class LoopbackServer:
+    """An HTTP server on loopback that serves from its own thread: `with X(...) as x:` then `x.address`. The
+    subclass sets `_server` and `_thread_name`."""
+
+    _server: ThreadingHTTPServer
+    _thread_name = "lab-http"
+    _thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self):  # type: ignore[no-untyped-def]
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self._thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class NegotiateAcceptor(LoopbackServer):
     """`with NegotiateAcceptor(keytab, name="EX01", certificates={"mail.contoso.lab": (cert, key)}) as a:` then
     send requests to `a.address`. Without `certificates` it speaks plain HTTP (only for the test that shows
     the probe refuses HTTP unless asked)."""
@@ -106,38 +146,15 @@ class NegotiateAcceptor:
                 return
 
         if certificates:
-            self._server: ThreadingHTTPServer = _TlsServer((host, 0), Handler, certificates)
+            self._server = _TlsServer((host, 0), Handler, certificates)
         else:
             self._server = ThreadingHTTPServer((host, 0), Handler)
             self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._thread_name = f"acceptor-{name}"
 
     @property
     def tls(self) -> bool:
         return isinstance(self._server, _TlsServer)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> "NegotiateAcceptor":
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"acceptor-{self.name}",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "NegotiateAcceptor":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- one request ----------------------------------------------------------------------------------
     def _binding(self, h: BaseHTTPRequestHandler) -> bytes | None:
@@ -179,8 +196,7 @@ class NegotiateAcceptor:
         out: bytes | None = None
         cb = gssapi.raw.ChannelBindings(application_data=binding) if setting != "None" and binding else None
         try:
-            creds = gssapi.Credentials(usage="accept", store={"keytab": f"FILE:{self.keytab}"})
-            ctx = gssapi.SecurityContext(creds=creds, usage="accept", channel_bindings=cb)
+            ctx = acceptor_context(self.keytab, cb)
             out = ctx.step(token)
             # python-gssapi hands back an error token (KRB-ERROR) first and raises on the next access
             if not ctx.complete:

@@ -19,7 +19,7 @@ Samba AD DC): the embedded lab has no KDC and stays on Basic over HTTPS.
   lines written `-- Encrypted Boundary` (a space after the dashes), as pypsrp's reader notes Exchange writes
   them. A plain SOAP body is refused (WinRM's `AllowUnencrypted` is false on Exchange's endpoint).
 
-The acceptor's key comes from a keytab through GSSAPI's credential store, never the process-wide KRB5_KTNAME.
+The acceptor's key comes from a keytab through GSSAPI's credential store (`acceptor.acceptor_context`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from __future__ import annotations
 import base64
 import re
 import struct
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+from .acceptor import LoopbackServer, acceptor_context
+from .wsman import POWERSHELL_PATH
 
 if TYPE_CHECKING:
     from .psrp_endpoint import LabPsrpEndpoint
@@ -90,7 +92,7 @@ def decrypted_body(context: Any, body: bytes) -> bytes:
     return message
 
 
-class KerberosPowerShell:
+class KerberosPowerShell(LoopbackServer):
     """`with KerberosPowerShell(world.endpoint.psrp, keytab, {"alice@CONTOSO.LAB": "CONTOSO\\\\Administrator"}) as
     k:` then point `RpsSettings(scheme="http", auth="kerberos", host_override=k.target)` at it: each server's
     endpoint is `http://127.0.0.1:<port>/PowerShell/<server>`, and the client asks for `HTTP/<server>`."""
@@ -121,40 +123,18 @@ class KerberosPowerShell:
 
         self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        self._thread_name = "lab-rps-kerberos"
 
     def target(self, server: str) -> tuple[str, int, str]:
         """`RpsSettings.host_override`: (host, port, path) of one server's endpoint."""
         host, port = self.address
         return host, port, f"PowerShell/{server.lower()}"
 
-    def start(self) -> "KerberosPowerShell":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lab-rps-kerberos", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "KerberosPowerShell":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # --- one request ----------------------------------------------------------------------------------
     def _handle(self, h: Any) -> None:
         body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
         self.bodies.append(body)
-        m = re.fullmatch(r"/powershell/([^/?]+)/?(?:\?.*)?", h.path, re.I)
+        m = POWERSHELL_PATH.fullmatch(h.path)
         if m is None or self.model.exchange.server(unquote(m.group(1))) is None:
             return self._reply(h, 404, b"")
         server = unquote(m.group(1))
@@ -197,8 +177,7 @@ class KerberosPowerShell:
             self.rejected.append("NTLM refused: the endpoint accepts Kerberos only")
             return self._reply(h, 401, b"", challenge="Kerberos")
         try:
-            creds = gssapi.Credentials(usage="accept", store={"keytab": f"FILE:{self.keytab}"})
-            ctx = gssapi.SecurityContext(creds=creds, usage="accept")
+            ctx = acceptor_context(self.keytab)
             out = ctx.step(raw)
             if not ctx.complete:
                 self.rejected.append("the Kerberos exchange did not complete")

@@ -45,6 +45,7 @@ MAX_COMMAND_LINE = 8191  # cmd.exe
 # An idle keep-alive connection ends after this, as IIS ends it (its sites' connectionTimeout, 2 minutes by default):
 # a run keeps each server's connection from the pre-flight to the push, which at hundreds of servers takes
 # longer than a shorter limit. A client that closes its sessions ends the connection's thread at once.
+POWERSHELL_PATH = re.compile(r"/powershell/([^/?]+)/?(?:\?.*)?", re.I)  # a server's Exchange endpoint
 SOCKET_TIMEOUT = 120.0
 LISTEN_BACKLOG = 128  # HTTP.sys does not refuse a burst of new connections; socketserver's default is 5
 MAX_HEADER_LINE = 65536  # http.client's limits, which http.server applies
@@ -378,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         data = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
         endpoint = self.server.endpoint
-        rps = re.fullmatch(r"/powershell/([^/?]+)/?(?:\?.*)?", self.path, re.I)
+        rps = POWERSHELL_PATH.fullmatch(self.path)
         if rps:
             return self._powershell(endpoint, unquote(rps.group(1)), data)
         if not endpoint.authorized(self.headers.get("Authorization")):
